@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install Debian's influxdb if needed, start it on a free loopback port with its data in a
+# temp dir, run the whole pytest suite against it, and stop it whatever happens.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${VENV:-.venv}
+cd "$here"
+
+if ! command -v influxd >/dev/null 2>&1; then
+  echo "installing Debian's influxdb ..."
+  sudo_=""
+  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq influxdb >/dev/null
+fi
+
+influx_dir=$(mktemp -d)
+cleanup() { bash scripts/influxd.sh stop "$influx_dir" || true; rm -rf "$influx_dir"; }
+trap cleanup EXIT
+INFLUX_URL=$(bash scripts/influxd.sh start "$influx_dir" | tail -n 1)
+echo "influxd $(influxd version 2>/dev/null | head -n 1) at $INFLUX_URL"
+export INFLUX_URL REQUIRE_INFLUX=1
+"$venv/bin/python" -m pytest -q "$@"

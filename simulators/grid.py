@@ -1,0 +1,131 @@
+"""mosaik adapter for the pandapower grid model (:class:`twin.powerflow.GridModel`).
+
+Hybrid simulator: it solves on its regular step and, in between, whenever a switching or
+tap input arrives (those attributes are triggers), so switching is seen within the tick it
+happens, not at the next grid step.
+
+Entities: one ``Grid`` (whole-network summary) whose children are the elements, with ids
+``<table>-<index>`` (``bus-3``, ``switch-6``); attributes carry units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mosaik_api_v3
+
+from twin.powerflow import RESULT_SPEC, SUMMARY_ATTRS, GridModel
+
+# model name -> (net table, input attrs, trigger attrs, output attrs). One table drives the
+# META, entity creation, inputs and outputs.
+_MODELS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "Bus": ("bus", (), (), tuple(RESULT_SPEC["bus"][1])),
+    "Line": ("line", (), (), (*RESULT_SPEC["line"][1], "in_service")),
+    "Trafo": ("trafo", ("tap_pos",), ("tap_pos",), (*RESULT_SPEC["trafo"][1], "tap_pos")),
+    "Load": ("load", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["load"][1])),
+    "Sgen": ("sgen", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["sgen"][1])),
+    "Storage": ("storage", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["storage"][1])),
+    "Switch": ("switch", ("closed",), ("closed",), ("closed",)),
+    "ExtGrid": ("ext_grid", (), (), tuple(RESULT_SPEC["ext_grid"][1])),
+}
+TABLE_TO_MODEL = {table: model for model, (table, *_rest) in _MODELS.items()}
+
+
+def _model_meta(inputs: tuple[str, ...], triggers: tuple[str, ...], outputs: tuple[str, ...]):
+    attrs = list(dict.fromkeys((*inputs, *outputs)))
+    return {
+        "public": False,
+        "params": [],
+        "attrs": attrs,
+        "trigger": list(triggers),
+        "non-persistent": [],
+    }
+
+
+META: mosaik_api_v3.Meta = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {
+        "Grid": {
+            "public": True,
+            "params": ["net", "step_ticks", "recycle"],
+            "attrs": list(SUMMARY_ATTRS),
+            "trigger": [],
+            "non-persistent": [],
+        },
+        **{name: _model_meta(i, t, o) for name, (_tbl, i, t, o) in _MODELS.items()},
+    },
+}
+
+
+class GridSim(mosaik_api_v3.Simulator):
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.model: GridModel | None = None
+        self.step_ticks = 1
+        self.eid_index: dict[str, tuple[str, int]] = {}
+
+    def init(self, sid, time_resolution=1.0, **sim_params):
+        return self.meta
+
+    def create(self, num, model, net=None, step_ticks=1, recycle=True):
+        if model != "Grid":
+            raise ValueError(f"GridSim creates 'Grid' entities, not {model!r}")
+        if num != 1 or self.model is not None:
+            raise ValueError("GridSim holds exactly one Grid; start another GridSim for another")
+        if net is None:
+            raise ValueError("Grid needs net=<pandapower net>")
+        if int(step_ticks) < 1:
+            raise ValueError(f"step_ticks must be ≥ 1, found {step_ticks!r}")
+        self.model = GridModel(net, recycle=recycle)
+        self.step_ticks = int(step_ticks)
+        children = []
+        for model_name, (table, *_rest) in _MODELS.items():
+            for idx in net[table].index:
+                eid = f"{table}-{idx}"
+                self.eid_index[eid] = (table, int(idx))
+                children.append({"eid": eid, "type": model_name, "rel": []})
+        return [{"eid": "grid", "type": "Grid", "rel": [], "children": children}]
+
+    def step(self, time, inputs, max_advance):
+        model = self.model
+        assert model is not None
+        injections: dict[str, dict[int, tuple[float | None, float | None]]] = {}
+        for eid, attrs in inputs.items():
+            table, idx = self.eid_index[eid]
+            if table == "switch":
+                model.set_switch(idx, bool(_last(attrs["closed"])))
+            elif table == "trafo":
+                model.set_tap(idx, int(round(_last(attrs["tap_pos"]))))
+            else:
+                injections.setdefault(table, {})[idx] = (
+                    _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))
+        for table, values in injections.items():
+            model.set_injections(table, values)
+        model.solve()
+        # Next regular step, also after an event-triggered solve between steps.
+        return (time // self.step_ticks + 1) * self.step_ticks
+
+    def get_data(self, outputs):
+        model = self.model
+        assert model is not None
+        data: dict[str, dict[str, Any]] = {}
+        for eid, attrs in outputs.items():
+            if eid == "grid":
+                data[eid] = {a: model.summary[a] for a in attrs}
+            else:
+                table, idx = self.eid_index[eid]
+                data[eid] = {a: model.value(table, idx, a) for a in attrs}
+        return data
+
+
+def _total(values: dict[str, float] | None) -> float | None:
+    # Several sources may feed one element (e.g. a PV plant and a profile): they add up.
+    if not values:
+        return None
+    return float(sum(values.values()))
+
+
+def _last(values: dict[str, Any]) -> Any:
+    # For commands, sources should not disagree; take the one from the last source id.
+    return values[sorted(values)[-1]]

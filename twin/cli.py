@@ -1,0 +1,148 @@
+"""The ``twin`` command: run, validate, schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time as wallclock
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from twin.scenario import Scenario, ScenarioError, load_scenario
+from twin.timebase import format_duration
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="dms-twin: a co-simulation digital twin around a DMS.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RecordKind(str, Enum):
+    files = "files"
+    influx = "influx"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _progress_factory(progress: Progress) -> Callable[[Scenario, int], Callable[[int], None]]:
+    def factory(scenario: Scenario, until_ticks: int) -> Callable[[int], None]:
+        clock = scenario.clock
+        task = progress.add_task("simulating", total=until_ticks, sim="", speed="")
+        t0 = wallclock.perf_counter()
+        last = [0.0]
+
+        def update(tick: int) -> None:
+            now = wallclock.perf_counter()
+            if now - last[0] < 0.1 and tick < until_ticks:
+                return  # redrawing costs time; ten updates a second are plenty
+            last[0] = now
+            elapsed = now - t0
+            speed = clock.seconds(tick) / elapsed if elapsed > 0 else 0.0
+            progress.update(task, completed=tick,
+                            sim=format_duration(clock.seconds(tick)), speed=f"{speed:,.0f}×")
+
+        return update
+
+    return factory
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<name>-<time>)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop earlier, e.g. '2h'."),
+    record: Optional[RecordKind] = typer.Option(None, "--record", help="Override recording.store."),
+    influx_url: Optional[str] = typer.Option(None, "--influx-url", help="InfluxDB URL (with --record influx)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Run a scenario and write its run directory."""
+    from twin.runner import run_scenario  # heavy imports only when running
+
+    logging.basicConfig(level=logging.WARNING)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("sim {task.fields[sim]}"),
+        TextColumn("speed-up {task.fields[speed]}"), TimeElapsedColumn(),
+        console=console, disable=no_progress,
+    )
+    try:
+        with progress:
+            summary = run_scenario(scenario, out=out, until=until,
+                                   record=record.value if record else None,
+                                   influx_url=influx_url,
+                                   progress_factory=_progress_factory(progress))
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary) -> None:
+    k = summary.outcome.kpis
+    info = summary.run_info
+    table = Table(title=f"KPIs — {summary.scenario.name}", show_header=True)
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    band = k["voltage_band_pu"]
+
+    def num(x, fmt):
+        return "n/a" if x is None else format(x, fmt)
+
+    rows = [
+        (f"voltage-violation minutes ({band[0]}–{band[1]} p.u.)", num(k["voltage_violation_minutes"], ".1f")),
+        ("min / max bus voltage [p.u.]", f"{num(k['vm_min_pu'], '.4f')} / {num(k['vm_max_pu'], '.4f')}"),
+        ("max line loading [%]", f"{num(k['max_line_loading_percent'], '.1f')} ({k['max_line_loading_element']})"),
+        ("max trafo loading [%]", f"{num(k['max_trafo_loading_percent'], '.1f')} ({k['max_trafo_loading_element']})"),
+        ("energy losses [MWh]", num(k["energy_losses_mwh"], ".3f")),
+        ("PV energy [MWh]", num(k["pv_energy_mwh"], ".3f")),
+        ("wind energy [MWh]", num(k["wind_energy_mwh"], ".3f")),
+        ("non-converged steps", str(k["non_converged_steps"])),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    console.print(
+        f"{info['grid_steps']} grid steps, {info['grid_solves']} power flows, "
+        f"{info['points_recorded']:,} points in {info['wall_time_s']:.1f} s "
+        f"(speed-up {info['speed_up']}×)")
+    rec = summary.recording
+    if rec.get("spilled"):
+        console.print(f"[bold yellow]warning:[/] {rec['summary']}")
+    console.print(f"recorded to {rec['target']}")
+    console.print(f"results in [bold]{summary.run_dir}[/] (kpis.json, run.json, store/)")
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Scenario files to check.")) -> None:
+    """Check scenario files; exit 2 if any is invalid."""
+    bad = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+        except ScenarioError as exc:
+            err_console.print(f"[bold red]invalid:[/] {exc}", highlight=False)
+            bad += 1
+            continue
+        console.print(f"[green]valid:[/] {f} ({sc.name}: {format_duration(sc.duration)} "
+                      f"at {sc.step:g} s steps, seed {sc.seed})", highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario file's JSON Schema (for editor completion)."""
+    sys.stdout.write(json.dumps(Scenario.model_json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()

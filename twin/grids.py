@@ -1,0 +1,94 @@
+"""Build the pandapower net a scenario names, and give its elements stable names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandapower as pp
+import pandapower.networks as pn
+
+from twin.scenario import GridSpec, ScenarioError
+
+#: Element tables the twin works with, in a fixed order.
+ELEMENT_TABLES = ("bus", "line", "trafo", "load", "sgen", "storage", "switch", "ext_grid")
+
+
+def build_net(spec: GridSpec, scenario_file: Path | None = None) -> pp.pandapowerNet:
+    """A fresh net for ``spec`` (never one shared with the caller)."""
+    if spec.builtin == "cigre_mv":
+        net = pn.create_cigre_network_mv(with_der="all")
+        # The batteries idle until a battery model drives them (their stored p_mw would
+        # otherwise charge at a fixed rate all day).
+        net.storage["p_mw"] = 0.0
+        net.storage["q_mvar"] = 0.0
+        _add_oltc(net)
+    elif spec.simbench is not None:
+        import simbench as sb
+
+        try:
+            net = sb.get_simbench_net(spec.simbench)
+        except Exception as exc:  # simbench raises bare ValueError/KeyError for unknown codes
+            raise ScenarioError(
+                f"grid.simbench: expected a valid SimBench code such as '1-MV-rural--0-sw'; "
+                f"found {spec.simbench!r} ({exc})"
+            ) from None
+    else:
+        assert spec.file is not None
+        path = Path(spec.file)
+        if not path.is_absolute() and scenario_file is not None:
+            path = scenario_file.parent / path
+        if not path.exists():
+            raise ScenarioError(f"grid.file: expected an existing pandapower JSON file; found {path}")
+        try:
+            net = pp.from_json(str(path))
+        except Exception as exc:  # from_json raises many kinds for a bad file
+            raise ScenarioError(
+                f"grid.file: expected a pandapower net in JSON; could not read {path} ({exc})"
+            ) from None
+    if len(net.ext_grid) == 0:
+        raise ScenarioError("grid: expected a net with at least one ext_grid (slack); found none")
+    return net
+
+
+def _add_oltc(net: pp.pandapowerNet) -> None:
+    """Give CIGRE's HV/MV trafos the on-load tap changer they lack in pandapower.
+
+    Typical 110/20 kV OLTC: HV side, ±9 steps of 1.5 %, at neutral (results unchanged).
+    """
+    net.trafo["tap_side"] = "hv"
+    net.trafo["tap_neutral"] = 0
+    net.trafo["tap_min"] = -9
+    net.trafo["tap_max"] = 9
+    net.trafo["tap_step_percent"] = 1.5
+    net.trafo["tap_step_degree"] = 0.0
+    net.trafo["tap_pos"] = 0
+    net.trafo["tap_changer_type"] = "Ratio"
+    net.trafo["oltc"] = True
+
+
+def element_names(net: pp.pandapowerNet, table: str) -> list[str]:
+    """One unique, stable name per row of ``net[table]`` (index order).
+
+    The grid's own name where it has a usable, unique one; ``<table>_<index>`` otherwise.
+    """
+    df = net[table]
+    names = df["name"] if "name" in df.columns else [None] * len(df)
+    raw = [n if isinstance(n, str) and n.strip() else None for n in names]
+    counts: dict[str, int] = {}
+    for n in raw:
+        if n is not None:
+            counts[n] = counts.get(n, 0) + 1
+    return [
+        n if n is not None and counts[n] == 1 else f"{table}_{idx}"
+        for n, idx in zip(raw, df.index)
+    ]
+
+
+def find_element(net: pp.pandapowerNet, table: str, name: str, key_path: str) -> int:
+    """Index of the element called ``name``; a ScenarioError naming ``key_path`` if none."""
+    names = element_names(net, table)
+    for idx, n in zip(net[table].index, names):
+        if n == name:
+            return int(idx)
+    shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
+    raise ScenarioError(f"{key_path}: expected the name of a {table} ({shown}); found {name!r}")

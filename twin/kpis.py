@@ -1,0 +1,142 @@
+"""Key performance indicators of a run, accumulated from the recorded points as they stream.
+
+Time weighting: a sample holds from its time until the next sample of the same kind (or the
+end of the run), so event-triggered extra power flows between regular steps count for exactly
+the time they were valid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from twin.recording.schema import Point
+
+
+@dataclass
+class _Integral:
+    """∫ value dt over piecewise-constant samples [value·h]."""
+
+    last_t_s: float | None = None
+    last_value: float = 0.0
+    total: float = 0.0
+
+    def add(self, t_s: float, value: float) -> None:
+        self.close(t_s)
+        self.last_t_s, self.last_value = t_s, value
+
+    def close(self, t_s: float) -> None:
+        if self.last_t_s is not None and t_s > self.last_t_s and math.isfinite(self.last_value):
+            self.total += self.last_value * (t_s - self.last_t_s) / 3600.0
+        if self.last_t_s is not None:
+            self.last_t_s = max(self.last_t_s, t_s)
+
+
+@dataclass
+class KpiAccumulator:
+    """Feed it the points of each recorder step; :meth:`finish` returns the KPI dict.
+
+    Parameters
+    ----------
+    band_pu : (low, high)
+        Allowed voltage band [p.u.].
+    """
+
+    band_pu: tuple[float, float] = (0.95, 1.05)
+    _energy: dict[str, _Integral] = field(default_factory=dict)
+    _max: dict[str, tuple[float, str]] = field(default_factory=dict)
+    _vm_min: float = math.inf
+    _vm_max: float = -math.inf
+    _grid_solves: int = 0
+    _non_converged: int = 0
+
+    def _integral(self, key: str) -> _Integral:
+        if key not in self._energy:
+            self._energy[key] = _Integral()
+        return self._energy[key]
+
+    def _track_max(self, key: str, value: object, element: str) -> None:
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            if key not in self._max or value > self._max[key][0]:
+                self._max[key] = (float(value), element)
+
+    def add(self, t_s: float, points: Iterable[Point]) -> None:
+        """All points recorded at scenario time ``t_s`` [s since start]."""
+        pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = 0.0
+        seen_pv = seen_wind = False
+        violations: dict[str, int] = {}
+        grid_seen = False
+        for p in points:
+            m, f, el = p.measurement, p.fields, p.tags.get("element", "")
+            if m == "grid":
+                grid_seen = True
+                self._grid_solves += 1
+                if not f.get("converged", 0):
+                    self._non_converged += 1
+                self._integral("losses").add(t_s, float(f.get("p_loss_mw", math.nan)))
+                self._integral("load").add(t_s, float(f.get("p_load_mw", math.nan)))
+                self._integral("ext_grid").add(t_s, float(f.get("p_ext_grid_mw", math.nan)))
+            elif m == "bus":
+                vm = f.get("vm_pu")
+                if isinstance(vm, float) and math.isfinite(vm):
+                    self._vm_min = min(self._vm_min, vm)
+                    self._vm_max = max(self._vm_max, vm)
+                    violations[el] = int(not self.band_pu[0] <= vm <= self.band_pu[1])
+            elif m == "line":
+                self._track_max("line", f.get("loading_percent"), el)
+            elif m == "trafo":
+                self._track_max("trafo", f.get("loading_percent"), el)
+            elif m == "pv":
+                seen_pv = True
+                pv_mw += float(f.get("p_mw", 0.0))
+                pv_curt_mw += float(f.get("curtailed_mw", 0.0))
+            elif m == "wind":
+                seen_wind = True
+                wind_mw += float(f.get("p_mw", 0.0))
+                wind_curt_mw += float(f.get("curtailed_mw", 0.0))
+        if seen_pv:
+            self._integral("pv").add(t_s, pv_mw)
+            self._integral("pv_curtailed").add(t_s, pv_curt_mw)
+        if seen_wind:
+            self._integral("wind").add(t_s, wind_mw)
+            self._integral("wind_curtailed").add(t_s, wind_curt_mw)
+        if grid_seen:
+            # Buses without a voltage (failed solve, isolated) count as not violating.
+            any_v = float(any(violations.values()))
+            self._integral("violation_any").add(t_s, any_v)
+            self._integral("violation_bus").add(t_s, float(sum(violations.values())))
+
+    def finish(self, end_t_s: float) -> dict[str, object]:
+        for integral in self._energy.values():
+            integral.close(end_t_s)
+
+        def e(key: str) -> float:
+            return round(self._energy[key].total, 9) if key in self._energy else 0.0
+
+        line_max = self._max.get("line", (math.nan, ""))
+        trafo_max = self._max.get("trafo", (math.nan, ""))
+        return {
+            "voltage_band_pu": list(self.band_pu),
+            "voltage_violation_minutes": round(e("violation_any") * 60.0, 6),
+            "voltage_violation_bus_minutes": round(e("violation_bus") * 60.0, 6),
+            "vm_min_pu": _finite(self._vm_min),
+            "vm_max_pu": _finite(self._vm_max),
+            "max_line_loading_percent": _finite(line_max[0]),
+            "max_line_loading_element": line_max[1],
+            "max_trafo_loading_percent": _finite(trafo_max[0]),
+            "max_trafo_loading_element": trafo_max[1],
+            "energy_losses_mwh": e("losses"),
+            "load_energy_mwh": e("load"),
+            "ext_grid_energy_mwh": e("ext_grid"),
+            "pv_energy_mwh": e("pv"),
+            "pv_curtailed_mwh": e("pv_curtailed"),
+            "wind_energy_mwh": e("wind"),
+            "wind_curtailed_mwh": e("wind_curtailed"),
+            "grid_solves": self._grid_solves,
+            "non_converged_steps": self._non_converged,
+        }
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 9) if math.isfinite(x) else None

@@ -1,0 +1,1 @@
+"""Physical models of the twin's surroundings: weather, PV plants, wind turbines."""

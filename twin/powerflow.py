@@ -1,0 +1,163 @@
+"""The grid model: a pandapower net that takes injections, switching and taps, and solves.
+
+Plain Python over pandapower; the mosaik adapter is :mod:`simulators.grid`.
+
+Sign convention as pandapower: loads and storage positive when consuming, sgens positive
+when producing; line/trafo flows positive from the from/hv side into the element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandapower as pp
+
+#: Per element table: the result table and, for each output attribute, its result column.
+RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {
+    "bus": ("res_bus", {"vm_pu": "vm_pu", "va_degree": "va_degree", "p_mw": "p_mw", "q_mvar": "q_mvar"}),
+    "line": ("res_line", {
+        "loading_percent": "loading_percent", "i_ka": "i_ka",
+        "p_from_mw": "p_from_mw", "q_from_mvar": "q_from_mvar",
+        "p_to_mw": "p_to_mw", "q_to_mvar": "q_to_mvar", "pl_mw": "pl_mw",
+    }),
+    "trafo": ("res_trafo", {
+        "loading_percent": "loading_percent", "i_hv_ka": "i_hv_ka", "i_lv_ka": "i_lv_ka",
+        "p_hv_mw": "p_hv_mw", "q_hv_mvar": "q_hv_mvar",
+        "p_lv_mw": "p_lv_mw", "q_lv_mvar": "q_lv_mvar", "pl_mw": "pl_mw",
+    }),
+    "load": ("res_load", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
+    "sgen": ("res_sgen", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
+    "storage": ("res_storage", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
+    "ext_grid": ("res_ext_grid", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
+}
+
+#: Whole-network summary attributes.
+SUMMARY_ATTRS = (
+    "converged", "p_loss_mw", "q_loss_mvar", "p_load_mw", "p_sgen_mw", "p_storage_mw",
+    "p_ext_grid_mw", "vm_min_pu", "vm_max_pu", "pf_message",
+)
+
+# Reuse pandapower's internal structures between solves where only injections change
+# (about 3× faster on CIGRE MV); taps need the admittance matrix rebuilt ("trafo").
+_RECYCLE_INJECTIONS = {"bus_pq": True, "gen": True, "trafo": False}
+_RECYCLE_TAPS = {"bus_pq": True, "gen": True, "trafo": True}
+
+
+@dataclass(frozen=True)
+class SolveOutcome:
+    converged: bool
+    message: str = ""
+
+
+class GridModel:
+    """Holds the net and the latest results as arrays, keyed like the net's tables."""
+
+    def __init__(self, net: pp.pandapowerNet, recycle: bool = True):
+        self.net = net
+        self.recycle = recycle
+        self._needs_full = True  # first solve, and after topology changes or failures
+        self._taps_changed = False
+        self.positions = {t: {int(i): k for k, i in enumerate(net[t].index)} for t in
+                          (*RESULT_SPEC, "switch")}
+        self.results: dict[str, dict[str, np.ndarray]] = {}
+        self.summary: dict[str, float | int | str] = {}
+        self.outcome = SolveOutcome(False, "not solved yet")
+        self.n_solves = 0
+        self.n_failed = 0
+
+    # ---------------------------------------------------------------- inputs
+    def set_injection(self, table: str, idx: int, p: float | None, q: float | None) -> None:
+        self.set_injections(table, {idx: (p, q)})
+
+    def set_injections(self, table: str, values: dict[int, tuple[float | None, float | None]]) -> None:
+        """P [MW] and Q [Mvar] for several elements of ``table``; None leaves a value as is.
+
+        One column assignment per quantity: per-cell pandas writes would cost more than the
+        power flow itself.
+        """
+        if not values:
+            return
+        df = self.net[table]
+        pos = self.positions[table]
+        for k, col in ((0, "p_mw"), (1, "q_mvar")):
+            column = df[col].to_numpy(dtype=float, copy=True)
+            changed = False
+            for idx, pq in values.items():
+                if pq[k] is not None:
+                    column[pos[idx]] = pq[k]
+                    changed = True
+            if changed:
+                df[col] = column
+
+    def set_switch(self, idx: int, closed: bool) -> bool:
+        """Returns True when the state changed (the topology must then be rebuilt)."""
+        if bool(self.net.switch.at[idx, "closed"]) == bool(closed):
+            return False
+        self.net.switch.at[idx, "closed"] = bool(closed)
+        self._needs_full = True
+        return True
+
+    def set_tap(self, idx: int, tap_pos: int) -> bool:
+        trafo = self.net.trafo
+        if "tap_min" in trafo.columns and np.isfinite(trafo.at[idx, "tap_min"]):
+            tap_pos = int(np.clip(tap_pos, trafo.at[idx, "tap_min"], trafo.at[idx, "tap_max"]))
+        if trafo.at[idx, "tap_pos"] == tap_pos:
+            return False
+        trafo.at[idx, "tap_pos"] = tap_pos
+        self._taps_changed = True
+        return True
+
+    # ---------------------------------------------------------------- solve
+    def solve(self) -> SolveOutcome:
+        """Run the power flow; a failure is an outcome, not an exception."""
+        kwargs: dict = {}
+        if self.recycle and not self._needs_full:
+            kwargs["recycle"] = _RECYCLE_TAPS if self._taps_changed else _RECYCLE_INJECTIONS
+        self.n_solves += 1
+        try:
+            pp.runpp(self.net, numba=True, **kwargs)
+            self.outcome = SolveOutcome(True)
+            self._needs_full = False
+        except pp.LoadflowNotConverged as exc:
+            self.outcome = SolveOutcome(False, f"power flow did not converge ({exc})")
+        except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+            # pandapower raises these for singular or degenerate nets; the run goes on.
+            self.outcome = SolveOutcome(False, f"power flow failed: {type(exc).__name__}: {exc}")
+        self._taps_changed = False
+        if not self.outcome.converged:
+            self.n_failed += 1
+            self._needs_full = True  # recycled structures may be stale
+        self._collect()
+        return self.outcome
+
+    def _collect(self) -> None:
+        ok = self.outcome.converged
+        for table, (res_table, attrs) in RESULT_SPEC.items():
+            n = len(self.net[table])
+            res = self.net[res_table] if ok else None
+            self.results[table] = {
+                attr: (res[col].to_numpy(dtype=float) if ok else np.full(n, np.nan))
+                for attr, col in attrs.items()
+            }
+        self.results["switch"] = {"closed": self.net.switch["closed"].to_numpy(dtype=bool)}
+        self.results["line"]["in_service"] = self.net.line["in_service"].to_numpy(dtype=bool)
+        self.results["trafo"]["tap_pos"] = self.net.trafo["tap_pos"].to_numpy(dtype=float)
+        r = self.results
+        nan = float("nan")
+        self.summary = {
+            "converged": int(ok),
+            "p_loss_mw": float(np.sum(r["line"]["pl_mw"]) + np.sum(r["trafo"]["pl_mw"])) if ok else nan,
+            "q_loss_mvar": float(self.net.res_line.ql_mvar.sum() + self.net.res_trafo.ql_mvar.sum()) if ok else nan,
+            "p_load_mw": float(np.sum(r["load"]["p_mw"])) if ok else nan,
+            "p_sgen_mw": float(np.sum(r["sgen"]["p_mw"])) if ok else nan,
+            "p_storage_mw": float(np.sum(r["storage"]["p_mw"])) if ok else nan,
+            "p_ext_grid_mw": float(np.sum(r["ext_grid"]["p_mw"])) if ok else nan,
+            "vm_min_pu": float(np.nanmin(r["bus"]["vm_pu"])) if ok else nan,
+            "vm_max_pu": float(np.nanmax(r["bus"]["vm_pu"])) if ok else nan,
+            "pf_message": self.outcome.message,
+        }
+
+    def value(self, table: str, idx: int, attr: str) -> float | bool:
+        v = self.results[table][attr][self.positions[table][idx]]
+        return v.item()

@@ -1,0 +1,1 @@
+"""Recording: the point schema and the stores that keep what the twin produces."""

@@ -1,0 +1,91 @@
+"""Open the store a scenario asks for: the file store, or InfluxDB with the file store as spill."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from twin.recording.files import FileStore
+from twin.recording.resilient import ResilientWriter, WriteReport, open_with_fallback
+from twin.recording.schema import Point, Store
+from twin.scenario import InfluxSpec, ScenarioError
+
+STORE_DIR = "store"
+
+
+@dataclass
+class Recording:
+    """The store the recorder writes to, and what to say about it afterwards."""
+
+    store: Store
+    description: str
+    kind: str
+
+    def close(self) -> WriteReport | None:
+        if isinstance(self.store, ResilientWriter):
+            return self.store.close()
+        self.store.close()
+        return None
+
+
+class _Counting:
+    """File store that counts, so both kinds of recording report the same way."""
+
+    def __init__(self, store: FileStore):
+        self.inner, self.points = store, 0
+
+    def write(self, points: list[Point]) -> None:
+        self.inner.write(points)
+        self.points += len(points)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _secret(env: Mapping[str, str], name: str | None, key: str) -> str | None:
+    if name is None:
+        return None
+    if name not in env:
+        raise ScenarioError(
+            f"recording.influx.{key}: expected the environment variable {name} to be set; "
+            "it is not"
+        )
+    return env[name]
+
+
+def open_recording(kind: str, influx: InfluxSpec | None, run_dir: Path,
+                   env: Mapping[str, str] | None = None) -> Recording:
+    """``kind`` is 'files' or 'influx'; secrets come from ``env`` (default: os.environ)."""
+    env = os.environ if env is None else env
+    store_dir = run_dir / STORE_DIR
+    if kind == "files":
+        return Recording(_Counting(FileStore(store_dir)), f"file store {store_dir}", "files")
+    if influx is None:
+        raise ScenarioError("recording.influx: expected an 'influx:' section (url, api, …)")
+
+    if influx.api == "v1":
+        from twin.recording.influx_v1 import InfluxV1Store
+
+        password = _secret(env, influx.password_env, "password_env")
+
+        def make_primary() -> Store:
+            return InfluxV1Store(influx.url, influx.database, username=influx.username,
+                                 password=password, batch_size=influx.batch_size)
+
+        target = f"InfluxDB {influx.url} database {influx.database}"
+    else:
+        from twin.recording.influx_v2 import InfluxV2Store
+
+        token = _secret(env, influx.token_env, "token_env")
+
+        def make_primary() -> Store:
+            return InfluxV2Store(influx.url, influx.bucket, influx.org, token,
+                                 batch_size=influx.batch_size)
+
+        target = f"InfluxDB {influx.url} bucket {influx.bucket}"
+    writer = open_with_fallback(make_primary, lambda: FileStore(store_dir),
+                                batch_size=influx.batch_size,
+                                spill_description=f"file store {store_dir}")
+    return Recording(writer, target, "influx")

@@ -1,0 +1,340 @@
+"""Embedded file store: points as Parquet files, one folder per measurement.
+
+Layout::
+
+    <directory>/
+        bus/
+            part-00000.parquet
+            part-00001.parquet
+            ...
+        line/
+            part-00000.parquet
+        ...
+
+Each part holds the points of one measurement that were buffered in memory until the buffer
+reached ``flush_points`` points (or the store was closed). Columns of a part:
+
+* ``time`` — ``timestamp[ns, tz=UTC]``, the point's ``time_ns``;
+* one ``string`` column per tag key seen in the part (sorted by key), null where a point
+  lacks the tag;
+* one column per field key seen in the part (first-seen order), typed from the Python values:
+  ``float`` -> ``double``, ``int`` -> ``int64``, ``bool`` -> ``bool``, ``str`` -> ``string``;
+  null where a point lacks the field.
+
+Which columns are tags and which are fields is recorded in the Parquet schema metadata
+(``dms_twin.tags`` / ``dms_twin.fields``, JSON lists), so a tag and a field column are never
+confused. Parts are written to a temporary name and renamed, so a crash never leaves a
+half-written part behind; an existing directory is appended to (numbering continues).
+
+Like InfluxDB, a field keeps one type per measurement: writing ``1`` (int) where ``1.5``
+(float) was written before raises :class:`TypeError` at ``write`` time. That is what makes
+a point read back with the same Python types it was written with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from twin.recording.schema import FieldValue, Point
+
+_TIME = "time"
+_META_TAGS = b"dms_twin.tags"
+_META_FIELDS = b"dms_twin.fields"
+_PART_GLOB = "part-*.parquet"
+_TIMESTAMP = pa.timestamp("ns", tz="UTC")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    float: pa.float64(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+    str: pa.string(),
+}
+_PYTHON_TYPES = {str(arrow): python for python, arrow in _ARROW_TYPES.items()}
+
+
+def _check_measurement(name: str) -> None:
+    """Measurement names become folder names; refuse ones that would escape or collide."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"measurement name {name!r} cannot be used as a folder name")
+
+
+def _part_paths(folder: Path) -> list[Path]:
+    return sorted(folder.glob(_PART_GLOB))
+
+
+class FileStore:
+    """Buffer points per measurement and write them as Parquet parts.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Root folder; created if missing. Existing parts are kept and new ones numbered after.
+    flush_points : int
+        A measurement's buffer is written as one part when it holds this many points.
+
+    Notes
+    -----
+    Points are kept by reference until their part is written: do not change a point's
+    dicts after handing it to :meth:`write`.
+
+    Not thread-safe: one writer (e.g. the recorder, or the background thread of
+    :class:`~twin.recording.resilient.ResilientWriter`) per store.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], flush_points: int = 50_000) -> None:
+        if flush_points < 1:
+            raise ValueError(f"flush_points must be >= 1, got {flush_points}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.flush_points = flush_points
+        self._buffers: dict[str, list[Point]] = {}
+        # Per measurement: the one type of each field, and every tag key seen (incl. on disk).
+        self._field_types: dict[str, dict[str, type]] = {}
+        self._tag_keys: dict[str, set[str]] = {}
+        self._next_part: dict[str, int] = {}
+        self._closed = False
+
+    @property
+    def description(self) -> str:
+        """Human-readable location, used in summaries."""
+        return str(self.directory)
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Buffer points; write a part for every measurement whose buffer is full.
+
+        Raises
+        ------
+        TypeError
+            A field value of an unsupported type, or of a different type than earlier values
+            of the same field in the same measurement. Nothing of the batch is buffered then.
+        ValueError
+            A measurement name unusable as a folder, a tag or field named ``time``, a key used
+            both as tag and field, or an int outside 64 bits.
+        RuntimeError
+            The store is closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"FileStore at {self.directory} is closed")
+        # Validate the whole batch before buffering any of it, so a bad point cannot leave
+        # the batch half-recorded; new field types are only committed once all passed.
+        new_types: dict[str, dict[str, type]] = {}
+        for point in points:
+            self._validate(point, new_types)
+        for measurement, types in new_types.items():
+            self._field_types.setdefault(measurement, {}).update(types)
+        touched: set[str] = set()
+        for point in points:
+            if point.fields:
+                self._buffers.setdefault(point.measurement, []).append(point)
+                touched.add(point.measurement)
+        for measurement in touched:
+            if len(self._buffers[measurement]) >= self.flush_points:
+                self._flush(measurement)
+
+    def _validate(self, point: Point, new_types: dict[str, dict[str, type]]) -> None:
+        measurement = point.measurement
+        known = self._field_types.get(measurement)
+        if known is None:
+            _check_measurement(measurement)
+            known = self._load_existing(measurement)
+        tag_keys = self._tag_keys[measurement]
+        for key, value in point.tags.items():
+            if type(value) is not str:
+                raise TypeError(f"{measurement}: tag {key!r} must be a str, got {value!r}")
+            if key not in tag_keys:
+                pending = new_types.get(measurement, {})
+                if key == _TIME or key in known or key in pending:
+                    raise ValueError(f"{measurement}: tag {key!r} clashes with a field or 'time'")
+                # Tag keys carry no type, so they can be committed right away.
+                tag_keys.add(key)
+        for key, value in point.fields.items():
+            kind = type(value)
+            # Fast path: a field already known with this type (nearly every value).
+            if known.get(key) is not kind:
+                pending = new_types.setdefault(measurement, {})
+                self._check_new_field(measurement, key, value, pending)
+            elif kind is int and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+                raise ValueError(f"{measurement}.{key} = {value} does not fit a 64-bit integer")
+
+    def _check_new_field(
+        self, measurement: str, key: str, value: FieldValue, pending: dict[str, type]
+    ) -> None:
+        """Check a field not yet committed for this measurement (or of a different type)."""
+        kind = type(value)
+        if kind not in _ARROW_TYPES:
+            raise TypeError(f"{measurement}.{key} has unsupported type {kind.__name__}: {value!r}")
+        expected = self._field_types[measurement].get(key) or pending.get(key)
+        if expected is None:
+            if key == _TIME or key in self._tag_keys[measurement]:
+                raise ValueError(f"{measurement}: field {key!r} clashes with a tag or 'time'")
+            pending[key] = kind
+        elif expected is not kind:
+            raise TypeError(
+                f"{measurement}.{key} was {expected.__name__} before, now {kind.__name__} "
+                f"({value!r}); a field keeps one type per measurement"
+            )
+        if kind is int and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise ValueError(f"{measurement}.{key} = {value} does not fit a 64-bit integer")
+
+    def _load_existing(self, measurement: str) -> dict[str, type]:
+        """Field types, tag keys and next part number from parts already on disk."""
+        types: dict[str, type] = {}
+        tag_keys: set[str] = set()
+        parts = _part_paths(self.directory / measurement)
+        for path in parts:
+            schema = pq.read_schema(path)
+            tag_keys.update(_schema_names(schema, _META_TAGS))
+            for name in _schema_names(schema, _META_FIELDS):
+                types[name] = _PYTHON_TYPES[str(schema.field(name).type)]
+        self._next_part[measurement] = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+        self._field_types[measurement] = types
+        self._tag_keys[measurement] = tag_keys
+        return types
+
+    def _flush(self, measurement: str) -> None:
+        points = self._buffers.get(measurement)
+        if not points:
+            return
+        table = _to_table(points, self._field_types[measurement])
+        folder = self.directory / measurement
+        folder.mkdir(exist_ok=True)
+        index = self._next_part[measurement]
+        path = folder / f"part-{index:05d}.parquet"
+        temporary = path.with_suffix(".parquet.tmp")
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)
+        # Dropped only now: if writing failed, the points stay buffered for a later flush.
+        del self._buffers[measurement]
+        self._next_part[measurement] = index + 1
+
+    def flush(self) -> None:
+        """Write every non-empty buffer as a part now."""
+        for measurement in list(self._buffers):
+            self._flush(measurement)
+
+    def close(self) -> None:
+        """Write what is buffered; further writes raise. Closing twice is harmless."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+
+
+def _to_table(points: list[Point], field_types: dict[str, type]) -> pa.Table:
+    """Build one Arrow table column-wise from buffered points (one pass per column)."""
+    tag_keys: dict[str, None] = {}
+    field_keys: dict[str, None] = {}
+    for point in points:
+        tag_keys.update(dict.fromkeys(point.tags))
+        field_keys.update(dict.fromkeys(point.fields))
+    tags = sorted(tag_keys)
+    fields = list(field_keys)
+    columns = [pa.array([point.time_ns for point in points], type=pa.int64()).cast(_TIMESTAMP)]
+    names = [_TIME]
+    for key in tags:
+        columns.append(pa.array([point.tags.get(key) for point in points], type=pa.string()))
+        names.append(key)
+    for key in fields:
+        arrow_type = _ARROW_TYPES[field_types[key]]
+        columns.append(pa.array([point.fields.get(key) for point in points], type=arrow_type))
+        names.append(key)
+    metadata = {_META_TAGS: json.dumps(tags).encode(), _META_FIELDS: json.dumps(fields).encode()}
+    return pa.table(columns, names=names).replace_schema_metadata(metadata)
+
+
+def _schema_names(schema: pa.Schema, key: bytes) -> list[str]:
+    metadata = schema.metadata or {}
+    if key not in metadata:
+        raise ValueError(f"Parquet part without {key.decode()} metadata; not written by FileStore")
+    return list(json.loads(metadata[key]))
+
+
+def list_measurements(directory: str | os.PathLike[str]) -> list[str]:
+    """Measurements (folder names) in ``directory`` that hold at least one part, sorted."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no FileStore directory at {root}")
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and _part_paths(entry))
+
+
+def _read_table(
+    directory: str | os.PathLike[str], measurement: str
+) -> tuple[pa.Table, list[str], list[str]]:
+    """All parts of one measurement as one table (union of columns), sorted by time then tags.
+
+    Returns the table, the tag column names (sorted) and the field column names (first-seen).
+    """
+    _check_measurement(measurement)
+    parts = _part_paths(Path(directory) / measurement)
+    if not parts:
+        raise FileNotFoundError(f"no parts for measurement {measurement!r} in {directory}")
+    tables = [pq.read_table(path) for path in parts]
+    tag_keys: dict[str, None] = {}
+    field_keys: dict[str, None] = {}
+    for table in tables:
+        tag_keys.update(dict.fromkeys(_schema_names(table.schema, _META_TAGS)))
+        field_keys.update(dict.fromkeys(_schema_names(table.schema, _META_FIELDS)))
+    tags = sorted(tag_keys)
+    fields = list(field_keys)
+    # "default" promotion only fills columns missing from a part with nulls; differing
+    # types for one column (impossible for parts written by one FileStore) raise.
+    table = pa.concat_tables(tables, promote_options="default")
+    table = table.select([_TIME, *tags, *fields])
+    # Arrow's sort is stable, so points equal in time and tags keep their write order.
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in (_TIME, *tags)])
+    return table.take(order).replace_schema_metadata(None), tags, fields
+
+
+def read_measurement(directory: str | os.PathLike[str], measurement: str) -> pd.DataFrame:
+    """Read one measurement into a DataFrame.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The FileStore's root folder.
+    measurement : str
+        Measurement (folder) name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``time`` (``datetime64[ns, UTC]``), the tag columns (sorted), then the field
+        columns; rows sorted by time, then tags (stable). Missing values are ``NaN`` in float
+        columns and ``<NA>`` elsewhere: ints and bools use pandas' nullable ``Int64`` and
+        ``boolean`` dtypes so a missing value does not turn them into floats.
+    """
+    table, _, _ = _read_table(directory, measurement)
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=nullable.get)
+
+
+def read_points(directory: str | os.PathLike[str]) -> list[Point]:
+    """Read every measurement back as points.
+
+    Measurements come in name order, each sorted as in :func:`read_measurement`. Null tags
+    and fields are left out of the point, and values keep their Python types.
+    """
+    points: list[Point] = []
+    for measurement in list_measurements(directory):
+        table, tags, fields = _read_table(directory, measurement)
+        times: list[int] = table.column(_TIME).cast(pa.int64()).to_pylist()
+        tag_columns = [(key, table.column(key).to_pylist()) for key in tags]
+        field_columns = [(key, table.column(key).to_pylist()) for key in fields]
+        for row, time_ns in enumerate(times):
+            point_tags = {
+                key: column[row] for key, column in tag_columns if column[row] is not None
+            }
+            point_fields: dict[str, FieldValue] = {
+                key: column[row] for key, column in field_columns if column[row] is not None
+            }
+            points.append(Point(measurement, time_ns, point_tags, point_fields))
+    return points

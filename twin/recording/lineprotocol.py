@@ -1,0 +1,191 @@
+"""Serialise :class:`~twin.recording.schema.Point` to InfluxDB line protocol (ns precision).
+
+One line per point::
+
+    measurement,tag1=v1,tag2=v2 field1=1.5,field2=3i,field3="text",field4=true 1700000000000000000
+
+Rules (identical for InfluxDB 1.x and 2.x):
+
+* measurement: ``,`` and space are escaped with ``\\``;
+* tag keys, tag values and field keys: ``,``, ``=`` and space are escaped;
+* string field values are quoted with ``"``; ``"`` and ``\\`` inside are escaped;
+* ``int`` -> ``123i``, ``float`` -> ``repr`` (shortest round-trip form, ``1.0`` stays a float),
+  ``bool`` -> ``true``/``false``;
+* tags are sorted by key (what InfluxDB does internally; sorted input is cheaper to index);
+* tags with an empty value are left out (line protocol cannot express them), as the
+  official client libraries do; points without fields are skipped (InfluxDB rejects them).
+
+Some names cannot be written at all and raise :class:`ValueError`: line breaks in a
+measurement, key or tag value, and a backslash right before a special character or at the
+end (the server would read it as an escape). Non-finite floats also raise: producers drop
+NaN before this point (see ``clean_fields``), so one arriving here is a bug upstream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from twin.recording.schema import FieldValue, Point
+
+_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
+_KEY_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# Names repeat on every step (same elements, same fields), so escaping results are cached.
+# The caches are cleared when they grow past this many entries to bound memory.
+_CACHE_LIMIT = 200_000
+_prefix_cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_field_key_cache: dict[str, str] = {}
+
+
+def _check_name(text: str, what: str, specials: str) -> None:
+    """Raise ``ValueError`` when ``text`` cannot be represented in line protocol."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"{what} {text!r} contains a line break; line protocol cannot carry it")
+    index = text.find("\\")
+    while index != -1:
+        following = text[index + 1 : index + 2]
+        if following == "" or following in specials:
+            raise ValueError(
+                f"{what} {text!r} has a backslash before {following or 'the end'!r}; "
+                "InfluxDB would read it as an escape"
+            )
+        index = text.find("\\", index + 1)
+
+
+def _escape_measurement(name: str) -> str:
+    if not name:
+        raise ValueError("measurement name is empty")
+    if name.startswith("#"):
+        raise ValueError(f"measurement {name!r} starts with '#', which marks a comment line")
+    _check_name(name, "measurement", ", ")
+    return name.translate(_MEASUREMENT_ESCAPES)
+
+
+def _escape_key(text: str, what: str) -> str:
+    _check_name(text, what, ",= ")
+    return text.translate(_KEY_ESCAPES)
+
+
+def _prefix(measurement: str, tags: dict[str, str]) -> str:
+    """``measurement,tag=value,...`` for one series, cached by the series identity."""
+    cache_key = (measurement, tuple(tags.items()))
+    prefix = _prefix_cache.get(cache_key)
+    if prefix is None:
+        parts = [_escape_measurement(measurement)]
+        for key in sorted(tags):
+            value = tags[key]
+            if not isinstance(value, str) or not isinstance(key, str):
+                raise TypeError(f"tag {key!r}={value!r} of {measurement!r}: tags must be str")
+            if value == "":
+                continue
+            if not key:
+                raise ValueError(f"empty tag key in measurement {measurement!r}")
+            parts.append(f"{_escape_key(key, 'tag key')}={_escape_key(value, 'tag value')}")
+        prefix = ",".join(parts)
+        if len(_prefix_cache) >= _CACHE_LIMIT:
+            _prefix_cache.clear()
+        _prefix_cache[cache_key] = prefix
+    return prefix
+
+
+def _field_key(key: str) -> str:
+    """Escaped field key followed by ``=``, cached."""
+    escaped = _field_key_cache.get(key)
+    if escaped is None:
+        if not key:
+            raise ValueError("empty field key")
+        escaped = _escape_key(key, "field key") + "="
+        if len(_field_key_cache) >= _CACHE_LIMIT:
+            _field_key_cache.clear()
+        _field_key_cache[key] = escaped
+    return escaped
+
+
+def _field_value(key: str, value: FieldValue) -> str:
+    # Exact type checks first: they are the common case and much cheaper than isinstance.
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise ValueError(f"field {key!r} is {value!r}; InfluxDB cannot store non-finite floats")
+        return repr(value)
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise ValueError(f"field {key!r} = {value} does not fit a 64-bit integer")
+        return f"{value}i"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is str:
+        return '"' + value.translate(_STRING_ESCAPES) + '"'  # type: ignore[union-attr]
+    # Subclasses (e.g. IntEnum) and numpy scalars that skipped clean_fields.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return _field_value(key, int(value))
+    if isinstance(value, float):
+        return _field_value(key, float(value))
+    if isinstance(value, str):
+        return _field_value(key, str(value))
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        # numpy scalar (np.int64, np.bool_) -> its Python equivalent.
+        item = value.item()
+        if type(item) in (float, int, bool, str):
+            return _field_value(key, item)
+    raise TypeError(f"field {key!r} has unsupported type {type(value).__name__}: {value!r}")
+
+
+def to_line(point: Point) -> str:
+    """Format one point as a line of line protocol (no trailing newline).
+
+    Parameters
+    ----------
+    point : Point
+        The point; ``time_ns`` is written as-is (nanosecond precision).
+
+    Returns
+    -------
+    str
+        The line, or ``""`` when the point has no fields (InfluxDB would reject it).
+
+    Raises
+    ------
+    ValueError
+        A name or value that line protocol cannot represent (see the module docstring).
+    TypeError
+        A field value that is not float, int, bool or str.
+    """
+    if not point.fields:
+        return ""
+    parts = []
+    for key, value in point.fields.items():
+        escaped_key = _field_key_cache.get(key) or _field_key(key)
+        # Inline fast path for finite floats, the bulk of all values (x - x is NaN for inf/NaN).
+        if type(value) is float and value - value == 0.0:
+            parts.append(escaped_key + repr(value))
+        else:
+            parts.append(escaped_key + _field_value(key, value))
+    prefix = _prefix_cache.get((point.measurement, tuple(point.tags.items())))
+    if prefix is None:
+        prefix = _prefix(point.measurement, point.tags)
+    return f"{prefix} {','.join(parts)} {int(point.time_ns)}"
+
+
+def to_lines(points: Iterable[Point]) -> str:
+    """Format many points, one line each, joined by ``\\n`` (no trailing newline).
+
+    Points without fields are skipped.
+
+    Parameters
+    ----------
+    points : iterable of Point
+        The points, written in the given order.
+
+    Returns
+    -------
+    str
+        The request body for a ``/write`` (1.x) or ``/api/v2/write`` (2.x) call.
+    """
+    lines = [to_line(point) for point in points]
+    return "\n".join([line for line in lines if line])

@@ -1,0 +1,321 @@
+"""Write to a primary store (InfluxDB) in the background, spilling to a fallback on failure.
+
+The simulation calls :meth:`ResilientWriter.write` every step; that only appends to a
+buffer. Full batches go through a bounded queue to one background thread, which writes them
+to the primary store with retries and exponential backoff. When a batch still fails, that
+batch and every later one go to the spill store (normally a
+:class:`~twin.recording.files.FileStore`, created only when first needed), so:
+
+* nothing is lost — every point ends in exactly one of the two stores;
+* nothing is written twice — a batch goes to the spill store only after the primary gave
+  up on it, and the primary is not tried again afterwards (switching back and forth would
+  scatter one run over two stores in a way that is hard to reason about).
+
+The bounded queue is deliberate back-pressure: if the primary is slower than the simulation
+for long, ``write`` blocks instead of buffering without limit.
+
+For "nothing written twice" to hold on retries, the primary must write each batch in one
+request: give it a ``batch_size`` at least as large as the writer's.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from twin.recording.errors import InfluxError
+from twin.recording.schema import Point, Store
+
+# Put on the queue by close(): no more batches will follow.
+_DONE = None
+
+
+@dataclass
+class WriteReport:
+    """What happened to the points given to a :class:`ResilientWriter`.
+
+    Attributes
+    ----------
+    points_written : int
+        Points accepted by the primary store.
+    points_spilled : int
+        Points written to the spill store instead.
+    batches_retried : int
+        Batches that needed at least one retry (whether or not a retry succeeded).
+    errors : list of str
+        Error messages, in order (primary failures, close errors, spill failures).
+    spilled : bool
+        Whether the spill store was used at all.
+    points_lost : int
+        Points that reached neither store (the spill store failed too). Should stay 0.
+    primary_description, spill_description : str
+        Where the points went, for :meth:`summary`.
+    retries : int
+        Retries made on the batch on which the primary was given up, for :meth:`summary`.
+    failed_at_start : bool
+        The primary could not even be opened (see :func:`open_with_fallback`).
+    """
+
+    points_written: int
+    points_spilled: int
+    batches_retried: int
+    errors: list[str]
+    spilled: bool
+    points_lost: int = 0
+    primary_description: str = "primary store"
+    spill_description: str = "spill store"
+    retries: int = 0
+    failed_at_start: bool = False
+
+    def summary(self) -> str:
+        """One line for the log/console, e.g. why and where points were spilled."""
+        if not self.spilled and not self.points_lost:
+            text = f"{self.points_written:,} points written to {self.primary_description}"
+            if self.batches_retried:
+                text += f" ({self.batches_retried} batches needed retries)"
+            return text
+        reason = self.errors[0] if self.errors else "unknown error"
+        if self.failed_at_start:
+            cause = f"{self.primary_description} unavailable ({reason})"
+        elif self.retries:
+            cause = f"{self.primary_description} failed after {self.retries} retries ({reason})"
+        else:
+            cause = f"{self.primary_description} failed ({reason})"
+        text = f"{cause}: {self.points_spilled:,} points spilled to {self.spill_description}"
+        if self.points_written:
+            text += f", {self.points_written:,} written before that"
+        if self.points_lost:
+            text += f"; {self.points_lost:,} POINTS LOST (spill store failed too)"
+        return text
+
+
+def _retryable(exc: Exception) -> bool:
+    """Connection trouble and server-side errors may pass; bad data or auth will not."""
+    if isinstance(exc, InfluxError):
+        return exc.retryable
+    return isinstance(exc, OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ResilientWriter:
+    """Non-blocking writer with retries and a spill store; itself a ``Store``.
+
+    Always call :meth:`close` (e.g. in a ``finally``): batches still queued are written
+    there, and the background thread is a daemon that would otherwise die with the process.
+
+    Parameters
+    ----------
+    primary : Store or None
+        Where points should go. ``None`` only together with ``failed_reason``.
+    make_spill : callable
+        Creates the spill store; called at most once, on the first failure.
+    batch_size : int
+        Points per batch handed to the background thread (and per primary write).
+    retries : int
+        Retries per batch after the first attempt fails.
+    backoff_s, max_backoff_s : float
+        Wait ``backoff_s * 2**k`` seconds before retry ``k`` (0-based), at most ``max_backoff_s``.
+    queue_batches : int
+        Batches that may wait for the thread before :meth:`write` blocks.
+    sleep : callable
+        Used for the backoff waits (tests pass a fake).
+    spill_description : str, optional
+        Where spilled points end up (e.g. the folder), for the summary; defaults to the spill
+        store's ``description`` attribute if it has one.
+    failed_reason : str, optional
+        Treat the primary as failed from the start (all points go to the spill store) and
+        record this reason; see :func:`open_with_fallback`.
+    primary_description : str, optional
+        Name of the primary for the summary; defaults to its ``description`` attribute.
+    """
+
+    def __init__(
+        self,
+        primary: Store | None,
+        make_spill: Callable[[], Store],
+        batch_size: int = 5000,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        queue_batches: int = 64,
+        sleep: Callable[[float], None] = time.sleep,
+        spill_description: str | None = None,
+        failed_reason: str | None = None,
+        primary_description: str | None = None,
+    ) -> None:
+        if primary is None and failed_reason is None:
+            raise ValueError("primary is None but no failed_reason was given")
+        if batch_size < 1 or retries < 0 or queue_batches < 1:
+            raise ValueError("batch_size and queue_batches must be >= 1, retries >= 0")
+        self._primary = primary
+        self._make_spill = make_spill
+        self._spill: Store | None = None
+        self.batch_size = batch_size
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._spill_description = spill_description
+        self._primary_description = primary_description or str(
+            getattr(primary, "description", type(primary).__name__)
+            if primary is not None
+            else "primary store"
+        )
+        self._buffer: list[Point] = []
+        self._queue: queue.Queue[list[Point] | None] = queue.Queue(maxsize=queue_batches)
+        # Counters below are only touched by the background thread until close() joins it.
+        self._failed = failed_reason is not None
+        self._failed_at_start = self._failed
+        self._retries_before_giving_up = 0
+        self._errors: list[str] = [failed_reason] if failed_reason is not None else []
+        self._written = 0
+        self._spilled = 0
+        self._lost = 0
+        self._retried = 0
+        self._report: WriteReport | None = None
+        self._thread = threading.Thread(target=self._run, name="resilient-writer", daemon=True)
+        self._thread.start()
+
+    # -- producer side (simulation thread) -------------------------------------------------
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Buffer points; hand every full batch to the background thread.
+
+        Blocks only when ``queue_batches`` batches are already waiting.
+        """
+        if self._report is not None:
+            raise RuntimeError("ResilientWriter is closed")
+        self._buffer.extend(points)
+        while len(self._buffer) >= self.batch_size:
+            batch = self._buffer[: self.batch_size]
+            del self._buffer[: self.batch_size]
+            self._put(batch)
+
+    def _put(self, item: list[Point] | None) -> None:
+        # Wait in slices so a dead thread turns into an error instead of a hang.
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    raise RuntimeError("ResilientWriter background thread died") from None
+
+    def close(self) -> WriteReport:
+        """Flush the rest, wait for the thread, close both stores and report.
+
+        Closing twice returns the same report.
+        """
+        if self._report is not None:
+            return self._report
+        if self._buffer:
+            self._put(self._buffer)
+            self._buffer = []
+        self._put(_DONE)
+        self._thread.join()
+        for store, role in ((self._primary, "primary"), (self._spill, "spill")):
+            if store is None:
+                continue
+            try:
+                store.close()
+            except Exception as exc:  # noqa: BLE001 - any store; the report must still come back
+                self._errors.append(f"closing {role} store: {_describe(exc)}")
+        spill_description = self._spill_description or str(
+            getattr(self._spill, "description", "spill store")
+        )
+        self._report = WriteReport(
+            points_written=self._written,
+            points_spilled=self._spilled,
+            batches_retried=self._retried,
+            errors=list(self._errors),
+            spilled=self._spill is not None,
+            points_lost=self._lost,
+            primary_description=self._primary_description,
+            spill_description=spill_description,
+            retries=self._retries_before_giving_up,
+            failed_at_start=self._failed_at_start,
+        )
+        return self._report
+
+    # -- background thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is _DONE:
+                return
+            if not self._failed and self._write_primary(batch):
+                self._written += len(batch)
+            else:
+                self._write_spill(batch)
+
+    def _write_primary(self, batch: list[Point]) -> bool:
+        """Try the primary with retries; on giving up mark it failed and return False."""
+        assert self._primary is not None
+        error: Exception | None = None
+        attempt = 0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                if attempt == 1:
+                    self._retried += 1
+                self._sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+            try:
+                self._primary.write(batch)
+                return True
+            # Any store, any failure: the thread must survive to route points to the spill.
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                if not _retryable(exc):
+                    break
+        self._errors.append(_describe(error) if error else "unknown error")
+        self._retries_before_giving_up = attempt
+        self._failed = True
+        return False
+
+    def _write_spill(self, batch: list[Point]) -> None:
+        try:
+            if self._spill is None:
+                self._spill = self._make_spill()
+            self._spill.write(batch)
+            self._spilled += len(batch)
+        except Exception as exc:  # noqa: BLE001 - keep draining the queue; the loss is reported
+            self._errors.append(f"spill store: {_describe(exc)}")
+            self._lost += len(batch)
+
+
+def open_with_fallback(
+    make_primary: Callable[[], Store],
+    make_spill: Callable[[], Store],
+    **kwargs: Any,
+) -> ResilientWriter:
+    """Build a :class:`ResilientWriter`, even when the primary cannot be created.
+
+    Parameters
+    ----------
+    make_primary : callable
+        Creates the primary store; e.g. an :class:`~twin.recording.influx_v1.InfluxV1Store`,
+        whose constructor contacts the server.
+    make_spill : callable
+        Creates the spill store.
+    **kwargs
+        Passed on to :class:`ResilientWriter`.
+
+    Returns
+    -------
+    ResilientWriter
+        If ``make_primary`` raised :class:`~twin.recording.errors.InfluxError` or ``OSError``
+        (server down, refused), a writer that sends everything to the spill store and reports
+        the error; otherwise a normal writer.
+    """
+    try:
+        primary = make_primary()
+    except (InfluxError, OSError) as exc:
+        reason = _describe(exc)
+        return ResilientWriter(None, make_spill, failed_reason=reason, **kwargs)
+    return ResilientWriter(primary, make_spill, **kwargs)

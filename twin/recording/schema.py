@@ -1,0 +1,61 @@
+"""The one schema for everything the twin records.
+
+A record is a :class:`Point`, shaped like an InfluxDB point:
+
+* ``measurement`` — what kind of thing: ``bus``, ``line``, ``trafo``, ``load``, ``sgen``,
+  ``storage``, ``switch``, ``ext_grid``, ``grid`` (whole-network summary), ``pv``, ``wind``,
+  ``weather``, ``event`` (power-flow failures, recorder notices), later ``dms_decision``.
+* ``tags`` — always ``run`` (the run id) and ``element`` (the element's stable name, e.g.
+  ``Bus 3`` or ``line_12`` when the grid has no usable name); some measurements add more
+  (``event`` has ``kind``).
+* ``fields`` — numbers (float, int, bool) or short strings; names carry units (``vm_pu``,
+  ``p_mw``). A value that is NaN is left out (InfluxDB cannot hold NaN), so "missing" means
+  the same thing in every store.
+* ``time_ns`` — scenario time (not wall time) as integer nanoseconds since the Unix epoch, UTC.
+
+Stores take batches of points (``write(points)``) and are closed once (``close()``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+FieldValue = float | int | bool | str
+
+#: Tag keys every point carries.
+BASE_TAGS = ("run", "element")
+
+
+@dataclass(slots=True)
+class Point:
+    measurement: str
+    time_ns: int
+    tags: dict[str, str]
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+
+
+def clean_fields(fields: dict[str, object]) -> dict[str, FieldValue]:
+    """Drop NaN/None values and turn numpy scalars into Python ones."""
+    out: dict[str, FieldValue] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, (bool, str)):
+            out[key] = value
+            continue
+        if hasattr(value, "item"):  # numpy scalar
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        out[key] = value  # type: ignore[assignment]
+    return out
+
+
+class Store(Protocol):
+    """What every store offers."""
+
+    def write(self, points: Sequence[Point]) -> None: ...
+
+    def close(self) -> None: ...

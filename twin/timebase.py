@@ -1,0 +1,108 @@
+"""Scenario time: durations, and mosaik ticks ↔ UTC timestamps.
+
+Time in a run is mosaik integer ticks; one tick lasts ``time_resolution`` seconds and tick 0
+is the scenario's ``start`` (UTC). Nothing here assumes one tick is one second.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+_UNITS_S = {
+    "ms": 1e-3,
+    "s": 1.0, "sec": 1.0,
+    "min": 60.0, "m": 60.0,
+    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}
+_SIMPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+_ISO = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?"
+    r"(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration_s(value: str | int | float | timedelta) -> float:
+    """Turn ``"1d"``, ``"90min"``, ``"15 s"``, ``"PT1H30M"`` or a number of seconds into seconds.
+
+    Raises
+    ------
+    ValueError
+        With a message that says which forms are accepted.
+    """
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool):
+        raise ValueError(f"a duration, not a boolean ({value!r})")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        simple = _SIMPLE.match(text.lower())
+        iso = _ISO.match(text.upper())
+        if simple and simple.group(2) in _UNITS_S:
+            seconds = float(simple.group(1)) * _UNITS_S[simple.group(2)]
+        elif iso and text.upper() not in ("P", "PT"):
+            parts = {k: float(v) if v else 0.0 for k, v in iso.groupdict().items()}
+            seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+        else:
+            raise ValueError(
+                f"a duration like '1d', '24h', '90min', '30s', '250ms', 'PT1H30M' or seconds; "
+                f"found {value!r}"
+            )
+    if seconds <= 0:
+        raise ValueError(f"a positive duration; found {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form: ``1d 02:03:04`` or ``02:03:04``."""
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    clock = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Maps mosaik ticks to scenario time."""
+
+    start: datetime
+    time_resolution_s: float
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            object.__setattr__(self, "start", self.start.replace(tzinfo=timezone.utc))
+
+    @property
+    def start_ns(self) -> int:
+        return int(pd.Timestamp(self.start).value)
+
+    def ticks(self, seconds: float) -> int:
+        """Seconds → ticks; the duration must be a whole number of ticks."""
+        ticks = seconds / self.time_resolution_s
+        rounded = round(ticks)
+        if rounded < 1 or abs(ticks - rounded) > 1e-6 * max(1.0, abs(ticks)):
+            raise ValueError(
+                f"{seconds:g} s is not a whole number of ticks of {self.time_resolution_s:g} s"
+            )
+        return int(rounded)
+
+    def seconds(self, tick: int) -> float:
+        return tick * self.time_resolution_s
+
+    def time_ns(self, tick: int) -> int:
+        # Integer arithmetic where possible, so timestamps do not drift over long runs.
+        return self.start_ns + int(round(tick * self.time_resolution_s * 1e9))
+
+    def timestamps(self, n_steps: int, step_ticks: int) -> pd.DatetimeIndex:
+        """UTC timestamps of ``n_steps`` steps of ``step_ticks`` ticks each from tick 0."""
+        ns = np.array([self.time_ns(i * step_ticks) for i in range(n_steps)], dtype=np.int64)
+        return pd.DatetimeIndex(pd.to_datetime(ns, utc=True))

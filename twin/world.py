@@ -1,0 +1,205 @@
+"""Scenario → mosaik world → run.
+
+The builder prepares everything that does not change during the run (the net, the plants,
+the profiles, the weather), starts the in-process simulators, wires them as in DESIGN's data
+flow, and runs. Recording and KPIs happen in the recorder simulator as the data streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as wallclock
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import mosaik
+import pandapower as pp
+import pandas as pd
+
+from twin.grids import ELEMENT_TABLES, build_net, element_names
+from twin.kpis import KpiAccumulator
+from twin.models import pv as pv_model
+from twin.models.weather import read_weather_csv, synthetic_weather
+from twin.plants import PlantSet, pv_plants, wind_plants
+from twin.profiles import Profiles, simbench_profiles, synthetic_profiles
+from twin.recording.schema import Store
+from twin.rng import component_rng
+from twin.scenario import Scenario, ScenarioError, resolve_path
+from simulators.der import WEATHER_ATTRS
+from simulators.grid import TABLE_TO_MODEL
+from simulators.recorder import Tally
+
+SIM_CONFIG: mosaik.SimConfig = {
+    "Grid": {"python": "simulators.grid:GridSim"},
+    "Series": {"python": "simulators.timeseries:TimeSeriesSim"},
+    "DER": {"python": "simulators.der:DERSim"},
+    "Recorder": {"python": "simulators.recorder:RecorderSim"},
+}
+
+#: Measurement name per grid table in the recording schema.
+MEASUREMENT = {t: t for t in ELEMENT_TABLES}
+
+
+@dataclass
+class Prepared:
+    """Everything the world is built from, computed once before the run."""
+
+    scenario: Scenario
+    net: pp.pandapowerNet
+    names: dict[str, list[str]]
+    times: pd.DatetimeIndex
+    pv: PlantSet
+    wind: PlantSet
+    profiled_sgens: list[int]
+    profiles: Profiles
+    weather: pd.DataFrame
+
+
+@dataclass
+class RunOutcome:
+    kpis: dict
+    ticks: int
+    wall_time_s: float
+    grid_solves: int
+    points_recorded: int
+    events: list = field(default_factory=list)
+
+
+def prepare(scenario: Scenario, scenario_file: Path | None = None,
+            net: pp.pandapowerNet | None = None) -> Prepared:
+    """Build the net, plants, profiles and weather of ``scenario``."""
+    net = build_net(scenario.grid, scenario_file) if net is None else net
+    pv = pv_plants(net, scenario.pv)
+    wind = wind_plants(net, scenario.wind)
+    overlap = set(pv.sgen_idx) & set(wind.sgen_idx)
+    if overlap:
+        raise ScenarioError(f"pv/wind: an sgen cannot be both a PV and a wind plant ({sorted(overlap)})")
+    names = {t: element_names(net, t) for t in ELEMENT_TABLES}
+    driven = set(pv.sgen_idx) | set(wind.sgen_idx)
+    profiled = [int(i) for i in net.sgen.index if int(i) not in driven]
+    times = scenario.clock.timestamps(scenario.n_steps, scenario.step_ticks)
+    w = scenario.weather
+    if scenario.profiles.source == "simbench":
+        profiles = simbench_profiles(net, times, scenario.profiles, profiled)
+    else:
+        profiles = synthetic_profiles(net, names, times, scenario.profiles, profiled,
+                                      w.longitude_deg, scenario.seed)
+    if w.source == "csv":
+        assert w.csv is not None
+        weather = read_weather_csv(resolve_path(scenario_file, w.csv), times,
+                                   w.latitude_deg, w.longitude_deg, w.altitude_m)
+    else:
+        weather = synthetic_weather(
+            times, w.latitude_deg, w.longitude_deg, w.altitude_m,
+            component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
+            cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
+            temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
+    return Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather)
+
+
+def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
+              progress: Callable[[int], None] | None = None) -> RunOutcome:
+    """Build the mosaik world for ``prep`` and run it, recording into ``store``."""
+    sc = prep.scenario
+    clock = sc.clock
+    step = sc.step_ticks
+    until_ticks = clock.ticks(until_s if until_s is not None else sc.duration)
+    if until_ticks > clock.ticks(sc.duration):
+        raise ScenarioError(f"--until: expected at most the scenario's duration ({sc.duration:g} s)")
+
+    world = mosaik.World(SIM_CONFIG, time_resolution=sc.time_resolution,
+                         skip_greetings=True, configure_logging=False)
+    registry: dict[str, tuple[str, str]] = {}
+    kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu)
+    try:
+        grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=step)
+        children = {e.eid: e for e in grid.children}
+        registry[grid.full_id] = ("grid", "grid")
+        for table in ELEMENT_TABLES:
+            for idx, name in zip(prep.net[table].index, prep.names[table]):
+                registry[children[f"{table}-{idx}"].full_id] = (MEASUREMENT[table], name)
+
+        tally = Tally()
+        recorder = world.start("Recorder", sim_id="recorder").Recorder(
+            registry=registry, store=store, clock=clock, run_id=run_id, kpis=kpis,
+            progress=progress, tally=tally)
+
+        # Profiles: loads and the generators no physical model drives.
+        series = world.start("Series", sim_id="profiles", attrs=["p_mw", "q_mvar"])
+        for idx in prep.net.load.index:
+            src = series.Series(eid=f"load-{idx}", step_ticks=step, columns={
+                "p_mw": prep.profiles.load_p_mw[idx], "q_mvar": prep.profiles.load_q_mvar[idx]})
+            world.connect(src, children[f"load-{idx}"], "p_mw", "q_mvar")
+        for idx in prep.profiled_sgens:
+            src = series.Series(eid=f"sgen-{idx}", step_ticks=step, columns={
+                "p_mw": prep.profiles.sgen_p_mw[idx], "q_mvar": prep.profiles.sgen_q_mvar[idx]})
+            world.connect(src, children[f"sgen-{idx}"], "p_mw", "q_mvar")
+
+        weather_sim = world.start("Series", sim_id="weather", attrs=list(WEATHER_ATTRS))
+        weather = weather_sim.Series(eid="weather", step_ticks=step, columns={
+            a: prep.weather[a] for a in WEATHER_ATTRS})
+        registry[weather.full_id] = ("weather", "weather")
+        world.connect(weather, recorder, *WEATHER_ATTRS)
+
+        for kind, plants in (("pv", prep.pv), ("wind", prep.wind)):
+            if not plants.names:
+                continue
+            sim = world.start("DER", sim_id=kind)
+            if kind == "pv":
+                p = plants.params
+                park = sim.PVPark(names=plants.names, step_ticks=step, plants=pv_model.PVPlants(
+                    p_peak_mw=p["p_peak_mw"], tilt_deg=p["tilt_deg"],
+                    azimuth_deg=p["azimuth_deg"], s_inverter_mva=p["s_inverter_mva"]))
+                world.connect(weather, park, *WEATHER_ATTRS)
+            else:
+                park = sim.WindFarm(names=plants.names, step_ticks=step,
+                                    p_rated_mw=plants.params["p_rated_mw"],
+                                    hub_height_m=plants.params["hub_height_m"],
+                                    shear_exponent=sc.wind.shear_exponent)
+                world.connect(weather, park, "wind_speed_m_s")
+            for plant, sgen_idx in zip(park.children, plants.sgen_idx):
+                world.connect(plant, children[f"sgen-{sgen_idx}"], "p_mw", "q_mvar")
+                world.connect(plant, recorder, "p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
+                registry[plant.full_id] = (kind, plant.eid)
+
+        # Everything the grid knows goes to the recorder.
+        world.connect(grid, recorder, *_outputs(world, "Grid"))
+        for table in ELEMENT_TABLES:
+            model = TABLE_TO_MODEL[table]
+            outs = _outputs(world, model)
+            for idx in prep.net[table].index:
+                world.connect(children[f"{table}-{idx}"], recorder, *outs)
+
+    except BaseException:
+        _shutdown(world)
+        raise
+    t0 = wallclock.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        world.run(until=until_ticks, print_progress=False)  # shuts the world down at the end
+    wall = wallclock.perf_counter() - t0
+    return RunOutcome(
+        kpis=kpis.finish(clock.seconds(until_ticks)),
+        ticks=until_ticks,
+        wall_time_s=wall,
+        grid_solves=tally.grid_solves,
+        points_recorded=tally.points,
+        events=tally.events,
+    )
+
+
+def _outputs(world: mosaik.World, model: str) -> list[str]:
+    from simulators.grid import META
+
+    spec = META["models"][model]
+    inputs_only = {"Load": (), "Sgen": (), "Storage": ()}.get(model, ())
+    return [a for a in spec["attrs"] if a not in inputs_only]
+
+
+def _shutdown(world: mosaik.World) -> None:
+    try:
+        world.shutdown()
+    except Exception as exc:  # shutting down a half-built world may fail; the error above matters
+        logging.getLogger(__name__).debug("world shutdown: %s", exc)
