@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 import yaml
@@ -37,3 +39,27 @@ def make_scenario(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def influx_url() -> str:
+    """The real InfluxDB 1.x server from ``INFLUX_URL``; skipped if unset (fails if required)."""
+    url = os.environ.get("INFLUX_URL")
+    if not url:
+        if os.environ.get("REQUIRE_INFLUX") == "1":
+            pytest.fail(
+                "REQUIRE_INFLUX=1 but INFLUX_URL is not set; start a server with "
+                "`scripts/influxd.sh start DIR` and export the URL it prints"
+            )
+        pytest.skip("INFLUX_URL not set (no InfluxDB server for this test)")
+    return url
+
+
+@pytest.fixture
+def fresh_database(influx_url: str) -> Iterator[str]:
+    """A database name unique to this test; dropped afterwards."""
+    import requests
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    requests.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{name}"'}, timeout=10)

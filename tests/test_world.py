@@ -110,3 +110,29 @@ def test_non_converging_power_flow_is_recorded_and_the_run_goes_on(make_scenario
 def test_until_stops_early(make_scenario, tmp_path):
     s = run_scenario(make_scenario("short"), out=tmp_path / "r", until="15min")
     assert s.outcome.kpis["grid_solves"] == 15
+
+
+def test_switching_between_steps_is_solved_at_once(make_scenario, tmp_path):
+    """Closing tie switch S1 at 90 s (between the 60 s and 120 s steps) is solved at 90 s."""
+
+    def close_s1(h):
+        script = h.world.start("Scripted", sim_id="script", attrs=["closed"]).Script(
+            schedule=[(90, True)], attr="closed")
+        h.world.connect(script, h.grid["switch-4"], "closed")  # switch 4 is S1
+        h.world.set_initial_event(script.sid, 90)
+
+    s = run_scenario(make_scenario("event", duration="4min"), out=tmp_path / "r", hook=close_s1)
+    store = s.run_dir / "store"
+    grid = read_measurement(store, "grid")
+    seconds = ((grid.time - pd.Timestamp("2026-06-21T00:00:00Z")).dt.total_seconds()).tolist()
+    assert seconds == [0, 60, 90, 120, 180]
+    sw = read_measurement(store, "switch").query("element == 'S1'").set_index("time")["closed"]
+    assert list(sw.astype(bool)) == [False, False, True, True, True]
+    line = read_measurement(store, "line").query("element == 'Line 14-8'")
+    flow = line.set_index("time")["p_from_mw"].abs().to_numpy()
+    assert (flow[:2] < 1e-4).all() and (flow[2:] > 0.05).all()
+    # each solve holds until the next: 60, 30, 30, 60 and 60 s (the run ends at 240 s)
+    losses = grid.p_loss_mw.to_numpy()
+    expected_mwh = float(np.dot(losses, [60, 30, 30, 60, 60])) / 3600
+    assert s.outcome.kpis["energy_losses_mwh"] == pytest.approx(expected_mwh, abs=1e-9)
+    assert s.outcome.kpis["grid_solves"] == 5

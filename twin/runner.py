@@ -24,7 +24,7 @@ from typing import Callable
 from twin.recording.factory import open_recording
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
 from twin.timebase import parse_duration_s
-from twin.world import RunOutcome, prepare, run_world
+from twin.world import RunOutcome, WorldHandles, prepare, run_world
 
 DEFAULT_INFLUX_DB = "dms_twin"
 
@@ -79,6 +79,7 @@ def run_scenario(
     record: str | None = None,
     influx_url: str | None = None,
     progress_factory: Callable[[Scenario, int], Callable[[int], None]] | None = None,
+    hook: Callable[[WorldHandles], None] | None = None,
 ) -> RunSummary:
     """Run a scenario file; ScenarioError for anything wrong with the input."""
     scenario_file = Path(scenario_file)
@@ -109,7 +110,10 @@ def run_scenario(
     until_ticks = scenario.clock.ticks(until_s or scenario.duration)
     progress = progress_factory(scenario, until_ticks) if progress_factory else None
     try:
-        outcome = run_world(prep, recording.store, run_id, until_s=until_s, progress=progress)
+        outcome = run_world(prep, recording.store, run_id, until_s=until_s, progress=progress,
+                            hook=hook)
+        if progress is not None:
+            progress(outcome.ticks)  # the last recorded step is one step before the end
     finally:
         report = recording.close()
 

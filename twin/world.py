@@ -36,6 +36,7 @@ SIM_CONFIG: mosaik.SimConfig = {
     "Series": {"python": "simulators.timeseries:TimeSeriesSim"},
     "DER": {"python": "simulators.der:DERSim"},
     "Recorder": {"python": "simulators.recorder:RecorderSim"},
+    "Scripted": {"python": "simulators.scripted:ScriptedSim"},
 }
 
 #: Measurement name per grid table in the recording schema.
@@ -55,6 +56,16 @@ class Prepared:
     profiled_sgens: list[int]
     profiles: Profiles
     weather: pd.DataFrame
+
+
+@dataclass
+class WorldHandles:
+    """What a hook gets to add simulators to a built world before it runs."""
+
+    world: mosaik.World
+    grid: dict[str, mosaik.Entity]  # grid element entities by eid ("switch-4", "bus-3")
+    recorder: mosaik.Entity
+    registry: dict[str, tuple[str, str]]  # full entity id -> (measurement, element)
 
 
 @dataclass
@@ -100,7 +111,8 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
 
 
 def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
-              progress: Callable[[int], None] | None = None) -> RunOutcome:
+              progress: Callable[[int], None] | None = None,
+              hook: Callable[[WorldHandles], None] | None = None) -> RunOutcome:
     """Build the mosaik world for ``prep`` and run it, recording into ``store``."""
     sc = prep.scenario
     clock = sc.clock
@@ -171,6 +183,8 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
             outs = _outputs(world, model)
             for idx in prep.net[table].index:
                 world.connect(children[f"{table}-{idx}"], recorder, *outs)
+        if hook is not None:
+            hook(WorldHandles(world, children, recorder, registry))
 
     except BaseException:
         _shutdown(world)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
-import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator
@@ -208,27 +206,3 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def influx_url() -> str:
-    """The real InfluxDB 1.x server from ``INFLUX_URL``; skipped if unset (fails if required)."""
-    url = os.environ.get("INFLUX_URL")
-    if not url:
-        if os.environ.get("REQUIRE_INFLUX") == "1":
-            pytest.fail(
-                "REQUIRE_INFLUX=1 but INFLUX_URL is not set; start a server with "
-                "`scripts/influxd.sh start DIR` and export the URL it prints"
-            )
-        pytest.skip("INFLUX_URL not set (no InfluxDB server for this test)")
-    return url
-
-
-@pytest.fixture
-def fresh_database(influx_url: str) -> Iterator[str]:
-    """A database name unique to this test; dropped afterwards."""
-    import requests
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    yield name
-    requests.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{name}"'}, timeout=10)
