@@ -49,7 +49,9 @@ META: mosaik_api_v3.Meta = {
         "Grid": {
             "public": True,
             "params": ["net", "step_ticks", "recycle"],
-            "attrs": list(SUMMARY_ATTRS),
+            # "snapshot": every element's results in one value, for consumers of the whole
+            # state (the recorder) — one connection instead of one per element and attribute.
+            "attrs": [*SUMMARY_ATTRS, "snapshot"],
             "trigger": [],
             "non-persistent": [],
         },
@@ -112,7 +114,8 @@ class GridSim(mosaik_api_v3.Simulator):
         data: dict[str, dict[str, Any]] = {}
         for eid, attrs in outputs.items():
             if eid == "grid":
-                data[eid] = {a: model.summary[a] for a in attrs}
+                data[eid] = {a: model.snapshot() if a == "snapshot" else model.summary[a]
+                             for a in attrs}
             else:
                 table, idx = self.eid_index[eid]
                 data[eid] = {a: model.value(table, idx, a) for a in attrs}

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import mosaik_api_v3
 
 from twin.kpis import KpiAccumulator
-from twin.recording.schema import Point, Store, clean_fields
+from twin.recording.schema import Point, Store, clean_fields, table_points
 from twin.timebase import Clock
 
 @dataclass
@@ -34,7 +34,8 @@ META: mosaik_api_v3.Meta = {
         "Recorder": {
             "public": True,
             "any_inputs": True,
-            "params": ["registry", "store", "clock", "run_id", "kpis", "progress", "tally"],
+            "params": ["registry", "tables", "store", "clock", "run_id", "kpis", "progress",
+                       "tally", "step_ticks"],
             "attrs": [],
         },
     },
@@ -45,6 +46,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
         self.registry: dict[str, tuple[str, str]] = {}
+        # source full id -> {table: element names} for sources sending a "snapshot"
+        self.tables: dict[str, dict[str, list[str]]] = {}
         self.store: Store | None = None
         self.clock: Clock | None = None
         self.run_id = ""
@@ -55,15 +58,17 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def init(self, sid, time_resolution=1.0, **sim_params):
         return self.meta
 
-    def create(self, num, model, registry=None, store=None, clock=None, run_id="",
-               kpis=None, progress=None, tally=None):
+    def create(self, num, model, registry=None, tables=None, store=None, clock=None, run_id="",
+               kpis=None, progress=None, tally=None, step_ticks=None):
         if num != 1 or self.store is not None:
             raise ValueError("RecorderSim holds exactly one Recorder")
         if store is None or clock is None or registry is None:
             raise ValueError("Recorder needs registry=, store= and clock=")
         self.registry, self.store, self.clock = registry, store, clock
+        self.tables = tables or {}
         self.run_id, self.kpis, self.progress = run_id, kpis, progress
         self.tally = tally if tally is not None else Tally()
+        self.step_ticks = int(step_ticks) if step_ticks else None
         return [{"eid": "recorder", "type": "Recorder", "rel": []}]
 
     def step(self, time, inputs, max_advance):
@@ -78,6 +83,11 @@ class RecorderSim(mosaik_api_v3.Simulator):
         for src in sorted(by_source):
             measurement, element = self.registry[src]
             fields = by_source[src]
+            snapshot = fields.pop("snapshot", None)
+            if snapshot is not None:
+                names = self.tables[src]
+                for table, columns in snapshot.items():
+                    points.extend(table_points(table, names[table], columns, self.run_id, time_ns))
             if measurement == "grid":
                 self.tally.grid_solves += 1
                 message = fields.pop("pf_message", "")
@@ -89,13 +99,18 @@ class RecorderSim(mosaik_api_v3.Simulator):
                     self.tally.events.append(event)
             points.append(Point(measurement, time_ns, {"run": self.run_id, "element": element},
                                 clean_fields(fields)))
-        points = [p for p in points if p.fields]
+        points = [p for p in points if p.fields]  # e.g. a failed solve: no results at all
         self.store.write(points)
         self.tally.points += len(points)
         if self.kpis is not None:
             self.kpis.add(self.clock.seconds(time), points)
         if self.progress is not None:
             self.progress(time)
+        # Ask for the next regular step although inputs would trigger it anyway: mosaik 3.6
+        # keeps a cancelled wait per loop for an event-based simulator without a next step,
+        # which makes each step slower than the last (quadratic over a run).
+        if self.step_ticks:
+            return (time // self.step_ticks + 1) * self.step_ticks
         return None
 
     def get_data(self, outputs):

@@ -158,6 +158,12 @@ class GridModel:
             "pf_message": self.outcome.message,
         }
 
+    def snapshot(self) -> dict[str, dict[str, list]]:
+        """All element results as plain lists, per table and attribute, in the net's index
+        order (JSON-serialisable, so it can cross a process boundary)."""
+        return {table: {attr: values.tolist() for attr, values in attrs.items()}
+                for table, attrs in self.results.items()}
+
     def value(self, table: str, idx: int, attr: str) -> float | bool:
         v = self.results[table][attr][self.positions[table][idx]]
         return v.item()

@@ -22,13 +22,13 @@ from twin.grids import ELEMENT_TABLES, build_net, element_names
 from twin.kpis import KpiAccumulator
 from twin.models import pv as pv_model
 from twin.models.weather import read_weather_csv, synthetic_weather
+from twin.powerflow import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.plants import PlantSet, pv_plants, wind_plants
 from twin.profiles import Profiles, simbench_profiles, synthetic_profiles
 from twin.recording.schema import Store
 from twin.rng import component_rng
 from twin.scenario import Scenario, ScenarioError, resolve_path
 from simulators.der import WEATHER_ATTRS
-from simulators.grid import TABLE_TO_MODEL
 from simulators.recorder import Tally
 
 SIM_CONFIG: mosaik.SimConfig = {
@@ -38,9 +38,6 @@ SIM_CONFIG: mosaik.SimConfig = {
     "Recorder": {"python": "simulators.recorder:RecorderSim"},
     "Scripted": {"python": "simulators.scripted:ScriptedSim"},
 }
-
-#: Measurement name per grid table in the recording schema.
-MEASUREMENT = {t: t for t in ELEMENT_TABLES}
 
 
 @dataclass
@@ -129,14 +126,11 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=step)
         children = {e.eid: e for e in grid.children}
         registry[grid.full_id] = ("grid", "grid")
-        for table in ELEMENT_TABLES:
-            for idx, name in zip(prep.net[table].index, prep.names[table]):
-                registry[children[f"{table}-{idx}"].full_id] = (MEASUREMENT[table], name)
 
         tally = Tally()
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
-            registry=registry, store=store, clock=clock, run_id=run_id, kpis=kpis,
-            progress=progress, tally=tally)
+            registry=registry, tables={grid.full_id: prep.names}, store=store, clock=clock, run_id=run_id, kpis=kpis,
+            progress=progress, tally=tally, step_ticks=step)
 
         # Profiles: loads and the generators no physical model drives.
         series = world.start("Series", sim_id="profiles", attrs=["p_mw", "q_mvar"])
@@ -176,13 +170,8 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
                 world.connect(plant, recorder, "p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
                 registry[plant.full_id] = (kind, plant.eid)
 
-        # Everything the grid knows goes to the recorder.
-        world.connect(grid, recorder, *_outputs(world, "Grid"))
-        for table in ELEMENT_TABLES:
-            model = TABLE_TO_MODEL[table]
-            outs = _outputs(world, model)
-            for idx in prep.net[table].index:
-                world.connect(children[f"{table}-{idx}"], recorder, *outs)
+        # Everything the grid knows goes to the recorder, as one snapshot per solve.
+        world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot")
         if hook is not None:
             hook(WorldHandles(world, children, recorder, registry))
 
@@ -192,7 +181,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     t0 = wallclock.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        world.run(until=until_ticks, print_progress=False)  # shuts the world down at the end
+        world.run(until=until_ticks, print_progress=False)
     wall = wallclock.perf_counter() - t0
     return RunOutcome(
         kpis=kpis.finish(clock.seconds(until_ticks)),
@@ -202,14 +191,6 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         points_recorded=tally.points,
         events=tally.events,
     )
-
-
-def _outputs(world: mosaik.World, model: str) -> list[str]:
-    from simulators.grid import META
-
-    spec = META["models"][model]
-    inputs_only = {"Load": (), "Sgen": (), "Storage": ()}.get(model, ())
-    return [a for a in spec["attrs"] if a not in inputs_only]
 
 
 def _shutdown(world: mosaik.World) -> None:

@@ -40,6 +40,11 @@ def clean_fields(fields: dict[str, object]) -> dict[str, FieldValue]:
     """Drop NaN/None values and turn numpy scalars into Python ones."""
     out: dict[str, FieldValue] = {}
     for key, value in fields.items():
+        kind = type(value)
+        if kind is float:  # the common case first: one type check, NaN/inf test by arithmetic
+            if value - value == 0.0:
+                out[key] = value
+            continue
         if value is None:
             continue
         if isinstance(value, (bool, str)):
@@ -51,6 +56,16 @@ def clean_fields(fields: dict[str, object]) -> dict[str, FieldValue]:
             continue
         out[key] = value  # type: ignore[assignment]
     return out
+
+
+def table_points(measurement: str, names: Sequence[str], columns: dict[str, Sequence[object]],
+                 run_id: str, time_ns: int) -> list[Point]:
+    """One point per element from column lists (``columns[attr][i]`` belongs to ``names[i]``)."""
+    attrs = list(columns)
+    rows = zip(*(columns[a] for a in attrs)) if attrs else iter(())
+    return [Point(measurement, time_ns, {"run": run_id, "element": name},
+                  clean_fields(dict(zip(attrs, row))))
+            for name, row in zip(names, rows)]
 
 
 class Store(Protocol):
