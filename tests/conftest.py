@@ -18,7 +18,8 @@ DEFAULT_SCENARIO = ROOT / "scenarios" / "cigre_mv_day.yaml"
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        # "grid" names one source: a new one replaces the old, it does not merge.
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "grid":
             out[key] = _merge(out[key], value)
         else:
             out[key] = value

@@ -15,8 +15,9 @@ import pandapower as pp
 from twin.grids import element_names, find_element
 from twin.scenario import PVSpec, ScenarioError, WindSpec
 
-PV_TYPES = {"PV"}
-WIND_TYPES = {"WP", "WIND", "WKA"}
+# sgen "type" prefixes: CIGRE uses "PV" and "WP"; SimBench "PV_MV" and "Wind_MV".
+PV_TYPES = ("PV",)
+WIND_TYPES = ("WP", "WIND", "WKA")
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,11 @@ class PlantSet:
     params: dict[str, np.ndarray]
 
 
-def _existing(net: pp.pandapowerNet, types: set[str]) -> list[int]:
+def _existing(net: pp.pandapowerNet, prefixes: tuple[str, ...]) -> list[int]:
     if "type" not in net.sgen.columns:
         return []
     kinds = net.sgen["type"].astype(str).str.upper()
-    return [int(i) for i, k in zip(net.sgen.index, kinds) if k in types]
+    return [int(i) for i, k in zip(net.sgen.index, kinds) if k.startswith(prefixes)]
 
 
 def _rating_mva(net: pp.pandapowerNet, i: int) -> float:

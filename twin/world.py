@@ -179,9 +179,13 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _shutdown(world)
         raise
     t0 = wallclock.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
-        world.run(until=until_ticks, print_progress=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            world.run(until=until_ticks, print_progress=False)  # shuts down when it ends
+    except BaseException:
+        _shutdown(world)  # a failing simulator leaves the world running otherwise
+        raise
     wall = wallclock.perf_counter() - t0
     return RunOutcome(
         kpis=kpis.finish(clock.seconds(until_ticks)),

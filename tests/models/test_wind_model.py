@@ -53,3 +53,9 @@ def test_curve_validation():
     custom = PowerCurve([4.0, 10.0, 20.0], [0.0, 1.0, 1.0])
     assert (custom.cut_in_m_s, custom.cut_out_m_s) == (4.0, 20.0)
     assert available_power_mw(7.0, 2.0, custom) == pytest.approx(1.0)
+
+
+def test_hub_height_per_turbine():
+    v = hub_wind_speed_m_s(np.array([5.0, 5.0]), hub_height_m=np.array([10.0, 80.0]),
+                           shear_exponent=0.2)
+    assert v[0] == 5.0 and v[1] == pytest.approx(5.0 * 8.0**0.2)

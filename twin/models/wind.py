@@ -102,7 +102,7 @@ class PowerCurve:
 def hub_wind_speed_m_s(
     wind_speed_ref_m_s: ArrayLike,
     ref_height_m: float = 10.0,
-    hub_height_m: float = 100.0,
+    hub_height_m: ArrayLike = 100.0,
     shear_exponent: float = 0.14,
 ) -> np.ndarray:
     r"""Wind speed at hub height [m/s] by the power law.
@@ -117,13 +117,12 @@ def hub_wind_speed_m_s(
     .. [1] IEC 61400-1:2019, Wind energy generation systems — Part 1: Design requirements,
        clause 6.3 (normal wind profile model).
     """
-    if ref_height_m <= 0 or hub_height_m <= 0:
+    hub = np.asarray(hub_height_m, dtype=float)  # one height per turbine, or one for all
+    if ref_height_m <= 0 or np.any(hub <= 0):
         raise ValueError(
             f"heights must be positive; found ref {ref_height_m} m, hub {hub_height_m} m"
         )
-    return np.asarray(wind_speed_ref_m_s, dtype=float) * (hub_height_m / ref_height_m) ** (
-        shear_exponent
-    )
+    return np.asarray(wind_speed_ref_m_s, dtype=float) * (hub / ref_height_m) ** shear_exponent
 
 
 def available_power_mw(
