@@ -20,6 +20,17 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+ping_status() {
+    # python3 rather than curl: a fresh machine may lack curl, never python3.
+    python3 - "$1" <<'PY' 2>/dev/null || true
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1] + "/ping", timeout=2).status)
+except Exception:
+    print(0)
+PY
+}
+
 start() {
     local dir
     mkdir -p "$1"
@@ -73,7 +84,7 @@ EOF
     local url="http://127.0.0.1:$http_port"
     local deadline=$((SECONDS + 30))
     local problem=""
-    until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/ping" 2>/dev/null || true)" == "204" ]]; do
+    until [[ "$(ping_status "$url")" == "204" ]]; do
         if ! kill -0 "$pid" 2>/dev/null; then
             problem="influxd exited before answering $url/ping"
         elif ((SECONDS >= deadline)); then

@@ -21,7 +21,7 @@ from twin.timebase import format_duration
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="dms-twin: a co-simulation digital twin around a DMS.")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class RecordKind(str, Enum):
