@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,58 @@ def test_unreachable_influx_spills_to_files_and_says_so(make_scenario, tmp_path)
     assert len(spilled) == run.outcome.points_recorded
     info = json.loads((run.run_dir / "run.json").read_text())
     assert info["recording"]["spilled"] is True
+
+
+def test_influx_dying_mid_run_loses_nothing(make_scenario, tmp_path):
+    """A real influxd stopped halfway: earlier batches are in it, the rest spilled to files."""
+    import shutil
+    import subprocess
+
+    from twin.scenario import load_scenario
+
+    if shutil.which("influxd") is None:
+        pytest.skip("influxd not installed")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "influxd.sh"
+    data_dir = tmp_path / "influxd"
+    data_dir.mkdir()
+
+    def start() -> str:
+        out = subprocess.run(["bash", str(script), "start", str(data_dir)], check=True,
+                             capture_output=True, text=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    url = start()
+    try:
+        path = make_scenario("dying", duration="40min", recording={"store": "influx", "influx": {
+            "url": url, "api": "v1", "database": "dying", "batch_size": 500, "retries": 2,
+            "backoff_s": 0.05}})
+        ticks_per_step = load_scenario(path).step_ticks
+
+        def progress_factory(scenario, until_ticks):
+            def update(tick):
+                if tick == 20 * ticks_per_step:  # halfway: the server goes away
+                    subprocess.run(["bash", str(script), "stop", str(data_dir)], check=True)
+            return update
+
+        run = run_scenario(path, out=tmp_path / "r", progress_factory=progress_factory)
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(data_dir)], check=False)
+    rec = run.recording
+    assert rec["spilled"] and 0 < rec["points_written"] < run.outcome.points_recorded
+    assert rec["points_written"] + rec["points_spilled"] == run.outcome.points_recorded
+    assert "spilled" in rec["summary"]
+    spilled = read_points(run.run_dir / "store")
+    assert len(spilled) == rec["points_spilled"]
+
+    url = start()  # same data directory: what was written before the stop is still there
+    try:
+        db = InfluxV1Store(url, "dying")
+        written = [p for m in list_measurements(run.run_dir / "store")
+                   for p in db.read_points(m)]
+        db.close()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(data_dir)], check=False)
+    assert len(written) == rec["points_written"]
+    # together they are exactly what the recorder produced, each point once
+    reference = run_scenario(path.with_name(path.name), out=tmp_path / "ref", record="files")
+    assert _comparable(written + spilled) == _comparable(read_points(reference.run_dir / "store"))

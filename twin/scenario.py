@@ -157,7 +157,9 @@ class InfluxSpec(_Strict):
     token_env: str | None = Field(
         None, description="v2: NAME of the environment variable holding the token."
     )
-    batch_size: int = Field(5000, gt=0)
+    batch_size: int = Field(5000, gt=0, description="Points per write request.")
+    retries: int = Field(4, ge=0, description="Retries of a failed write before spilling.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
 
     @model_validator(mode="before")
     @classmethod

@@ -86,6 +86,7 @@ def open_recording(kind: str, influx: InfluxSpec | None, run_dir: Path,
 
         target = f"InfluxDB {influx.url} bucket {influx.bucket}"
     writer = open_with_fallback(make_primary, lambda: FileStore(store_dir),
-                                batch_size=influx.batch_size,
+                                batch_size=influx.batch_size, retries=influx.retries,
+                                backoff_s=influx.backoff_s,
                                 spill_description=f"file store {store_dir}")
     return Recording(writer, target, "influx")
