@@ -140,7 +140,11 @@ class DERSim(mosaik_api_v3.Simulator):
         assert plants is not None
         data = {}
         for eid, attrs in outputs.items():
-            i = plants.pos.get(eid)
-            data[eid] = {} if i is None else {a: float(plants.out[a][i]) for a in attrs
-                                              if a in plants.out}
+            if eid == self.parent:
+                raise ValueError(f"{eid} has inputs only (the weather); connect its plants")
+            i = plants.pos[eid]
+            unknown = [a for a in attrs if a not in plants.out]
+            if unknown:
+                raise ValueError(f"{eid}: {unknown} are inputs; outputs are {PLANT_OUTPUTS}")
+            data[eid] = {a: float(plants.out[a][i]) for a in attrs}
         return data

@@ -10,18 +10,8 @@ import mosaik_api_v3
 import numpy as np
 import pandas as pd
 
-META: mosaik_api_v3.Meta = {
-    "api_version": "3.0",
-    "type": "time-based",
-    "models": {
-        "Series": {
-            "public": True,
-            "params": ["columns", "step_ticks", "eid"],
-            "attrs": [],
-            "any_inputs": False,
-        },
-    },
-}
+# The output attributes are named when the simulator is started (see ``init``).
+META: mosaik_api_v3.Meta = {"api_version": "3.0", "type": "time-based", "models": {}}
 
 
 class TimeSeriesSim(mosaik_api_v3.Simulator):
@@ -33,7 +23,7 @@ class TimeSeriesSim(mosaik_api_v3.Simulator):
     """
 
     def __init__(self) -> None:
-        super().__init__({**META, "models": {}})
+        super().__init__({**META, "models": {}})  # a copy per instance: init fills it
         self.series: dict[str, dict[str, np.ndarray]] = {}
         self.step_ticks = 1
         self.row = 0
