@@ -27,6 +27,7 @@ _MODELS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     "Storage": ("storage", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["storage"][1])),
     "Switch": ("switch", ("closed",), ("closed",), ("closed",)),
     "ExtGrid": ("ext_grid", (), (), tuple(RESULT_SPEC["ext_grid"][1])),
+    "Shunt": ("shunt", ("step",), ("step",), (*RESULT_SPEC["shunt"][1], "step")),
 }
 TABLE_TO_MODEL = {table: model for model, (table, *_rest) in _MODELS.items()}
 
@@ -99,6 +100,8 @@ class GridSim(mosaik_api_v3.Simulator):
                 model.set_switch(idx, bool(_last(attrs["closed"])))
             elif table == "trafo":
                 model.set_tap(idx, int(round(_last(attrs["tap_pos"]))))
+            elif table == "shunt":
+                model.set_shunt_step(idx, int(round(_last(attrs["step"]))))
             else:
                 injections.setdefault(table, {})[idx] = (
                     _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))

@@ -68,3 +68,24 @@ def test_non_convergence_is_an_outcome_not_an_exception(model):
     model.set_injection("load", 0, 15.0, 3.0)
     assert model.solve().converged  # recovers with a full solve
     assert model.n_failed == 1 and model.n_solves == 3
+
+
+def test_capacitor_steps_raise_the_voltage():
+    from twin.devices import add_capacitors
+    from twin.fieldspec import DevicesSpec
+
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    spec = DevicesSpec(capacitors=[{"name": "Cap 11", "bus": "Bus 11", "q_step_mvar": 0.5,
+                                    "max_step": 3}])
+    (idx,) = add_capacitors(net, spec)
+    model = GridModel(net)
+    model.solve()
+    vm0 = model.value("bus", 11, "vm_pu")
+    assert model.value("shunt", idx, "q_mvar") == 0.0
+    assert model.set_shunt_step(idx, 2)
+    model.solve()
+    # two steps of 0.5 Mvar at ~1 p.u. feed 1 Mvar: the bus voltage rises
+    assert model.value("shunt", idx, "q_mvar") == pytest.approx(-1.0 * model.value("bus", 11, "vm_pu") ** 2)
+    assert model.value("bus", 11, "vm_pu") > vm0 + 1e-3
+    model.set_shunt_step(idx, 9)  # clipped to max_step
+    assert model.net.shunt.at[idx, "step"] == 3

@@ -10,7 +10,8 @@ import pandapower.networks as pn
 from twin.scenario import GridSpec, ScenarioError
 
 #: Element tables the twin works with, in a fixed order.
-ELEMENT_TABLES = ("bus", "line", "trafo", "load", "sgen", "storage", "switch", "ext_grid")
+ELEMENT_TABLES = ("bus", "line", "trafo", "load", "sgen", "storage", "switch", "ext_grid",
+                  "shunt")
 
 
 def build_net(spec: GridSpec, scenario_file: Path | None = None) -> pp.pandapowerNet:

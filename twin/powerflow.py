@@ -30,6 +30,7 @@ RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {
     "sgen": ("res_sgen", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
     "storage": ("res_storage", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
     "ext_grid": ("res_ext_grid", {"p_mw": "p_mw", "q_mvar": "q_mvar"}),
+    "shunt": ("res_shunt", {"p_mw": "p_mw", "q_mvar": "q_mvar", "vm_pu": "vm_pu"}),
 }
 
 #: Whole-network summary attributes.
@@ -109,6 +110,16 @@ class GridModel:
         return True
 
     # ---------------------------------------------------------------- solve
+    def set_shunt_step(self, idx: int, step: int) -> bool:
+        """Switch a capacitor bank to ``step`` (clipped to 0…max_step)."""
+        shunt = self.net.shunt
+        step = int(np.clip(step, 0, shunt.at[idx, "max_step"]))
+        if shunt.at[idx, "step"] == step:
+            return False
+        shunt.at[idx, "step"] = step
+        self._needs_full = True  # shunts are not part of pandapower's recycled injections
+        return True
+
     def solve(self) -> SolveOutcome:
         """Run the power flow; a failure is an outcome, not an exception."""
         kwargs: dict = {}
@@ -143,6 +154,7 @@ class GridModel:
         self.results["switch"] = {"closed": self.net.switch["closed"].to_numpy(dtype=bool)}
         self.results["line"]["in_service"] = self.net.line["in_service"].to_numpy(dtype=bool)
         self.results["trafo"]["tap_pos"] = self.net.trafo["tap_pos"].to_numpy(dtype=float)
+        self.results["shunt"]["step"] = self.net.shunt["step"].to_numpy(dtype=float)
         r = self.results
         nan = float("nan")
         self.summary = {

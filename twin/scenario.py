@@ -9,27 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from twin.timebase import Clock, parse_duration_s
-
-Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
-
-
-class _Strict(BaseModel):
-    # A mistyped key is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid")
+from twin.fieldspec import BatteriesSpec, CommandSpec, CrewSpecModel, DevicesSpec, EVFleetSpecModel, RTUSpecModel
+from twin.specbase import Seconds, Strict as _Strict
+from twin.timebase import Clock
 
 
 # --------------------------------------------------------------------------- grid
@@ -224,6 +211,13 @@ class Scenario(_Strict):
     pv: PVSpec = PVSpec()
     wind: WindSpec = WindSpec()
     weather: WeatherSpec = WeatherSpec()
+    devices: DevicesSpec = DevicesSpec()
+    ev_fleet: EVFleetSpecModel = EVFleetSpecModel()
+    batteries: BatteriesSpec = BatteriesSpec()
+    rtus: list[RTUSpecModel] = []
+    crews: CrewSpecModel = CrewSpecModel()
+    commands: list[CommandSpec] = Field(
+        [], description="Operator commands sent at given times through the command path.")
     recording: RecordingSpec = RecordingSpec()
     kpis: KpiSpec = KpiSpec()
 
@@ -243,6 +237,9 @@ class Scenario(_Strict):
             raise ValueError(
                 f"duration ({self.duration:g} s) is not a whole number of steps ({self.step:g} s)"
             )
+        names = [r.name for r in self.rtus]
+        if len(set(names)) != len(names):
+            raise ValueError(f"unique RTU names; found {names}")
         if self.profiles.source == "simbench" and self.grid.simbench is None:
             raise ValueError("profiles.source 'simbench' needs a 'grid: {simbench: <code>}'")
         return self

@@ -27,7 +27,7 @@ _ISO = re.compile(
 )
 
 
-def parse_duration_s(value: str | int | float | timedelta) -> float:
+def parse_duration_s(value: str | int | float | timedelta, allow_zero: bool = False) -> float:
     """Turn ``"1d"``, ``"90min"``, ``"15 s"``, ``"PT1H30M"`` or a number of seconds into seconds.
 
     Raises
@@ -45,7 +45,9 @@ def parse_duration_s(value: str | int | float | timedelta) -> float:
         text = value.strip()
         simple = _SIMPLE.match(text.lower())
         iso = _ISO.match(text.upper())
-        if simple and simple.group(2) in _UNITS_S:
+        if text == "0":
+            seconds = 0.0
+        elif simple and simple.group(2) in _UNITS_S:
             seconds = float(simple.group(1)) * _UNITS_S[simple.group(2)]
         elif iso and text.upper() not in ("P", "PT"):
             parts = {k: float(v) if v else 0.0 for k, v in iso.groupdict().items()}
@@ -55,8 +57,8 @@ def parse_duration_s(value: str | int | float | timedelta) -> float:
                 f"a duration like '1d', '24h', '90min', '30s', '250ms', 'PT1H30M' or seconds; "
                 f"found {value!r}"
             )
-    if seconds <= 0:
-        raise ValueError(f"a positive duration; found {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"a {'non-negative' if allow_zero else 'positive'} duration; found {value!r}")
     return seconds
 
 

@@ -18,6 +18,7 @@ import mosaik
 import pandapower as pp
 import pandas as pd
 
+from twin.devices import add_capacitors
 from twin.grids import ELEMENT_TABLES, build_net, element_names
 from twin.kpis import KpiAccumulator
 from twin.models import pv as pv_model
@@ -79,6 +80,7 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
             net: pp.pandapowerNet | None = None) -> Prepared:
     """Build the net, plants, profiles and weather of ``scenario``."""
     net = build_net(scenario.grid, scenario_file) if net is None else net
+    add_capacitors(net, scenario.devices)
     pv = pv_plants(net, scenario.pv)
     wind = wind_plants(net, scenario.wind)
     overlap = set(pv.sgen_idx) & set(wind.sgen_idx)

@@ -1,0 +1,29 @@
+"""Controllable devices the scenario adds to or marks in the grid: capacitor banks, manual
+switches."""
+
+from __future__ import annotations
+
+import pandapower as pp
+
+from twin.fieldspec import DevicesSpec
+from twin.grids import find_element
+
+
+def add_capacitors(net: pp.pandapowerNet, spec: DevicesSpec) -> list[int]:
+    """Add each capacitor bank as a switchable pandapower shunt; returns their indices.
+
+    pandapower's shunt consumes ``q_mvar`` per step, so a capacitor has negative ``q_mvar``.
+    """
+    added = []
+    for k, cap in enumerate(spec.capacitors):
+        bus = find_element(net, "bus", cap.bus, f"devices.capacitors[{k}].bus")
+        added.append(int(pp.create_shunt(
+            net, bus, q_mvar=-cap.q_step_mvar, p_mw=0.0, step=cap.step_init,
+            max_step=cap.max_step, name=cap.name)))
+    return added
+
+
+def manual_switches(net: pp.pandapowerNet, spec: DevicesSpec) -> set[int]:
+    """Indices of the switches only a field crew can operate."""
+    return {find_element(net, "switch", name, f"devices.manual_switches[{k}]")
+            for k, name in enumerate(spec.manual_switches)}
