@@ -35,8 +35,9 @@ META: mosaik_api_v3.Meta = {
 }
 
 
-def _first(values: dict[str, float]) -> float:
-    return float(next(iter(values.values())))
+def _first(values: dict[str, float | None]) -> float | None:
+    value = next(iter(values.values()), None)
+    return None if value is None else float(value)
 
 
 class _Plants:
@@ -53,10 +54,13 @@ class _Plants:
 
     def take_setpoints(self, eid: str, attrs: dict) -> None:
         i = self.pos[eid]
-        if "p_limit_mw" in attrs:
-            self.p_limit_mw[i] = _first(attrs["p_limit_mw"])
-        if "q_setpoint_mvar" in attrs:
-            self.q_setpoint_mvar[i] = _first(attrs["q_setpoint_mvar"])
+        # None: a set-point that has never been commanded (the plant keeps its default).
+        p_limit = _first(attrs.get("p_limit_mw", {}))
+        q_set = _first(attrs.get("q_setpoint_mvar", {}))
+        if p_limit is not None:
+            self.p_limit_mw[i] = p_limit
+        if q_set is not None:
+            self.q_setpoint_mvar[i] = q_set
 
     def dispatch(self, p_available_mw: np.ndarray) -> None:
         p, q, curtailed = pv_model.dispatch(

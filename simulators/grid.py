@@ -29,6 +29,8 @@ _MODELS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     "ExtGrid": ("ext_grid", (), (), tuple(RESULT_SPEC["ext_grid"][1])),
     "Shunt": ("shunt", ("step",), ("step",), (*RESULT_SPEC["shunt"][1], "step")),
 }
+#: Tables whose state comes from commands, and the attribute that carries them.
+_COMMANDED = {"switch": "closed", "trafo": "tap_pos", "shunt": "step"}
 TABLE_TO_MODEL = {table: model for model, (table, *_rest) in _MODELS.items()}
 
 
@@ -52,7 +54,9 @@ META: mosaik_api_v3.Meta = {
             "params": ["net", "step_ticks", "recycle"],
             # "snapshot": every element's results in one value, for consumers of the whole
             # state (the recorder) — one connection instead of one per element and attribute.
-            "attrs": [*SUMMARY_ATTRS, "snapshot"],
+            # "solved_at": the tick of the latest solve, so consumers can tell a new state
+            # from a held one.
+            "attrs": [*SUMMARY_ATTRS, "snapshot", "solved_at"],
             "trigger": [],
             "non-persistent": [],
         },
@@ -66,6 +70,7 @@ class GridSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.model: GridModel | None = None
         self.step_ticks = 1
+        self.solved_at = -1
         self.eid_index: dict[str, tuple[str, int]] = {}
 
     def init(self, sid, time_resolution=1.0, **sim_params):
@@ -96,20 +101,33 @@ class GridSim(mosaik_api_v3.Simulator):
         injections: dict[str, dict[int, tuple[float | None, float | None]]] = {}
         for eid, attrs in inputs.items():
             table, idx = self.eid_index[eid]
-            if table == "switch":
-                model.set_switch(idx, bool(_last(attrs["closed"])))
-            elif table == "trafo":
-                model.set_tap(idx, int(round(_last(attrs["tap_pos"]))))
-            elif table == "shunt":
-                model.set_shunt_step(idx, int(round(_last(attrs["step"]))))
+            if table in _COMMANDED:
+                value = _last(attrs[_COMMANDED[table]])
+                if value is None:  # a device that was never commanded holds no value
+                    continue
+                if table == "switch":
+                    model.set_switch(idx, bool(value))
+                elif table == "trafo":
+                    model.set_tap(idx, int(round(value)))
+                else:
+                    model.set_shunt_step(idx, int(round(value)))
             else:
                 injections.setdefault(table, {})[idx] = (
                     _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))
         for table, values in injections.items():
             model.set_injections(table, values)
         model.solve()
+        self.solved_at = time
         # Next regular step, also after an event-triggered solve between steps.
         return (time // self.step_ticks + 1) * self.step_ticks
+
+    def _grid_value(self, attr: str) -> Any:
+        assert self.model is not None
+        if attr == "snapshot":
+            return self.model.snapshot()
+        if attr == "solved_at":
+            return self.solved_at
+        return self.model.summary[attr]
 
     def get_data(self, outputs):
         model = self.model
@@ -117,8 +135,7 @@ class GridSim(mosaik_api_v3.Simulator):
         data: dict[str, dict[str, Any]] = {}
         for eid, attrs in outputs.items():
             if eid == "grid":
-                data[eid] = {a: model.snapshot() if a == "snapshot" else model.summary[a]
-                             for a in attrs}
+                data[eid] = {a: self._grid_value(a) for a in attrs}
             else:
                 table, idx = self.eid_index[eid]
                 data[eid] = {a: model.value(table, idx, a) for a in attrs}

@@ -34,8 +34,8 @@ META: mosaik_api_v3.Meta = {
         "Recorder": {
             "public": True,
             "any_inputs": True,
-            "params": ["registry", "tables", "store", "clock", "run_id", "kpis", "progress",
-                       "tally", "step_ticks"],
+            "params": ["registry", "tables", "periods", "store", "clock", "run_id", "kpis",
+                       "progress", "tally", "step_ticks"],
             "attrs": [],
         },
     },
@@ -48,6 +48,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.registry: dict[str, tuple[str, str]] = {}
         # source full id -> {table: element names} for sources sending a "snapshot"
         self.tables: dict[str, dict[str, list[str]]] = {}
+        # source full id -> period in ticks, for sources that step periodically
+        self.periods: dict[str, int] = {}
         self.store: Store | None = None
         self.clock: Clock | None = None
         self.run_id = ""
@@ -58,7 +60,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def init(self, sid, time_resolution=1.0, **sim_params):
         return self.meta
 
-    def create(self, num, model, registry=None, tables=None, store=None, clock=None, run_id="",
+    def create(self, num, model, registry=None, tables=None, periods=None, store=None,
+               clock=None, run_id="",
                kpis=None, progress=None, tally=None, step_ticks=None):
         if num != 1 or self.store is not None:
             raise ValueError("RecorderSim holds exactly one Recorder")
@@ -66,6 +69,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
             raise ValueError("Recorder needs registry=, store= and clock=")
         self.registry, self.store, self.clock = registry, store, clock
         self.tables = tables or {}
+        self.periods = periods if periods is not None else {}
         self.run_id, self.kpis, self.progress = run_id, kpis, progress
         self.tally = tally if tally is not None else Tally()
         self.step_ticks = int(step_ticks) if step_ticks else None
@@ -83,6 +87,22 @@ class RecorderSim(mosaik_api_v3.Simulator):
         for src in sorted(by_source):
             measurement, element = self.registry[src]
             fields = by_source[src]
+            # mosaik hands persistent values on at every step of the recorder; record a
+            # source only when it produced them now (a periodic source on its period, the
+            # grid when it solved), so an event at 90 s does not repeat the 60 s values.
+            period = self.periods.get(src)
+            if period and time % period:
+                continue
+            if "solved_at" in fields and fields.pop("solved_at") != time:
+                continue
+            records = fields.pop("records", None)
+            if records:
+                # Points a simulator made itself, each with its own time (e.g. a telemetry
+                # message's delivery time): {"measurement", "t_s", "tags", "fields"}.
+                for r in records:
+                    points.append(Point(r["measurement"], self.clock.time_ns_at(r["t_s"]),
+                                        {"run": self.run_id, **r["tags"]},
+                                        clean_fields(r["fields"])))
             snapshot = fields.pop("snapshot", None)
             if snapshot is not None:
                 names = self.tables[src]
@@ -97,8 +117,9 @@ class RecorderSim(mosaik_api_v3.Simulator):
                                   {"message": message or "power flow failed"})
                     points.append(event)
                     self.tally.events.append(event)
-            points.append(Point(measurement, time_ns, {"run": self.run_id, "element": element},
-                                clean_fields(fields)))
+            if fields:
+                points.append(Point(measurement, time_ns, {"run": self.run_id, "element": element},
+                                    clean_fields(fields)))
         points = [p for p in points if p.fields]  # e.g. a failed solve: no results at all
         self.store.write(points)
         self.tally.points += len(points)

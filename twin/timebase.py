@@ -104,6 +104,10 @@ class Clock:
         # Integer arithmetic where possible, so timestamps do not drift over long runs.
         return self.start_ns + int(round(tick * self.time_resolution_s * 1e9))
 
+    def time_ns_at(self, seconds: float) -> int:
+        """Scenario seconds since start → ns since the epoch."""
+        return self.start_ns + int(round(seconds * 1e9))
+
     def timestamps(self, n_steps: int, step_ticks: int) -> pd.DatetimeIndex:
         """UTC timestamps of ``n_steps`` steps of ``step_ticks`` ticks each from tick 0."""
         ns = np.array([self.time_ns(i * step_ticks) for i in range(n_steps)], dtype=np.int64)

@@ -18,7 +18,8 @@ import mosaik
 import pandapower as pp
 import pandas as pd
 
-from twin.devices import add_capacitors
+from twin.devices import add_capacitors, manual_switches
+from twin.field import FieldPlan, build_field_plan
 from twin.grids import ELEMENT_TABLES, build_net, element_names
 from twin.kpis import KpiAccumulator
 from twin.models import pv as pv_model
@@ -38,6 +39,7 @@ SIM_CONFIG: mosaik.SimConfig = {
     "DER": {"python": "simulators.der:DERSim"},
     "Recorder": {"python": "simulators.recorder:RecorderSim"},
     "Scripted": {"python": "simulators.scripted:ScriptedSim"},
+    "Field": {"python": "simulators.field:FieldSim"},
 }
 
 
@@ -54,6 +56,7 @@ class Prepared:
     profiled_sgens: list[int]
     profiles: Profiles
     weather: pd.DataFrame
+    field: FieldPlan | None = None
 
 
 @dataclass
@@ -106,7 +109,38 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
             component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
             cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
             temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
-    return Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather)
+    prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather)
+    manual = manual_switches(net, scenario.devices)
+    if scenario.rtus or manual or scenario.commands:
+        prepared.field = build_field_plan(
+            scenario, net, pv=dict(zip(pv.names, pv.sgen_idx)),
+            wind=dict(zip(wind.names, wind.sgen_idx)), batteries={}, ev_loads={},
+            manual=manual)
+    return prepared
+
+
+@dataclass
+class _Wiring:
+    """What the wiring steps share while the world is built."""
+
+    world: mosaik.World
+    prep: Prepared
+    step: int
+    until: int
+    grid: mosaik.Entity
+    children: dict[str, mosaik.Entity]
+    recorder: mosaik.Entity
+    registry: dict[str, tuple[str, str]]
+    periods: dict[str, int]
+    plants: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv:PV 3" -> entity
+
+    def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
+               periodic: bool = True) -> None:
+        """Connect ``entity`` to the recorder as ``measurement``/``element``."""
+        self.registry[entity.full_id] = (measurement, element)
+        if periodic:
+            self.periods[entity.full_id] = self.step
+        self.world.connect(entity, self.recorder, *attrs)
 
 
 def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
@@ -115,68 +149,31 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     """Build the mosaik world for ``prep`` and run it, recording into ``store``."""
     sc = prep.scenario
     clock = sc.clock
-    step = sc.step_ticks
     until_ticks = clock.ticks(until_s if until_s is not None else sc.duration)
     if until_ticks > clock.ticks(sc.duration):
         raise ScenarioError(f"--until: expected at most the scenario's duration ({sc.duration:g} s)")
 
     world = mosaik.World(SIM_CONFIG, time_resolution=sc.time_resolution,
                          skip_greetings=True, configure_logging=False)
-    registry: dict[str, tuple[str, str]] = {}
     kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu)
+    tally = Tally()
     try:
-        grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=step)
-        children = {e.eid: e for e in grid.children}
-        registry[grid.full_id] = ("grid", "grid")
-
-        tally = Tally()
+        grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=sc.step_ticks)
+        registry: dict[str, tuple[str, str]] = {grid.full_id: ("grid", "grid")}
+        periods: dict[str, int] = {}  # filled by the wiring: periodic sources of the recorder
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
-            registry=registry, tables={grid.full_id: prep.names}, store=store, clock=clock, run_id=run_id, kpis=kpis,
-            progress=progress, tally=tally, step_ticks=step)
-
-        # Profiles: loads and the generators no physical model drives.
-        series = world.start("Series", sim_id="profiles", attrs=["p_mw", "q_mvar"])
-        for idx in prep.net.load.index:
-            src = series.Series(eid=f"load-{idx}", step_ticks=step, columns={
-                "p_mw": prep.profiles.load_p_mw[idx], "q_mvar": prep.profiles.load_q_mvar[idx]})
-            world.connect(src, children[f"load-{idx}"], "p_mw", "q_mvar")
-        for idx in prep.profiled_sgens:
-            src = series.Series(eid=f"sgen-{idx}", step_ticks=step, columns={
-                "p_mw": prep.profiles.sgen_p_mw[idx], "q_mvar": prep.profiles.sgen_q_mvar[idx]})
-            world.connect(src, children[f"sgen-{idx}"], "p_mw", "q_mvar")
-
-        weather_sim = world.start("Series", sim_id="weather", attrs=list(WEATHER_ATTRS))
-        weather = weather_sim.Series(eid="weather", step_ticks=step, columns={
-            a: prep.weather[a] for a in WEATHER_ATTRS})
-        registry[weather.full_id] = ("weather", "weather")
-        world.connect(weather, recorder, *WEATHER_ATTRS)
-
-        for kind, plants in (("pv", prep.pv), ("wind", prep.wind)):
-            if not plants.names:
-                continue
-            sim = world.start("DER", sim_id=kind)
-            if kind == "pv":
-                p = plants.params
-                park = sim.PVPark(names=plants.names, step_ticks=step, plants=pv_model.PVPlants(
-                    p_peak_mw=p["p_peak_mw"], tilt_deg=p["tilt_deg"],
-                    azimuth_deg=p["azimuth_deg"], s_inverter_mva=p["s_inverter_mva"]))
-                world.connect(weather, park, *WEATHER_ATTRS)
-            else:
-                park = sim.WindFarm(names=plants.names, step_ticks=step,
-                                    p_rated_mw=plants.params["p_rated_mw"],
-                                    hub_height_m=plants.params["hub_height_m"],
-                                    shear_exponent=sc.wind.shear_exponent)
-                world.connect(weather, park, "wind_speed_m_s")
-            for plant, sgen_idx in zip(park.children, plants.sgen_idx):
-                world.connect(plant, children[f"sgen-{sgen_idx}"], "p_mw", "q_mvar")
-                world.connect(plant, recorder, "p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
-                registry[plant.full_id] = (kind, plant.eid)
-
+            registry=registry, tables={grid.full_id: prep.names}, periods=periods,
+            store=store, clock=clock,
+            run_id=run_id, kpis=kpis, progress=progress, tally=tally, step_ticks=sc.step_ticks)
+        w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
+                    {e.eid: e for e in grid.children}, recorder, registry, periods)
+        _wire_profiles(w)
+        _wire_weather_and_der(w)
+        _wire_field(w)
         # Everything the grid knows goes to the recorder, as one snapshot per solve.
-        world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot")
+        world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at")
         if hook is not None:
-            hook(WorldHandles(world, children, recorder, registry))
-
+            hook(WorldHandles(world, w.children, recorder, registry))
     except BaseException:
         _shutdown(world)
         raise
@@ -197,6 +194,87 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         points_recorded=tally.points,
         events=tally.events,
     )
+
+
+def _wire_profiles(w: _Wiring) -> None:
+    """Loads and the generators no physical model drives replay their profiles."""
+    prep = w.prep
+    series = w.world.start("Series", sim_id="profiles", attrs=["p_mw", "q_mvar"])
+    columns = [("load", idx, prep.profiles.load_p_mw, prep.profiles.load_q_mvar)
+               for idx in prep.profiles.load_p_mw.columns]
+    columns += [("sgen", idx, prep.profiles.sgen_p_mw, prep.profiles.sgen_q_mvar)
+                for idx in prep.profiled_sgens]
+    for table, idx, p, q in columns:
+        src = series.Series(eid=f"{table}-{idx}", step_ticks=w.step,
+                            columns={"p_mw": p[idx], "q_mvar": q[idx]})
+        w.world.connect(src, w.children[f"{table}-{idx}"], "p_mw", "q_mvar")
+
+
+def _wire_weather_and_der(w: _Wiring) -> None:
+    prep, world, sc = w.prep, w.world, w.prep.scenario
+    weather_sim = world.start("Series", sim_id="weather", attrs=list(WEATHER_ATTRS))
+    weather = weather_sim.Series(eid="weather", step_ticks=w.step, columns={
+        a: prep.weather[a] for a in WEATHER_ATTRS})
+    w.record(weather, "weather", "weather", *WEATHER_ATTRS)
+    for kind, plants in (("pv", prep.pv), ("wind", prep.wind)):
+        if not plants.names:
+            continue
+        sim = world.start("DER", sim_id=kind)
+        if kind == "pv":
+            p = plants.params
+            park = sim.PVPark(names=plants.names, step_ticks=w.step, plants=pv_model.PVPlants(
+                p_peak_mw=p["p_peak_mw"], tilt_deg=p["tilt_deg"],
+                azimuth_deg=p["azimuth_deg"], s_inverter_mva=p["s_inverter_mva"]))
+            world.connect(weather, park, *WEATHER_ATTRS)
+        else:
+            park = sim.WindFarm(names=plants.names, step_ticks=w.step,
+                                p_rated_mw=plants.params["p_rated_mw"],
+                                hub_height_m=plants.params["hub_height_m"],
+                                shear_exponent=sc.wind.shear_exponent)
+            world.connect(weather, park, "wind_speed_m_s")
+        for plant, sgen_idx in zip(park.children, plants.sgen_idx):
+            world.connect(plant, w.children[f"sgen-{sgen_idx}"], "p_mw", "q_mvar")
+            w.record(plant, kind, plant.eid, "p_mw", "q_mvar", "p_available_mw",
+                     "curtailed_mw")
+            w.plants[f"{kind}:{plant.eid}"] = plant
+
+
+def _wire_field(w: _Wiring) -> None:
+    """RTUs, links, crews and the devices commands reach; scenario commands as an operator."""
+    plan, sc, world = w.prep.field, w.prep.scenario, w.world
+    if plan is None:
+        return
+    field_ent = world.start("Field", sim_id="field").Field(
+        plan=plan, seed=sc.seed, record_every_ticks=w.step, until_ticks=w.until)
+    w.registry[field_ent.full_id] = ("field", "field")  # it sends "records" only
+    # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
+    # commands the field sends back to the grid.
+    world.connect(w.grid, field_ent, "snapshot", time_shifted=True,
+                  initial_data={"snapshot": None})
+    world.connect(field_ent, w.recorder, "records")
+    devices = {e.eid: e for e in field_ent.children}
+    for dev in plan.devices.values():
+        table, idx = plan.targets[dev.eid]
+        if dev.kind in ("switch", "trafo", "shunt"):
+            world.connect(devices[dev.eid], w.children[f"{table}-{idx}"], dev.attr)
+        elif dev.kind in ("pv", "wind"):
+            world.connect(devices[dev.eid], w.plants[dev.ref], "p_limit_mw", "q_setpoint_mvar")
+        else:
+            target = w.plants.get(dev.ref)
+            if target is None:
+                raise ScenarioError(f"rtus: {dev.ref} has no simulator to command")
+            world.connect(devices[dev.eid], target, dev.attr)
+    if sc.commands:
+        schedule: dict[int, list[dict]] = {}
+        for k, c in enumerate(sc.commands):
+            tick = sc.clock.ticks(c.after) if c.after > 0 else 0
+            schedule.setdefault(tick, []).append(
+                {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
+                 "source": "operator"})
+        op = world.start("Scripted", sim_id="operator", attrs=["commands"]).Script(
+            schedule=sorted(schedule.items()), attr="commands")
+        world.connect(op, field_ent, "commands")
+        world.set_initial_event(op.sid, min(schedule))
 
 
 def _shutdown(world: mosaik.World) -> None:

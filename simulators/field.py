@@ -1,0 +1,303 @@
+"""mosaik adapter for the field: RTUs and their links (:mod:`twin.models.comms`), field crews
+(:mod:`twin.models.crews`) and the devices commands reach.
+
+One SimPy environment holds the communication network and the crews; this simulator moves
+it along mosaik time. Hybrid: it schedules itself at scan times (and, while commands are
+under way, at every event of the network); ``commands`` is a trigger input.
+
+Entities: ``field`` (inputs ``snapshot`` — the grid's state, one tick late — and
+``commands``; outputs ``measurements``, ``command_outcomes``, ``records``) and one child
+per controllable device (``dev:switch:S1``…): an ``Actuator`` (switch, tap, capacitor)
+outputs ``closed``/``tap_pos``/``step`` when a command arrives; a ``Setpoint`` (PV, wind,
+battery, EV) holds ``p_limit_mw``/``q_setpoint_mvar``/``p_setpoint_mw``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mosaik_api_v3
+import simpy
+
+from twin.field import ACTIONS, FieldPlan
+from twin.models.comms import CommNetwork
+from twin.models.crews import CrewDispatcher
+from twin.rng import component_rng
+
+ACTUATOR_KINDS = ("switch", "trafo", "shunt")
+ACTUATOR_ATTRS = ["closed", "tap_pos", "step"]
+SETPOINT_ATTRS = ["p_limit_mw", "q_setpoint_mvar", "p_setpoint_mw"]
+FIELD_OUTPUTS = ["measurements", "command_outcomes", "records"]
+
+META: mosaik_api_v3.Meta = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {
+        "Field": {
+            "public": True,
+            "params": ["plan", "seed", "time_resolution_s", "record_every_ticks",
+                       "until_ticks", "deliver_exact"],
+            "attrs": ["snapshot", "commands", *FIELD_OUTPUTS],
+            "trigger": ["commands"],
+            "non-persistent": FIELD_OUTPUTS,
+        },
+        # Switches, taps, capacitor steps: an output only when a command arrives, which
+        # triggers the grid (the grid holds the state itself).
+        "Actuator": {"public": False, "params": [], "attrs": ACTUATOR_ATTRS, "trigger": [],
+                     "non-persistent": ACTUATOR_ATTRS},
+        # DER, battery and EV set-points: held and output at every step of the field, so
+        # the plants read the last commanded value on their own steps.
+        "Setpoint": {"public": False, "params": [], "attrs": SETPOINT_ATTRS, "trigger": [],
+                     "non-persistent": []},
+    },
+}
+
+
+class FieldSim(mosaik_api_v3.Simulator):
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.plan: FieldPlan | None = None
+        self.res_s = 1.0
+        self.env = simpy.Environment()
+        self.net: CommNetwork | None = None
+        self.crews: CrewDispatcher | None = None
+        self.snapshot: dict | None = None
+        self.next_scan: dict[str, int] = {}
+        self.period_ticks: dict[str, float] = {}
+        self.in_flight = 0
+        self.n_commands = 0
+        self.now = 0
+        self.deliver_exact = False
+        self.record_every = 0
+        self.next_record = 0
+        self.until = math.inf
+        self.out_devices: dict[str, dict[str, Any]] = {}  # actuator outputs of this step
+        self.setpoints: dict[str, dict[str, Any]] = {}    # held set-points per device
+        self.out_measurements: list[dict] = []
+        self.out_outcomes: list[dict] = []
+        self.records: list[dict] = []
+        self._crew_jobs: dict[str, tuple] = {}  # job id -> (target, action, value, sent_t_s)
+
+    def init(self, sid, time_resolution=1.0, **sim_params):
+        self.res_s = float(time_resolution)
+        return self.meta
+
+    # ------------------------------------------------------------------ setup
+    def create(self, num, model, plan=None, seed=0, time_resolution_s=None,
+               record_every_ticks=60, until_ticks=None, deliver_exact=False):
+        if model != "Field" or num != 1 or self.plan is not None:
+            raise ValueError("FieldSim holds exactly one Field")
+        if plan is None:
+            raise ValueError("Field needs plan=<twin.field.FieldPlan>")
+        self.plan = plan
+        rngs = {r.name: component_rng(seed, f"rtu/{r.name}") for r in plan.rtus}
+        self.net = CommNetwork(self.env, plan.rtus, rngs,
+                               command_timeout_s=plan.command_timeout_s)
+        if plan.crew is not None:
+            self.crews = CrewDispatcher(self.env, plan.crew)
+        for rtu in plan.rtus:
+            self.period_ticks[rtu.name] = rtu.scan_period_s / self.res_s
+            self.next_scan[rtu.name] = self._ticks(rtu.scan_offset_s)
+        self.record_every = int(record_every_ticks)
+        self.until = until_ticks if until_ticks is not None else math.inf
+        self.deliver_exact = bool(deliver_exact)
+        children = [{"eid": d.eid, "rel": [],
+                     "type": "Actuator" if d.kind in ACTUATOR_KINDS else "Setpoint"}
+                    for d in plan.devices.values()]
+        return [{"eid": "field", "type": "Field", "rel": [], "children": children}]
+
+    def _ticks(self, seconds: float) -> int:
+        # An event inside a tick is handled at the end of that tick (never early).
+        return int(math.ceil(seconds / self.res_s - 1e-9))
+
+    # ------------------------------------------------------------------ step
+    def step(self, time, inputs, max_advance):
+        assert self.net is not None and self.plan is not None
+        self.now = time
+        t_s = time * self.res_s
+        f_in = inputs.get("field", {})
+        if f_in.get("snapshot"):
+            value = next(iter(f_in["snapshot"].values()))
+            if value is not None:
+                self.snapshot = value
+        self._collect(t_s)  # everything due up to now, before new traffic starts
+        for commands in f_in.get("commands", {}).values():
+            for command in commands or ():
+                self._submit(command, t_s)
+        self._scan_due(time, t_s)
+        self._collect(t_s)  # what the new traffic caused at once (zero latency)
+        return self._next_step(time)
+
+    def _collect(self, t_s: float) -> None:
+        measurements, outcomes = self.net.advance_to(t_s)
+        crew_outcomes = self.crews.advance_to(t_s) if self.crews is not None else []
+        for m in measurements:
+            self._on_measurement(m)
+        for o in outcomes:
+            self._on_outcome(o)
+        for c in crew_outcomes:
+            self._on_crew(c)
+
+    def _scan_due(self, time: int, t_s: float) -> None:
+        if self.snapshot is None:
+            # The grid's first state reaches the field one tick after it is solved: scans
+            # due before then wait for it (see _next_step).
+            return
+        for rtu in self.plan.rtus:
+            if self.next_scan[rtu.name] <= time:
+                self.net.scan(rtu.name, self._truth(rtu.name), t_s=t_s)
+                period = max(1, round(self.period_ticks[rtu.name]))
+                # the next scan on the RTU's own schedule, never a burst to catch up
+                self.next_scan[rtu.name] += period * (
+                    (time - self.next_scan[rtu.name]) // period + 1)
+
+    def _truth(self, rtu: str) -> dict[str, float | bool]:
+        snap = self.snapshot
+        assert snap is not None and self.plan is not None
+        return {name: snap[ref.table][ref.attr][ref.position]
+                for name, ref in self.plan.truth[rtu].items()}
+
+    def _next_step(self, time: int) -> int | None:
+        candidates = [min(self.next_scan.values())] if self.next_scan else []
+        if self.in_flight or self.deliver_exact:
+            nxt = self.net.next_event_s()  # the shared environment: crews' events too
+            if math.isfinite(nxt):
+                candidates.append(max(time + 1, self._ticks(nxt)))
+        if self.record_every:
+            candidates.append((time // self.record_every + 1) * self.record_every)
+        # (scans wait while the grid's first state has not arrived: never step in place)
+        nxt_tick = min(max(c, time + 1) for c in candidates) if candidates else None
+        if nxt_tick is None or nxt_tick >= self.until:
+            # Nothing regular is left before the end: still deliver what is on its way.
+            pending_s = self.net.next_event_s()
+            if not math.isfinite(pending_s):
+                return None
+            pending = max(time + 1, self._ticks(pending_s))
+            return pending if pending < self.until else None
+        return nxt_tick
+
+    # ------------------------------------------------------------------ commands
+    def _submit(self, command: dict, t_s: float) -> None:
+        plan = self.plan
+        assert plan is not None and self.net is not None
+        self.n_commands += 1
+        cid = str(command.get("id") or f"cmd-{self.n_commands}")
+        target, action, value = command["target"], command["action"], command.get("value")
+        device = plan.devices.get(target)
+        problem = None
+        if action not in ACTIONS:
+            problem = f"unknown action {action!r}"
+        elif device is None:
+            problem = f"{target} is not a device reachable by command (no RTU lists it)"
+        elif device.kind not in ACTIONS[action][0]:
+            problem = f"{action} does not apply to a {device.kind}"
+        if problem is not None:
+            self._on_outcome_dict(cid, target, action, value, t_s, None, t_s, "failed", problem)
+            return
+        attr = "q_setpoint_mvar" if action == "set_q" else ACTIONS[action][1]
+        out_value = {"open": False, "close": True}.get(action, value)
+        self.in_flight += 1
+
+        def apply(at_s: float) -> bool:
+            if device.kind in ACTUATOR_KINDS:
+                self.out_devices.setdefault(device.eid, {})[attr] = out_value
+            else:
+                self.setpoints.setdefault(device.eid, {})[attr] = out_value
+            return True
+
+        if device.manual:
+            if self.crews is None or device.location_xy_km is None and plan.crew.fixed_travel_s is None:
+                self.in_flight -= 1
+                self._on_outcome_dict(cid, target, action, value, t_s, None, t_s, "failed",
+                                      "no field crew can reach this switch")
+                return
+            self.crews.dispatch(cid, device.location_xy_km or (0.0, 0.0), apply, t_s=t_s)
+            self._crew_jobs[cid] = (target, action, value, t_s)
+        else:
+            self.net.send_command(cid, device.rtu, target, action, value, apply, t_s=t_s)
+
+    def _on_outcome(self, o) -> None:
+        self._on_outcome_dict(o.command_id, o.target, o.action, o.value, o.sent_t_s,
+                              o.applied_t_s, o.result_t_s, o.status, o.reason, rtu=o.rtu)
+        self.in_flight -= 1
+
+    def _on_crew(self, c) -> None:
+        target, action, value, sent = self._crew_jobs.pop(c.job_id)
+        self._on_outcome_dict(c.job_id, target, action, value, sent, c.completed_t_s,
+                              c.completed_t_s, c.status, f"field crew {c.crew}: waited "
+                              f"{c.started_t_s - c.requested_t_s:.0f} s, travelled "
+                              f"{c.arrived_t_s - c.started_t_s:.0f} s, worked "
+                              f"{c.completed_t_s - c.arrived_t_s:.0f} s", rtu="crew")
+        self.records.append({"measurement": "crew", "t_s": c.completed_t_s,
+                             "tags": {"element": target, "crew": str(c.crew)},
+                             "fields": {"wait_s": c.started_t_s - c.requested_t_s,
+                                        "travel_s": c.arrived_t_s - c.started_t_s,
+                                        "work_s": c.completed_t_s - c.arrived_t_s}})
+        self.in_flight -= 1
+
+    def _on_outcome_dict(self, cid, target, action, value, sent_s, applied_s, result_s, status,
+                         reason, rtu="") -> None:
+        outcome = {"id": cid, "target": target, "action": action, "value": value,
+                   "sent_t_s": sent_s, "applied_t_s": applied_s, "result_t_s": result_s,
+                   "status": status, "reason": reason, "via": rtu or ""}
+        self.out_outcomes.append(outcome)
+        self.records.append({
+            "measurement": "command", "t_s": result_s,
+            "tags": {"element": target, "action": action, "status": status,
+                     "via": rtu or ""},
+            "fields": {"id": cid, "value": float(value) if value is not None else math.nan,
+                       "result_delay_s": result_s - sent_s,
+                       "applied_delay_s": (applied_s - sent_s) if applied_s is not None
+                       else math.nan,
+                       "reason": reason}})
+
+    # ------------------------------------------------------------------ telemetry
+    def _on_measurement(self, m) -> None:
+        value = float(m.value)
+        self.out_measurements.append({"rtu": m.rtu, "point": m.point, "value": value,
+                                      "source_t_s": m.source_t_s,
+                                      "delivery_t_s": m.delivery_t_s})
+        self.records.append({"measurement": "telemetry", "t_s": m.delivery_t_s,
+                             "tags": {"element": m.rtu, "point": m.point},
+                             "fields": {"value": value,
+                                        "latency_s": m.delivery_t_s - m.source_t_s}})
+
+    def _comm_records(self, t_s: float) -> list[dict]:
+        assert self.net is not None
+        return [{"measurement": "comm", "t_s": t_s, "tags": {"element": rtu},
+                 "fields": {k: int(v) for k, v in counts.items()}}
+                for rtu, counts in self.net.stats().items()]
+
+    # ------------------------------------------------------------------ outputs
+    def get_data(self, outputs):
+        data: dict[str, dict[str, Any]] = {}
+        t_s = self.now * self.res_s
+        for eid, attrs in outputs.items():
+            if eid == "field":
+                out: dict[str, Any] = {}
+                if "measurements" in attrs and self.out_measurements:
+                    out["measurements"] = self.out_measurements
+                    self.out_measurements = []
+                if "command_outcomes" in attrs and self.out_outcomes:
+                    out["command_outcomes"] = self.out_outcomes
+                    self.out_outcomes = []
+                if "records" in attrs and self._record_due():
+                    out["records"] = self.records + self._comm_records(t_s)
+                    self.records = []
+                    self.next_record = (self.now // max(self.record_every, 1) + 1) * max(
+                        self.record_every, 1)
+                data[eid] = out
+            elif eid in self.setpoints:
+                held = self.setpoints[eid]
+                data[eid] = {a: held[a] for a in attrs if a in held}
+            else:
+                values = self.out_devices.pop(eid, {})
+                data[eid] = {a: v for a, v in values.items() if a in attrs}
+        return data
+
+    def _record_due(self) -> bool:
+        if not self.record_every:
+            return bool(self.records)
+        last_chance = self._next_step(self.now) is None
+        return self.now >= self.next_record or last_chance

@@ -1,0 +1,117 @@
+"""The field in a real mosaik world: telemetry with latency, commands through the links,
+a field crew for a manual switch, an RTU outage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin.recording.files import read_measurement
+from twin.runner import run_scenario
+
+T0 = pd.Timestamp("2026-06-21T11:00:00Z")
+
+FIELD = {
+    "start": "2026-06-21T11:00:00Z", "duration": "12min", "time_resolution": 0.01,
+    "devices": {"manual_switches": ["S3"],
+                "capacitors": [{"name": "Cap 14", "bus": "Bus 14", "q_step_mvar": 0.3,
+                                "max_step": 3}]},
+    "crews": {"n_crews": 1, "depot_bus": "Bus 0", "fixed_travel": "5min", "work_time": "2min"},
+    "rtus": [
+        {"name": "RTU Sub", "scan_period": "10s", "link": "fibre",
+         "points": [{"element": "bus:Bus 1", "quantity": "vm_pu"},
+                    {"element": "trafo:Trafo 0-1", "quantity": "tap_pos"},
+                    {"element": "switch:S3", "quantity": "closed"}],
+         "devices": ["trafo:Trafo 0-1"]},
+        {"name": "RTU Feeder", "scan_period": "30s",
+         "link": {"preset": "cellular", "outages": [{"after": "4min", "duration": "3min"}]},
+         "points": [{"element": "bus:Bus 14", "quantity": "vm_pu"},
+                    {"element": "shunt:Cap 14", "quantity": "step"}],
+         "devices": ["shunt:Cap 14", "pv:PV 3"]},
+    ],
+    "commands": [
+        {"after": "1min", "target": "switch:S3", "action": "close"},
+        {"after": "2min", "target": "shunt:Cap 14", "action": "set_step", "value": 2},
+        {"after": "150s", "target": "trafo:Trafo 0-1", "action": "set_tap", "value": -2},
+        {"after": "3min", "target": "pv:PV 3", "action": "set_p_limit", "value": 0.001},
+        {"after": "5min", "target": "shunt:Cap 14", "action": "set_step", "value": 0},
+        {"after": "6min", "target": "switch:S1", "action": "close"},
+    ],
+}
+
+
+def _seconds(times) -> np.ndarray:
+    return (pd.DatetimeIndex(times) - T0).total_seconds().to_numpy()
+
+
+@pytest.fixture()
+def run(make_scenario, tmp_path):
+    return run_scenario(make_scenario("field", **FIELD), out=tmp_path / "r")
+
+
+def test_field(run):
+    store = run.run_dir / "store"
+    cmd = read_measurement(store, "command").set_index("id")
+
+    # remote commands: applied after the downlink latency, acknowledged after the uplink
+    cap = cmd.loc["op-1"]
+    assert cap.status == "success" and cap.via == "RTU Feeder"
+    assert 0.04 <= cap.applied_delay_s < cap.result_delay_s < 1.0  # cellular: 40 ms fixed
+    grid = read_measurement(store, "grid")
+    t = _seconds(grid.time)
+    # the grid re-solved at the tick the capacitor switched, between its regular steps
+    applied_s = 120 + cap.applied_delay_s
+    assert np.any(np.isclose(t, np.ceil(applied_s / 0.01) * 0.01, atol=1e-6))
+    shunt = read_measurement(store, "shunt")
+    after = shunt[_seconds(shunt.time) > applied_s]
+    assert (after[_seconds(after.time) < 300].step == 2).all()
+
+    tap = cmd.loc["op-2"]
+    assert tap.status == "success" and 0.005 <= tap.applied_delay_s < 0.05  # fibre
+
+    # the manual switch: a crew drives 5 min and works 2 min
+    s3 = cmd.loc["op-0"]
+    assert s3.status == "success" and s3.via == "crew"
+    assert s3.applied_delay_s == pytest.approx(420.0)
+    sw = read_measurement(store, "switch").query("element == 'S3'")
+    closed_at = _seconds(sw[sw.closed.astype(bool)].time).min()
+    assert closed_at == pytest.approx(480.0)  # 60 s + 420 s, solved at that tick
+    crew = read_measurement(store, "crew")
+    assert crew.travel_s.tolist() == [300.0] and crew.work_s.tolist() == [120.0]
+
+    # a set-point: PV 3 is held at 1 kW from its next step on
+    pv = read_measurement(store, "pv").query("element == 'PV 3'")
+    late = pv[_seconds(pv.time) >= 240]
+    assert (late.p_mw <= 0.001 + 1e-12).all()
+    assert np.allclose(late.p_mw + late.curtailed_mw, late.p_available_mw)
+
+    # during the feeder link's outage (240–420 s) the command to Cap 14 times out and
+    # nothing of that RTU arrives
+    assert cmd.loc["op-4"].status == "timeout"
+    tel = read_measurement(store, "telemetry")
+    feeder = tel[tel.element == "RTU Feeder"]
+    ft = _seconds(feeder.time)
+    assert not np.any((ft >= 240) & (ft < 420)) and np.any(ft >= 420)
+    # S1 is not reachable by any command path
+    s1 = cmd.loc["op-5"]
+    assert s1.status == "failed" and "not a device reachable" in s1.reason
+
+    # telemetry: source = scan time, latency = delivery − source, values near truth
+    sub = tel[tel.element == "RTU Sub"]
+    vm = sub[sub.point == "bus:Bus 1/vm_pu"]
+    assert len(vm) == 72  # 12 min / 10 s
+    assert ((vm.latency_s > 0.005) & (vm.latency_s < 0.1)).all()
+    bus = read_measurement(store, "bus").query("element == 'Bus 1'").sort_values("time")
+    # the RTU read the state of the latest solve before the scan (one tick before: the
+    # field gets the grid's state one tick late)
+    source_s = _seconds(vm.time) - vm.latency_s.to_numpy()
+    solve_s = _seconds(bus.time)
+    truth = bus.vm_pu.to_numpy()[np.searchsorted(solve_s, source_s - 0.01 + 1e-6) - 1]
+    assert np.abs(vm.value - truth).max() < 4 * 0.005 * 0.4 + 0.4 / 4095  # 4σ + quantum
+    taps = sub[sub.point == "trafo:Trafo 0-1/tap_pos"]
+    assert set(taps.value) == {0.0, -2.0}
+
+    comm = read_measurement(store, "comm")
+    last = comm[comm.time == comm.time.max()].set_index("element")
+    assert last.loc["RTU Feeder", "lost_outage"] >= 6  # scans at 240…390 s, plus the command

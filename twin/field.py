@@ -1,0 +1,249 @@
+"""The field as the scenario describes it, resolved against the grid: what each RTU point
+measures (where its truth sits in the grid simulator's snapshot), which device each command
+target is, how commands reach it (an RTU's link, or a crew for a manual switch), and where.
+
+Plain data for the field simulator (:mod:`simulators.field`); nothing here runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandapower as pp
+
+from twin.fieldspec import LinkModel, RTUSpecModel, split_ref
+from twin.grids import element_names
+from twin.models import comms
+from twin.models.crews import CrewSpec
+from twin.scenario import Scenario, ScenarioError
+
+#: Command action → (device kind it applies to, attribute the device entity outputs).
+ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "open": (("switch",), "closed"),
+    "close": (("switch",), "closed"),
+    "set_tap": (("trafo",), "tap_pos"),
+    "set_step": (("shunt",), "step"),
+    "set_p_limit": (("pv", "wind"), "p_limit_mw"),
+    "set_q": (("pv", "wind"), "q_setpoint_mvar"),
+    "set_p": (("battery",), "p_setpoint_mw"),
+    "set_ev_limit": (("ev",), "p_limit_mw"),
+}
+
+#: Device kind → grid table holding its truth.
+KIND_TABLE = {"bus": "bus", "line": "line", "trafo": "trafo", "switch": "switch",
+              "shunt": "shunt", "load": "load", "sgen": "sgen", "pv": "sgen", "wind": "sgen",
+              "battery": "storage", "ev": "load"}
+
+# A point's quantity → the snapshot attribute, where a table names it differently.
+_ALIASES = {
+    "line": {"p_mw": "p_from_mw", "q_mvar": "q_from_mvar"},
+    "trafo": {"p_mw": "p_hv_mw", "q_mvar": "q_hv_mvar", "i_ka": "i_hv_ka"},
+}
+_DISCRETE = {"closed", "tap_pos", "step", "in_service"}
+
+
+@dataclass(frozen=True)
+class TruthRef:
+    """Where a point's true value sits in the grid snapshot."""
+
+    table: str
+    position: int
+    attr: str
+
+
+@dataclass(frozen=True)
+class Device:
+    ref: str                 # "switch:S1"
+    kind: str                # "switch"
+    eid: str                 # field simulator entity id
+    attr: str                # output attribute ("closed")
+    rtu: str | None          # RTU whose link carries its commands (None: crew or unreachable)
+    manual: bool = False     # only a crew can operate it
+    location_xy_km: tuple[float, float] | None = None
+
+
+@dataclass
+class FieldPlan:
+    rtus: list[comms.RTUSpec]
+    truth: dict[str, dict[str, TruthRef]]     # rtu -> point name -> where its truth is
+    devices: dict[str, Device]                # ref -> device
+    crew: CrewSpec | None
+    command_timeout_s: float = 5.0
+    targets: dict[str, tuple[str, int]] = field(default_factory=dict)  # device eid -> (table, idx)
+
+
+def _latency(model, default: comms.LatencySpec) -> comms.LatencySpec:
+    if model is None:
+        return default
+    return comms.LatencySpec(fixed_s=model.fixed, kind=model.kind, mean_s=model.mean,
+                             sigma_s=model.sigma)
+
+
+def link_spec(link: str | LinkModel, start_s: float = 0.0) -> comms.LinkSpec:
+    """A scenario link (preset name or model) as the comms model's LinkSpec."""
+    if isinstance(link, str):
+        return comms.LinkSpec.fibre() if link == "fibre" else comms.LinkSpec.cellular()
+    base = comms.LinkSpec.cellular() if link.preset == "cellular" else comms.LinkSpec.fibre()
+    return comms.LinkSpec(
+        uplink=_latency(link.uplink, base.uplink),
+        downlink=_latency(link.downlink, base.downlink),
+        loss_prob=base.loss_prob if link.loss_prob is None else link.loss_prob,
+        bandwidth_bps=link.bandwidth_bps if link.bandwidth_bps is not None else base.bandwidth_bps,
+        outages=tuple((o.after - start_s, o.after + o.duration - start_s) for o in link.outages),
+    )
+
+
+class _Names:
+    """Element name → (table, index, position) lookups, built once."""
+
+    def __init__(self, net: pp.pandapowerNet, pv: dict[str, int], wind: dict[str, int],
+                 batteries: dict[str, int], ev_loads: dict[str, int]):
+        self.net = net
+        self.by_table = {t: {n: (int(i), k) for k, (n, i) in
+                             enumerate(zip(element_names(net, t), net[t].index))}
+                         for t in ("bus", "line", "trafo", "switch", "shunt", "load", "sgen",
+                                   "storage")}
+        self.extra = {"pv": pv, "wind": wind, "battery": batteries, "ev": ev_loads}
+
+    def find(self, ref: str, key: str) -> tuple[str, str, int, int]:
+        """``ref`` → (kind, table, index, position in table)."""
+        kind, name = split_ref(ref)
+        table = KIND_TABLE[kind]
+        if kind in self.extra:
+            idx = self.extra[kind].get(name)
+            if idx is None:
+                raise ScenarioError(f"{key}: expected one of the {kind} names "
+                                    f"{sorted(self.extra[kind])}; found {name!r}")
+            return kind, table, idx, list(self.net[table].index).index(idx)
+        found = self.by_table[table].get(name)
+        if found is None:
+            shown = ", ".join(list(self.by_table[table])[:12])
+            raise ScenarioError(f"{key}: expected the name of a {table} ({shown} …); "
+                                f"found {name!r}")
+        return kind, table, found[0], found[1]
+
+
+def _default_range(net: pp.pandapowerNet, table: str, idx: int, attr: str) -> tuple[float, float]:
+    if attr == "vm_pu":
+        return (0.8, 1.2)
+    if attr == "loading_percent":
+        return (0.0, 200.0)
+    if table == "line":
+        i_max = float(net.line.at[idx, "max_i_ka"])
+        vn = float(net.bus.at[net.line.at[idx, "from_bus"], "vn_kv"])
+        s = math.sqrt(3) * vn * i_max
+        return (0.0, 2 * i_max) if attr.startswith("i_") else (-s, s)
+    if table == "trafo":
+        sn = float(net.trafo.at[idx, "sn_mva"])
+        i = sn / (math.sqrt(3) * float(net.trafo.at[idx, "vn_hv_kv"]))
+        return (0.0, 2 * i) if attr.startswith("i_") else (-sn, sn)
+    df = net[table]
+    rating = float(df.at[idx, "sn_mva"]) if "sn_mva" in df.columns and df.at[idx, "sn_mva"] > 0 \
+        else abs(float(df.at[idx, "p_mw"])) * 2 or 1.0
+    return (-rating, rating)
+
+
+def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, int],
+                     wind: dict[str, int], batteries: dict[str, int],
+                     ev_loads: dict[str, int], manual: set[int]) -> FieldPlan:
+    """Resolve the scenario's RTUs, devices and crews against the prepared grid."""
+    names = _Names(net, pv, wind, batteries, ev_loads)
+    rtus: list[comms.RTUSpec] = []
+    truth: dict[str, dict[str, TruthRef]] = {}
+    devices: dict[str, Device] = {}
+    for r, rtu in enumerate(scenario.rtus):
+        points, refs = [], {}
+        for p, pt in enumerate(rtu.points):
+            key = f"rtus[{r}].points[{p}]"
+            kind, table, idx, pos = names.find(pt.element, f"{key}.element")
+            attr = _ALIASES.get(table, {}).get(pt.quantity, pt.quantity)
+            if attr not in _snapshot_attrs(table):
+                raise ScenarioError(f"{key}.quantity: expected one of "
+                                    f"{sorted(_snapshot_attrs(table))} for a {kind}; "
+                                    f"found {pt.quantity!r}")
+            name = f"{pt.element}/{pt.quantity}"
+            discrete = attr in _DISCRETE
+            rng = pt.range or (None if discrete else _default_range(net, table, idx, attr))
+            points.append(comms.PointSpec(name=name, quantity=pt.quantity,
+                                          range=rng if rng is not None else (0.0, 1.0),
+                                          noise_pct=0.0 if discrete else pt.noise_pct,
+                                          quantum=1.0 if discrete else pt.quantum))
+            refs[name] = TruthRef(table, pos, attr)
+        rtus.append(comms.RTUSpec(name=rtu.name, points=tuple(points),
+                                  scan_period_s=rtu.scan_period,
+                                  link=link_spec(rtu.link), scan_offset_s=rtu.scan_offset))
+        truth[rtu.name] = refs
+        for d, ref in enumerate(rtu.devices):
+            _add_device(devices, names, ref, rtu.name, manual, f"rtus[{r}].devices[{d}]")
+    for idx in sorted(manual):  # manual switches are devices too, operated by crews
+        ref = f"switch:{element_names(net, 'switch')[list(net.switch.index).index(idx)]}"
+        if ref in devices and devices[ref].rtu is not None:
+            raise ScenarioError(f"devices.manual_switches: {ref} is manual but also listed "
+                                f"as remote under RTU {devices[ref].rtu}")
+        _add_device(devices, names, ref, None, manual, "devices.manual_switches")
+    crew = _crew_spec(scenario, net) if manual else None
+    plan = FieldPlan(rtus, truth, devices, crew)
+    for dev in devices.values():
+        kind, table, idx, _pos = names.find(dev.ref, "devices")
+        plan.targets[dev.eid] = (table, idx)
+    return plan
+
+
+def _add_device(devices: dict[str, Device], names: _Names, ref: str, rtu: str | None,
+                manual: set[int], key: str) -> None:
+    kind, table, idx, _pos = names.find(ref, key)
+    attrs = {a for a, (kinds, _attr) in ACTIONS.items() if kind in kinds}
+    if not attrs:
+        raise ScenarioError(f"{key}: expected a controllable device (switch, trafo, shunt, pv, "
+                            f"wind, battery, ev); found {ref!r}")
+    attr = next(ACTIONS[a][1] for a in ACTIONS if kind in ACTIONS[a][0])
+    is_manual = kind == "switch" and idx in manual
+    location = None
+    if kind == "switch":
+        location = bus_xy_km(names.net, int(names.net.switch.at[idx, "bus"]))
+    devices[ref] = Device(ref=ref, kind=kind, eid=f"dev:{ref}", attr=attr,
+                          rtu=None if is_manual else rtu, manual=is_manual,
+                          location_xy_km=location)
+
+
+def _snapshot_attrs(table: str) -> set[str]:
+    from twin.powerflow import RESULT_SPEC
+
+    attrs = set(RESULT_SPEC.get(table, ("", {}))[1]) if table in RESULT_SPEC else set()
+    extra = {"switch": {"closed"}, "line": {"in_service"}, "trafo": {"tap_pos"},
+             "shunt": {"step"}}
+    return attrs | extra.get(table, set())
+
+
+def bus_xy_km(net: pp.pandapowerNet, bus: int) -> tuple[float, float] | None:
+    """Bus position from the net's geodata (GeoJSON in pandapower 3), taken as km."""
+    if "geo" not in net.bus.columns or not isinstance(net.bus.at[bus, "geo"], str):
+        return None
+    x, y = json.loads(net.bus.at[bus, "geo"])["coordinates"][:2]
+    return (float(x), float(y))
+
+
+def _crew_spec(scenario: Scenario, net: pp.pandapowerNet) -> CrewSpec:
+    c = scenario.crews
+    depot = c.depot_xy_km
+    if depot is None and c.depot_bus is not None:
+        idx = names_index(net, "bus", c.depot_bus, "crews.depot_bus")
+        depot = bus_xy_km(net, idx)
+    if depot is None and c.fixed_travel is None:
+        raise ScenarioError("crews: expected 'depot_xy_km', a 'depot_bus' with geodata or "
+                            "'fixed_travel' to time the crews' journeys; found none")
+    return CrewSpec(n_crews=c.n_crews, depot_xy_km=depot or (0.0, 0.0),
+                    speed_km_h=c.speed_km_h, work_time_s=c.work_time,
+                    fixed_travel_s=c.fixed_travel, detour_factor=c.detour_factor)
+
+
+def names_index(net: pp.pandapowerNet, table: str, name: str, key: str) -> int:
+    from twin.grids import find_element
+
+    return find_element(net, table, name, key)
+
+
+__all__ = ["ACTIONS", "Device", "FieldPlan", "TruthRef", "build_field_plan", "link_spec",
+           "RTUSpecModel"]
