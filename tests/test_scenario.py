@@ -30,13 +30,14 @@ def _error(data: dict) -> str:
 def test_default_scenario_is_valid():
     sc = load_scenario(DEFAULT)
     assert sc.duration == 86400.0 and sc.step == 60.0
-    assert sc.n_steps == 1440 and sc.step_ticks == 60
+    assert sc.n_steps == 1440 and sc.step_ticks == 6000  # 10 ms ticks
     assert sc.start.utcoffset().total_seconds() == 0
 
 
 @pytest.mark.parametrize(
     "text, seconds",
     [("1d", 86400), ("24h", 86400), ("90min", 5400), ("30s", 30), ("250ms", 0.25),
+     ("1h30min", 5400), ("1d 2h", 93600),
      ("PT1H30M", 5400), ("P1D", 86400), (15, 15)],
 )
 def test_durations(text, seconds):

@@ -20,7 +20,7 @@ _UNITS_S = {
     "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
     "d": 86400.0, "day": 86400.0, "days": 86400.0,
 }
-_SIMPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)")
 _ISO = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?"
     r"(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -43,23 +43,35 @@ def parse_duration_s(value: str | int | float | timedelta, allow_zero: bool = Fa
         seconds = float(value)
     else:
         text = value.strip()
-        simple = _SIMPLE.match(text.lower())
+        parts = _compound(text.lower())
         iso = _ISO.match(text.upper())
         if text == "0":
             seconds = 0.0
-        elif simple and simple.group(2) in _UNITS_S:
-            seconds = float(simple.group(1)) * _UNITS_S[simple.group(2)]
+        elif parts is not None:
+            seconds = sum(float(n) * _UNITS_S[u] for n, u in parts)
         elif iso and text.upper() not in ("P", "PT"):
             parts = {k: float(v) if v else 0.0 for k, v in iso.groupdict().items()}
             seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
         else:
             raise ValueError(
-                f"a duration like '1d', '24h', '90min', '30s', '250ms', 'PT1H30M' or seconds; "
+                f"a duration like '1d', '24h', '90min', '1h30min', '30s', '250ms', 'PT1H30M' "
+                f"or seconds; "
                 f"found {value!r}"
             )
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"a {'non-negative' if allow_zero else 'positive'} duration; found {value!r}")
     return seconds
+
+
+def _compound(text: str) -> list[tuple[str, str]] | None:
+    """``"1h30min"`` → ``[("1", "h"), ("30", "min")]``; None unless the whole text parses."""
+    parts, pos = [], 0
+    for m in _PART.finditer(text):
+        if m.start() != pos or m.group(2) not in _UNITS_S:
+            return None
+        parts.append((m.group(1), m.group(2)))
+        pos = m.end()
+    return parts if parts and text[pos:].strip() == "" else None
 
 
 def format_duration(seconds: float) -> str:

@@ -1,1 +1,1 @@
-"""Physical models of the twin's surroundings: weather, PV plants, wind turbines."""
+"""Physical models as plain functions: weather, PV, wind, EV fleet, batteries, comms, crews."""
