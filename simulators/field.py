@@ -37,7 +37,7 @@ META: mosaik_api_v3.Meta = {
         "Field": {
             "public": True,
             "params": ["plan", "seed", "time_resolution_s", "record_every_ticks",
-                       "until_ticks", "deliver_exact"],
+                       "until_ticks", "deliver_exact", "scheduled_commands"],
             "attrs": ["snapshot", "commands", *FIELD_OUTPUTS],
             "trigger": ["commands"],
             "non-persistent": FIELD_OUTPUTS,
@@ -85,7 +85,8 @@ class FieldSim(mosaik_api_v3.Simulator):
 
     # ------------------------------------------------------------------ setup
     def create(self, num, model, plan=None, seed=0, time_resolution_s=None,
-               record_every_ticks=60, until_ticks=None, deliver_exact=False):
+               record_every_ticks=60, until_ticks=None, deliver_exact=False,
+               scheduled_commands=()):
         if model != "Field" or num != 1 or self.plan is not None:
             raise ValueError("FieldSim holds exactly one Field")
         if plan is None:
@@ -102,6 +103,8 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.record_every = int(record_every_ticks)
         self.until = until_ticks if until_ticks is not None else math.inf
         self.deliver_exact = bool(deliver_exact)
+        # (tick, command) sent by the field itself at their ticks: an operator's timetable
+        self.scheduled = sorted(scheduled_commands, key=lambda tc: tc[0], reverse=True)
         children = [{"eid": d.eid, "rel": [],
                      "type": "Actuator" if d.kind in ACTUATOR_KINDS else "Setpoint"}
                     for d in plan.devices.values()]
@@ -122,6 +125,8 @@ class FieldSim(mosaik_api_v3.Simulator):
             if value is not None:
                 self.snapshot = value
         self._collect(t_s)  # everything due up to now, before new traffic starts
+        while self.scheduled and self.scheduled[-1][0] <= time:
+            self._submit(self.scheduled.pop()[1], t_s)
         for commands in f_in.get("commands", {}).values():
             for command in commands or ():
                 self._submit(command, t_s)
@@ -160,6 +165,8 @@ class FieldSim(mosaik_api_v3.Simulator):
 
     def _next_step(self, time: int) -> int | None:
         candidates = [min(self.next_scan.values())] if self.next_scan else []
+        if self.scheduled:
+            candidates.append(self.scheduled[-1][0])
         if self.in_flight or self.deliver_exact:
             nxt = self.net.next_event_s()  # the shared environment: crews' events too
             if math.isfinite(nxt):

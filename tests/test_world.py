@@ -121,7 +121,8 @@ def test_switching_between_steps_is_solved_at_once(make_scenario, tmp_path):
         h.world.connect(script, h.grid["switch-4"], "closed")  # switch 4 is S1
         h.world.set_initial_event(script.sid, 90)
 
-    s = run_scenario(make_scenario("event", duration="4min"), out=tmp_path / "r", hook=close_s1)
+    s = run_scenario(make_scenario("event", duration="4min", time_resolution=1.0),
+                     out=tmp_path / "r", hook=close_s1)
     store = s.run_dir / "store"
     grid = read_measurement(store, "grid")
     seconds = ((grid.time - pd.Timestamp("2026-06-21T00:00:00Z")).dt.total_seconds()).tolist()

@@ -7,7 +7,7 @@ is the scenario's ``start`` (UTC). Nothing here assumes one tick is one second.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -90,14 +90,13 @@ class Clock:
 
     start: datetime
     time_resolution_s: float
+    start_ns: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
             object.__setattr__(self, "start", self.start.replace(tzinfo=timezone.utc))
-
-    @property
-    def start_ns(self) -> int:
-        return int(pd.Timestamp(self.start).value)
+        # computed once: it is needed for every recorded point
+        object.__setattr__(self, "start_ns", int(pd.Timestamp(self.start).value))
 
     def ticks(self, seconds: float) -> int:
         """Seconds → ticks; the duration must be a whole number of ticks."""

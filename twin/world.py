@@ -25,12 +25,15 @@ from twin.kpis import KpiAccumulator
 from twin.models import pv as pv_model
 from twin.models.weather import read_weather_csv, synthetic_weather
 from twin.powerflow import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
+from twin.storage_plan import BatteryPlan, EVPlan, plan_batteries, plan_ev_fleet
 from twin.plants import PlantSet, pv_plants, wind_plants
 from twin.profiles import Profiles, simbench_profiles, synthetic_profiles
 from twin.recording.schema import Store
 from twin.rng import component_rng
 from twin.scenario import Scenario, ScenarioError, resolve_path
 from simulators.der import WEATHER_ATTRS
+from simulators.storage import BATTERY_OUTPUTS as BATTERY_RECORDED
+from simulators.storage import CP_OUTPUTS as EV_RECORDED
 from simulators.recorder import Tally
 
 SIM_CONFIG: mosaik.SimConfig = {
@@ -40,6 +43,8 @@ SIM_CONFIG: mosaik.SimConfig = {
     "Recorder": {"python": "simulators.recorder:RecorderSim"},
     "Scripted": {"python": "simulators.scripted:ScriptedSim"},
     "Field": {"python": "simulators.field:FieldSim"},
+    "EV": {"python": "simulators.storage:EVSim"},
+    "Battery": {"python": "simulators.storage:BatterySim"},
 }
 
 
@@ -56,6 +61,8 @@ class Prepared:
     profiled_sgens: list[int]
     profiles: Profiles
     weather: pd.DataFrame
+    ev: EVPlan | None = None
+    batteries: BatteryPlan | None = None
     field: FieldPlan | None = None
 
 
@@ -109,12 +116,21 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
             component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
             cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
             temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
-    prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather)
+    start_hour_utc = scenario.start.hour + scenario.start.minute / 60.0
+    ev_plan = plan_ev_fleet(net, scenario.ev_fleet, scenario.seed, scenario.duration,
+                            start_hour_utc, w.longitude_deg)  # adds the EV loads
+    battery_plan = plan_batteries(net, scenario.batteries, scenario.duration, start_hour_utc)
+    names = {t: element_names(net, t) for t in ELEMENT_TABLES}  # with the new elements
+    prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather,
+                        ev=ev_plan, batteries=battery_plan)
     manual = manual_switches(net, scenario.devices)
     if scenario.rtus or manual or scenario.commands:
         prepared.field = build_field_plan(
             scenario, net, pv=dict(zip(pv.names, pv.sgen_idx)),
-            wind=dict(zip(wind.names, wind.sgen_idx)), batteries={}, ev_loads={},
+            wind=dict(zip(wind.names, wind.sgen_idx)),
+            batteries=dict(zip(battery_plan.names, battery_plan.storage_idx))
+            if battery_plan else {},
+            ev_loads=dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {},
             manual=manual)
     return prepared
 
@@ -169,6 +185,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
                     {e.eid: e for e in grid.children}, recorder, registry, periods)
         _wire_profiles(w)
         _wire_weather_and_der(w)
+        _wire_storage(w)
         _wire_field(w)
         # Everything the grid knows goes to the recorder, as one snapshot per solve.
         world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at")
@@ -239,13 +256,37 @@ def _wire_weather_and_der(w: _Wiring) -> None:
             w.plants[f"{kind}:{plant.eid}"] = plant
 
 
+def _wire_storage(w: _Wiring) -> None:
+    """The EV fleet (one load per charging bus) and the batteries (the storage elements)."""
+    prep, world = w.prep, w.world
+    if prep.ev is not None:
+        fleet = world.start("EV", sim_id="ev").EVFleet(plan=prep.ev, step_ticks=w.step)
+        for cp, load_idx in zip(fleet.children, prep.ev.load_idx):
+            world.connect(cp, w.children[f"load-{load_idx}"], "p_mw", "q_mvar")
+            w.record(cp, "ev", cp.eid, *EV_RECORDED)
+            w.plants[f"ev:{cp.eid}"] = cp
+    if prep.batteries is not None:
+        sim = world.start("Battery", sim_id="battery")
+        batteries = sim.Batteries(plan=prep.batteries, step_ticks=w.step)
+        for unit, idx in zip(batteries.children, prep.batteries.storage_idx):
+            world.connect(unit, w.children[f"storage-{idx}"], "p_mw", "q_mvar")
+            w.record(unit, "battery", unit.eid, *BATTERY_RECORDED)
+            w.plants[f"battery:{unit.eid}"] = unit
+
+
 def _wire_field(w: _Wiring) -> None:
     """RTUs, links, crews and the devices commands reach; scenario commands as an operator."""
     plan, sc, world = w.prep.field, w.prep.scenario, w.world
     if plan is None:
         return
+    # The scenario's operator commands go with the field: a separate simulator that steps
+    # only at command times would hold back mosaik's pruning of its data cache all run.
+    operator = [(sc.clock.ticks(c.after) if c.after > 0 else 0,
+                 {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
+                  "source": "operator"}) for k, c in enumerate(sc.commands)]
     field_ent = world.start("Field", sim_id="field").Field(
-        plan=plan, seed=sc.seed, record_every_ticks=w.step, until_ticks=w.until)
+        plan=plan, seed=sc.seed, record_every_ticks=w.step, until_ticks=w.until,
+        scheduled_commands=operator)
     w.registry[field_ent.full_id] = ("field", "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
     # commands the field sends back to the grid.
@@ -264,17 +305,6 @@ def _wire_field(w: _Wiring) -> None:
             if target is None:
                 raise ScenarioError(f"rtus: {dev.ref} has no simulator to command")
             world.connect(devices[dev.eid], target, dev.attr)
-    if sc.commands:
-        schedule: dict[int, list[dict]] = {}
-        for k, c in enumerate(sc.commands):
-            tick = sc.clock.ticks(c.after) if c.after > 0 else 0
-            schedule.setdefault(tick, []).append(
-                {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
-                 "source": "operator"})
-        op = world.start("Scripted", sim_id="operator", attrs=["commands"]).Script(
-            schedule=sorted(schedule.items()), attr="commands")
-        world.connect(op, field_ent, "commands")
-        world.set_initial_event(op.sid, min(schedule))
 
 
 def _shutdown(world: mosaik.World) -> None:
