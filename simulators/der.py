@@ -23,13 +23,14 @@ META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
+        # "snapshot": every plant's outputs in one value (for the recorder)
         "PVPark": {"public": True, "params": ["plants", "names", "step_ticks"],
-                   "attrs": list(WEATHER_ATTRS)},
+                   "attrs": [*WEATHER_ATTRS, "snapshot"]},
         "PV": {"public": False, "params": [], "attrs": [*PLANT_OUTPUTS, *PLANT_INPUTS]},
         "WindFarm": {"public": True,
                      "params": ["p_rated_mw", "hub_height_m", "shear_exponent", "names",
                                 "step_ticks"],
-                     "attrs": ["wind_speed_m_s"]},
+                     "attrs": ["wind_speed_m_s", "snapshot"]},
         "Turbine": {"public": False, "params": [], "attrs": [*PLANT_OUTPUTS, *PLANT_INPUTS]},
     },
 }
@@ -145,7 +146,11 @@ class DERSim(mosaik_api_v3.Simulator):
         data = {}
         for eid, attrs in outputs.items():
             if eid == self.parent:
-                raise ValueError(f"{eid} has inputs only (the weather); connect its plants")
+                if list(attrs) != ["snapshot"]:
+                    raise ValueError(f"{eid} outputs only 'snapshot'; found {attrs}")
+                data[eid] = {"snapshot": {self.kind: {a: plants.out[a].tolist()
+                                                      for a in PLANT_OUTPUTS}}}
+                continue
             i = plants.pos[eid]
             unknown = [a for a in attrs if a not in plants.out]
             if unknown:

@@ -36,10 +36,10 @@ META: mosaik_api_v3.Meta = {
     "models": {
         "Field": {
             "public": True,
-            "params": ["plan", "seed", "time_resolution_s", "record_every_ticks",
+            "params": ["plan", "seed", "time_resolution_s", "record_every_ticks", "grid_step_ticks",
                        "until_ticks", "deliver_exact", "scheduled_commands"],
-            "attrs": ["snapshot", "commands", *FIELD_OUTPUTS],
-            "trigger": ["commands"],
+            "attrs": ["snapshot", "solved_at", "commands", *FIELD_OUTPUTS],
+            "trigger": ["commands", "solved_at"],
             "non-persistent": FIELD_OUTPUTS,
         },
         # Switches, taps, capacitor steps: an output only when a command arrives, which
@@ -63,6 +63,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.net: CommNetwork | None = None
         self.crews: CrewDispatcher | None = None
         self.snapshot: dict | None = None
+        self.snapshot_tick: int | None = None  # when the grid solved the held snapshot
         self.next_scan: dict[str, int] = {}
         self.period_ticks: dict[str, float] = {}
         self.in_flight = 0
@@ -70,6 +71,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.now = 0
         self.deliver_exact = False
         self.record_every = 0
+        self.grid_step = 1
         self.next_record = 0
         self.until = math.inf
         self.out_devices: dict[str, dict[str, Any]] = {}  # actuator outputs of this step
@@ -85,7 +87,7 @@ class FieldSim(mosaik_api_v3.Simulator):
 
     # ------------------------------------------------------------------ setup
     def create(self, num, model, plan=None, seed=0, time_resolution_s=None,
-               record_every_ticks=60, until_ticks=None, deliver_exact=False,
+               record_every_ticks=60, grid_step_ticks=60, until_ticks=None, deliver_exact=False,
                scheduled_commands=()):
         if model != "Field" or num != 1 or self.plan is not None:
             raise ValueError("FieldSim holds exactly one Field")
@@ -101,6 +103,7 @@ class FieldSim(mosaik_api_v3.Simulator):
             self.period_ticks[rtu.name] = rtu.scan_period_s / self.res_s
             self.next_scan[rtu.name] = self._ticks(rtu.scan_offset_s)
         self.record_every = int(record_every_ticks)
+        self.grid_step = int(grid_step_ticks)
         self.until = until_ticks if until_ticks is not None else math.inf
         self.deliver_exact = bool(deliver_exact)
         # (tick, command) sent by the field itself at their ticks: an operator's timetable
@@ -120,17 +123,20 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.now = time
         t_s = time * self.res_s
         f_in = inputs.get("field", {})
-        if f_in.get("snapshot"):
-            value = next(iter(f_in["snapshot"].values()))
-            if value is not None:
-                self.snapshot = value
+        snapshot = next(iter(f_in.get("snapshot", {}).values()), None)
+        solved_at = next(iter(f_in.get("solved_at", {}).values()), None)
+        if snapshot is not None and solved_at != self.snapshot_tick:
+            # Scans are taken lazily, each at its own time and against the grid state valid
+            # then: those before the new solve read the state before it.
+            self._scan_until(solved_at - 1)
+            self.snapshot, self.snapshot_tick = snapshot, solved_at
+        self._scan_until(time)
         self._collect(t_s)  # everything due up to now, before new traffic starts
         while self.scheduled and self.scheduled[-1][0] <= time:
             self._submit(self.scheduled.pop()[1], t_s)
         for commands in f_in.get("commands", {}).values():
             for command in commands or ():
                 self._submit(command, t_s)
-        self._scan_due(time, t_s)
         self._collect(t_s)  # what the new traffic caused at once (zero latency)
         return self._next_step(time)
 
@@ -144,18 +150,16 @@ class FieldSim(mosaik_api_v3.Simulator):
         for c in crew_outcomes:
             self._on_crew(c)
 
-    def _scan_due(self, time: int, t_s: float) -> None:
-        if self.snapshot is None:
-            # The grid's first state reaches the field one tick after it is solved: scans
-            # due before then wait for it (see _next_step).
-            return
-        for rtu in self.plan.rtus:
-            if self.next_scan[rtu.name] <= time:
-                self.net.scan(rtu.name, self._truth(rtu.name), t_s=t_s)
-                period = max(1, round(self.period_ticks[rtu.name]))
-                # the next scan on the RTU's own schedule, never a burst to catch up
-                self.next_scan[rtu.name] += period * (
-                    (time - self.next_scan[rtu.name]) // period + 1)
+    def _scan_until(self, last_tick: int) -> None:
+        """Take every scan due at or before ``last_tick``, in time order."""
+        if self.snapshot is None or not self.next_scan:
+            return  # no grid state yet: the scans wait for the first one
+        while True:
+            rtu, tick = min(self.next_scan.items(), key=lambda kv: kv[1])
+            if tick > last_tick:
+                return
+            self.net.scan(rtu, self._truth(rtu), t_s=tick * self.res_s)
+            self.next_scan[rtu] = tick + max(1, round(self.period_ticks[rtu]))
 
     def _truth(self, rtu: str) -> dict[str, float | bool]:
         snap = self.snapshot
@@ -164,15 +168,23 @@ class FieldSim(mosaik_api_v3.Simulator):
                 for name, ref in self.plan.truth[rtu].items()}
 
     def _next_step(self, time: int) -> int | None:
-        candidates = [min(self.next_scan.values())] if self.next_scan else []
+        # Every new grid state triggers a step (and its scans); scans need their own steps
+        # only when someone waits for each delivery at its exact time.
+        candidates = [min(self.next_scan.values())] if self.deliver_exact and self.next_scan \
+            else []
+        # Ask for a step when the next grid state is due anyway (one tick after the grid's
+        # next regular step): mosaik 3.6 leaves one cancelled wait behind each time a
+        # trigger comes before the step a simulator asked for, and a far-off request
+        # would pile them up for the whole run. The last such step takes the run's last scans.
+        candidates.append((time // self.grid_step + 1) * self.grid_step + 1)
+        if self.until < math.inf and time < self.until - 1:
+            candidates.append(int(self.until) - 1)
         if self.scheduled:
             candidates.append(self.scheduled[-1][0])
         if self.in_flight or self.deliver_exact:
             nxt = self.net.next_event_s()  # the shared environment: crews' events too
             if math.isfinite(nxt):
                 candidates.append(max(time + 1, self._ticks(nxt)))
-        if self.record_every:
-            candidates.append((time // self.record_every + 1) * self.record_every)
         # (scans wait while the grid's first state has not arrived: never step in place)
         nxt_tick = min(max(c, time + 1) for c in candidates) if candidates else None
         if nxt_tick is None or nxt_tick >= self.until:

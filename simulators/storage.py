@@ -24,10 +24,11 @@ META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
     "type": "time-based",
     "models": {
-        "EVFleet": {"public": True, "params": ["plan", "step_ticks"], "attrs": []},
+        # parents output "snapshot": every child's outputs in one value (for the recorder)
+        "EVFleet": {"public": True, "params": ["plan", "step_ticks"], "attrs": ["snapshot"]},
         "ChargingPoint": {"public": False, "params": [],
                           "attrs": [*CP_OUTPUTS, "p_limit_mw"]},
-        "Batteries": {"public": True, "params": ["plan", "step_ticks"], "attrs": []},
+        "Batteries": {"public": True, "params": ["plan", "step_ticks"], "attrs": ["snapshot"]},
         "Battery": {"public": False, "params": [],
                     "attrs": [*BATTERY_OUTPUTS, "p_setpoint_mw"]},
     },
@@ -53,6 +54,7 @@ class _Base(mosaik_api_v3.Simulator):
 
     def _children(self, parent: str, model: str, child: str, names: list[str]) -> list[dict]:
         self.pos = {n: i for i, n in enumerate(names)}
+        self.parent = parent
         return [{"eid": parent, "type": model, "rel": [],
                  "children": [{"eid": n, "type": child, "rel": []} for n in names]}]
 
@@ -63,9 +65,16 @@ class _Base(mosaik_api_v3.Simulator):
                 values[self.pos[eid]] = _setpoint(attrs, attr)
         return values
 
+    measurement = ""
+    parent = ""
+
     def get_data(self, outputs):
         data = {}
         for eid, attrs in outputs.items():
+            if eid == self.parent:
+                data[eid] = {"snapshot": {self.measurement: {a: v.tolist()
+                                                             for a, v in self.out.items()}}}
+                continue
             i = self.pos[eid]
             unknown = [a for a in attrs if a not in self.out]
             if unknown:
@@ -77,6 +86,8 @@ class _Base(mosaik_api_v3.Simulator):
 
 class EVSim(_Base):
     """One EV fleet; children are its charging points (one per bus)."""
+
+    measurement = "ev"
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +124,8 @@ class EVSim(_Base):
 
 class BatterySim(_Base):
     """The batteries; requests from their timetable (schedule or price) or the DMS."""
+
+    measurement = "battery"
 
     def __init__(self) -> None:
         super().__init__()

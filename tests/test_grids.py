@@ -23,9 +23,15 @@ def test_element_names_are_unique_and_stable():
         find_element(net, "bus", "Bus 99", "k")
 
 
+# The default scenario's field is CIGRE's: other grids go without it.
+NO_FIELD = {"devices": {"capacitors": [], "manual_switches": []}, "rtus": [], "commands": [],
+            "ev_fleet": {"n_ev": 0}}
+
+
 def test_simbench_grid_with_simbench_profiles(make_scenario, tmp_path):
     path = make_scenario("sb", start="2026-06-21T10:00:00Z", duration="1h", step="15min",
-                         grid={"simbench": "1-MV-rural--0-sw"}, profiles={"source": "simbench"})
+                         grid={"simbench": "1-MV-rural--0-sw"}, profiles={"source": "simbench"},
+                         **NO_FIELD)
     s = run_scenario(path, out=tmp_path / "r")
     k = s.outcome.kpis
     assert k["grid_solves"] == 4 and k["non_converged_steps"] == 0

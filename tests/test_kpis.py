@@ -46,3 +46,19 @@ def test_pv_energy_and_max_loading():
     assert out["pv_curtailed_mwh"] == pytest.approx(1.0)
     assert out["max_line_loading_percent"] == 42.0
     assert out["max_line_loading_element"] == "L1"
+
+
+def test_ev_battery_and_field_counts():
+    k = KpiAccumulator()
+    for t in (0.0, 1800.0):
+        k.add(t, [Point("ev", 0, {"element": "Bus 1"}, {"p_mw": 0.2, "energy_short_mwh": 0.01}),
+                  Point("battery", 0, {"element": "B1"}, {"p_mw": -0.4}),
+                  Point("battery", 0, {"element": "B2"}, {"p_mw": 0.1}),
+                  Point("telemetry", 0, {"element": "RTU"}, {"value": 1.0}),
+                  Point("command", 0, {"element": "switch:S1", "status": "timeout"}, {})])
+    out = k.finish(3600.0)
+    assert out["ev_energy_mwh"] == pytest.approx(0.2)
+    assert out["ev_energy_short_mwh"] == pytest.approx(0.02)
+    assert out["battery_discharge_mwh"] == pytest.approx(0.4)
+    assert out["battery_charge_mwh"] == pytest.approx(0.1)
+    assert out["telemetry_values_delivered"] == 2 and out["commands_timeout"] == 2

@@ -114,8 +114,10 @@ class _Names:
         if kind in self.extra:
             idx = self.extra[kind].get(name)
             if idx is None:
-                raise ScenarioError(f"{key}: expected one of the {kind} names "
-                                    f"{sorted(self.extra[kind])}; found {name!r}")
+                known = sorted(self.extra[kind])
+                raise ScenarioError(
+                    f"{key}: expected one of the {kind} names {known}; found {name!r}" if known
+                    else f"{key}: expected a {kind} in the scenario; there is none ({ref!r})")
             return kind, table, idx, list(self.net[table].index).index(idx)
         found = self.by_table[table].get(name)
         if found is None:

@@ -50,6 +50,10 @@ class KpiAccumulator:
     _vm_max: float = -math.inf
     _grid_solves: int = 0
     _non_converged: int = 0
+    _counts: dict[str, float] = field(default_factory=dict)
+
+    def _count(self, key: str, amount: float = 1.0) -> None:
+        self._counts[key] = self._counts.get(key, 0.0) + amount
 
     def _integral(self, key: str) -> _Integral:
         if key not in self._energy:
@@ -63,8 +67,8 @@ class KpiAccumulator:
 
     def add(self, t_s: float, points: Iterable[Point]) -> None:
         """All points recorded at scenario time ``t_s`` [s since start]."""
-        pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = 0.0
-        seen_pv = seen_wind = False
+        pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = ev_mw = bat_charge_mw = bat_dis_mw = 0.0
+        seen_pv = seen_wind = seen_ev = seen_bat = False
         violations: dict[str, int] = {}
         grid_seen = False
         for p in points:
@@ -95,12 +99,32 @@ class KpiAccumulator:
                 seen_wind = True
                 wind_mw += float(f.get("p_mw", 0.0))
                 wind_curt_mw += float(f.get("curtailed_mw", 0.0))
+            elif m == "ev":
+                seen_ev = True
+                ev_mw += float(f.get("p_mw", 0.0))
+                self._count("ev_energy_short_mwh", float(f.get("energy_short_mwh", 0.0)))
+            elif m == "battery":
+                seen_bat = True
+                p_mw = float(f.get("p_mw", 0.0))
+                bat_charge_mw += max(p_mw, 0.0)
+                bat_dis_mw += max(-p_mw, 0.0)
+            elif m == "telemetry":
+                self._count("telemetry_values_delivered")
+            elif m == "command":
+                self._count(f"commands_{p.tags.get('status', 'unknown')}")
+            elif m == "crew":
+                self._count("crew_jobs")
         if seen_pv:
             self._integral("pv").add(t_s, pv_mw)
             self._integral("pv_curtailed").add(t_s, pv_curt_mw)
         if seen_wind:
             self._integral("wind").add(t_s, wind_mw)
             self._integral("wind_curtailed").add(t_s, wind_curt_mw)
+        if seen_ev:
+            self._integral("ev").add(t_s, ev_mw)
+        if seen_bat:
+            self._integral("battery_charge").add(t_s, bat_charge_mw)
+            self._integral("battery_discharge").add(t_s, bat_dis_mw)
         if grid_seen:
             # Buses without a voltage (failed solve, isolated) count as not violating.
             any_v = float(any(violations.values()))
@@ -135,6 +159,15 @@ class KpiAccumulator:
             "wind_curtailed_mwh": e("wind_curtailed"),
             "grid_solves": self._grid_solves,
             "non_converged_steps": self._non_converged,
+            "ev_energy_mwh": e("ev"),
+            "ev_energy_short_mwh": round(self._counts.get("ev_energy_short_mwh", 0.0), 9),
+            "battery_charge_mwh": e("battery_charge"),
+            "battery_discharge_mwh": e("battery_discharge"),
+            "telemetry_values_delivered": int(self._counts.get("telemetry_values_delivered", 0)),
+            "commands_success": int(self._counts.get("commands_success", 0)),
+            "commands_failed": int(self._counts.get("commands_failed", 0)),
+            "commands_timeout": int(self._counts.get("commands_timeout", 0)),
+            "crew_jobs": int(self._counts.get("crew_jobs", 0)),
         }
 
 

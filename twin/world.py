@@ -32,8 +32,6 @@ from twin.recording.schema import Store
 from twin.rng import component_rng
 from twin.scenario import Scenario, ScenarioError, resolve_path
 from simulators.der import WEATHER_ATTRS
-from simulators.storage import BATTERY_OUTPUTS as BATTERY_RECORDED
-from simulators.storage import CP_OUTPUTS as EV_RECORDED
 from simulators.recorder import Tally
 
 SIM_CONFIG: mosaik.SimConfig = {
@@ -148,6 +146,7 @@ class _Wiring:
     recorder: mosaik.Entity
     registry: dict[str, tuple[str, str]]
     periods: dict[str, int]
+    tables: dict[str, dict[str, list[str]]]
     plants: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv:PV 3" -> entity
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
@@ -157,6 +156,12 @@ class _Wiring:
         if periodic:
             self.periods[entity.full_id] = self.step
         self.world.connect(entity, self.recorder, *attrs)
+
+    def record_table(self, parent: mosaik.Entity, measurement: str, names: list[str]) -> None:
+        """Record all children of ``parent`` from its one ``snapshot`` output (one mosaik
+        connection instead of one per child and attribute)."""
+        self.tables[parent.full_id] = {measurement: list(names)}
+        self.record(parent, measurement, parent.eid, "snapshot")
 
 
 def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
@@ -177,12 +182,13 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=sc.step_ticks)
         registry: dict[str, tuple[str, str]] = {grid.full_id: ("grid", "grid")}
         periods: dict[str, int] = {}  # filled by the wiring: periodic sources of the recorder
+        tables: dict[str, dict[str, list[str]]] = {grid.full_id: prep.names}
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
-            registry=registry, tables={grid.full_id: prep.names}, periods=periods,
+            registry=registry, tables=tables, periods=periods,
             store=store, clock=clock,
             run_id=run_id, kpis=kpis, progress=progress, tally=tally, step_ticks=sc.step_ticks)
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
-                    {e.eid: e for e in grid.children}, recorder, registry, periods)
+                    {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
         _wire_profiles(w)
         _wire_weather_and_der(w)
         _wire_storage(w)
@@ -249,10 +255,9 @@ def _wire_weather_and_der(w: _Wiring) -> None:
                                 hub_height_m=plants.params["hub_height_m"],
                                 shear_exponent=sc.wind.shear_exponent)
             world.connect(weather, park, "wind_speed_m_s")
+        w.record_table(park, kind, [p.eid for p in park.children])
         for plant, sgen_idx in zip(park.children, plants.sgen_idx):
             world.connect(plant, w.children[f"sgen-{sgen_idx}"], "p_mw", "q_mvar")
-            w.record(plant, kind, plant.eid, "p_mw", "q_mvar", "p_available_mw",
-                     "curtailed_mw")
             w.plants[f"{kind}:{plant.eid}"] = plant
 
 
@@ -261,16 +266,16 @@ def _wire_storage(w: _Wiring) -> None:
     prep, world = w.prep, w.world
     if prep.ev is not None:
         fleet = world.start("EV", sim_id="ev").EVFleet(plan=prep.ev, step_ticks=w.step)
+        w.record_table(fleet, "ev", prep.ev.points)
         for cp, load_idx in zip(fleet.children, prep.ev.load_idx):
             world.connect(cp, w.children[f"load-{load_idx}"], "p_mw", "q_mvar")
-            w.record(cp, "ev", cp.eid, *EV_RECORDED)
             w.plants[f"ev:{cp.eid}"] = cp
     if prep.batteries is not None:
         sim = world.start("Battery", sim_id="battery")
         batteries = sim.Batteries(plan=prep.batteries, step_ticks=w.step)
+        w.record_table(batteries, "battery", prep.batteries.names)
         for unit, idx in zip(batteries.children, prep.batteries.storage_idx):
             world.connect(unit, w.children[f"storage-{idx}"], "p_mw", "q_mvar")
-            w.record(unit, "battery", unit.eid, *BATTERY_RECORDED)
             w.plants[f"battery:{unit.eid}"] = unit
 
 
@@ -285,13 +290,15 @@ def _wire_field(w: _Wiring) -> None:
                  {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
                   "source": "operator"}) for k, c in enumerate(sc.commands)]
     field_ent = world.start("Field", sim_id="field").Field(
-        plan=plan, seed=sc.seed, record_every_ticks=w.step, until_ticks=w.until,
+        plan=plan, seed=sc.seed, until_ticks=w.until, grid_step_ticks=w.step,
+        record_every_ticks=w.step,
         scheduled_commands=operator)
     w.registry[field_ent.full_id] = ("field", "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
     # commands the field sends back to the grid.
     world.connect(w.grid, field_ent, "snapshot", time_shifted=True,
                   initial_data={"snapshot": None})
+    world.connect(w.grid, field_ent, "solved_at", time_shifted=1)  # a new state: scan
     world.connect(field_ent, w.recorder, "records")
     devices = {e.eid: e for e in field_ent.children}
     for dev in plan.devices.values():
