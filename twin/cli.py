@@ -105,6 +105,14 @@ def _print_summary(summary) -> None:
         ("energy losses [MWh]", num(k["energy_losses_mwh"], ".3f")),
         ("PV energy [MWh]", num(k["pv_energy_mwh"], ".3f")),
         ("wind energy [MWh]", num(k["wind_energy_mwh"], ".3f")),
+        ("EV energy / short at departure [MWh]",
+         f"{num(k['ev_energy_mwh'], '.3f')} / {num(k['ev_energy_short_mwh'], '.3f')}"),
+        ("battery charged / discharged [MWh]",
+         f"{num(k['battery_charge_mwh'], '.3f')} / {num(k['battery_discharge_mwh'], '.3f')}"),
+        ("telemetry values delivered", f"{k['telemetry_values_delivered']:,}"),
+        ("commands ok / failed / timed out, crew jobs",
+         f"{k['commands_success']} / {k['commands_failed']} / {k['commands_timeout']}, "
+         f"{k['crew_jobs']}"),
         ("non-converged steps", str(k["non_converged_steps"])),
     ]
     for name, value in rows:
