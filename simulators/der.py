@@ -70,90 +70,95 @@ class _Plants:
                     "curtailed_mw": curtailed}
 
 
+class _Park:
+    """One PV park or wind farm: its plants and how it turns weather into power."""
+
+    def __init__(self, kind: str, eid: str, plants: _Plants, pv=None, wind=None):
+        self.kind, self.eid, self.plants, self.pv, self.wind = kind, eid, plants, pv, wind
+
+    def available_mw(self, weather: dict[str, float]) -> np.ndarray:
+        if self.kind == "pv":
+            missing = [a for a in WEATHER_ATTRS if a not in weather]
+            if missing:
+                raise ValueError(f"{self.eid} needs weather inputs; missing {missing}")
+            return pv_model.available_power_mw(self.pv, **weather)
+        w = self.wind
+        v_hub = wind_model.hub_wind_speed_m_s(
+            weather["wind_speed_m_s"], hub_height_m=w["hub_height_m"],
+            shear_exponent=w["shear_exponent"])
+        return wind_model.available_power_mw(v_hub, w["p_rated_mw"], w["curve"])
+
+
 class DERSim(mosaik_api_v3.Simulator):
-    """One instance holds one PV park or one wind farm."""
+    """PV parks and wind farms (one simulator for all: each simulator costs mosaik
+    bookkeeping at every step)."""
 
     def __init__(self) -> None:
         super().__init__(META)
-        self.kind: str | None = None
-        self.parent = ""
-        self.plants: _Plants | None = None
+        self.parks: dict[str, _Park] = {}
+        self.park_of: dict[str, _Park] = {}  # plant eid -> its park
         self.step_ticks = 1
-        self.pv: pv_model.PVPlants | None = None
-        self.wind: dict | None = None
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         return self.meta
 
-    def _children(self, names: list[str], child_type: str) -> list[dict]:
-        return [{"eid": n, "type": child_type, "rel": []} for n in names]
-
     def create(self, num, model, names=None, step_ticks=1, plants=None, p_rated_mw=None,
                hub_height_m=None, shear_exponent=0.14):
-        if num != 1 or self.kind is not None:
-            raise ValueError("DERSim holds exactly one PVPark or WindFarm")
+        if num != 1:
+            raise ValueError(f"create one {model} at a time")
         if not names:
             raise ValueError(f"{model} needs names=[plant names]")
+        clash = sorted(set(names) & set(self.park_of))
+        if clash:
+            raise ValueError(f"plant names must be unique across parks; found {clash} twice")
         self.step_ticks = int(step_ticks)
         if model == "PVPark":
             if plants is None:
                 raise ValueError("PVPark needs plants=<twin.models.pv.PVPlants>")
-            self.kind, self.pv = "pv", plants
-            self.plants = _Plants(list(names), np.asarray(plants.s_inverter_mva, dtype=float))
+            park = _Park("pv", "pv-park", _Plants(list(names), np.asarray(
+                plants.s_inverter_mva, dtype=float)), pv=plants)
             child = "PV"
         elif model == "WindFarm":
             rated = np.asarray(p_rated_mw, dtype=float)
             if rated.shape != (len(names),):
                 raise ValueError("WindFarm needs one p_rated_mw per name")
-            self.kind = "wind"
-            self.wind = {"p_rated_mw": rated,
-                         "hub_height_m": np.asarray(hub_height_m, dtype=float),
-                         "shear_exponent": float(shear_exponent),
-                         "curve": wind_model.PowerCurve.generic()}
-            self.plants = _Plants(list(names), rated.copy())
+            park = _Park("wind", "wind-park", _Plants(list(names), rated.copy()), wind={
+                "p_rated_mw": rated, "hub_height_m": np.asarray(hub_height_m, dtype=float),
+                "shear_exponent": float(shear_exponent),
+                "curve": wind_model.PowerCurve.generic()})
             child = "Turbine"
         else:
             raise ValueError(f"unknown model {model!r}")
-        self.parent = f"{self.kind}-park"
-        return [{"eid": self.parent, "type": model, "rel": [],
-                 "children": self._children(list(names), child)}]
+        if park.eid in self.parks:
+            raise ValueError(f"one {model} per simulator")
+        self.parks[park.eid] = park
+        self.park_of.update({n: park for n in names})
+        return [{"eid": park.eid, "type": model, "rel": [],
+                 "children": [{"eid": n, "type": child, "rel": []} for n in names]}]
 
     def step(self, time, inputs, max_advance):
-        plants = self.plants
-        assert plants is not None
-        weather = {a: _first(v) for a, v in inputs.get(self.parent, {}).items()}
         for eid, attrs in inputs.items():
-            if eid != self.parent:
-                plants.take_setpoints(eid, attrs)
-        if self.kind == "pv":
-            missing = [a for a in WEATHER_ATTRS if a not in weather]
-            if missing:
-                raise ValueError(f"PVPark needs weather inputs; missing {missing}")
-            p_avail = pv_model.available_power_mw(self.pv, **weather)
-        else:
-            w = self.wind
-            assert w is not None
-            v_hub = wind_model.hub_wind_speed_m_s(
-                weather["wind_speed_m_s"], hub_height_m=w["hub_height_m"],
-                shear_exponent=w["shear_exponent"])
-            p_avail = wind_model.available_power_mw(v_hub, w["p_rated_mw"], w["curve"])
-        plants.dispatch(np.asarray(p_avail, dtype=float))
+            if eid in self.park_of:
+                self.park_of[eid].plants.take_setpoints(eid, attrs)
+        for park in self.parks.values():
+            weather = {a: _first(v) for a, v in inputs.get(park.eid, {}).items()}
+            park.plants.dispatch(np.asarray(park.available_mw(weather), dtype=float))
         return (time // self.step_ticks + 1) * self.step_ticks
 
     def get_data(self, outputs):
-        plants = self.plants
-        assert plants is not None
         data = {}
         for eid, attrs in outputs.items():
-            if eid == self.parent:
+            if eid in self.parks:
                 if list(attrs) != ["snapshot"]:
                     raise ValueError(f"{eid} outputs only 'snapshot'; found {attrs}")
-                data[eid] = {"snapshot": {self.kind: {a: plants.out[a].tolist()
+                park = self.parks[eid]
+                data[eid] = {"snapshot": {park.kind: {a: park.plants.out[a].tolist()
                                                       for a in PLANT_OUTPUTS}}}
                 continue
-            i = plants.pos[eid]
+            plants = self.park_of[eid].plants
             unknown = [a for a in attrs if a not in plants.out]
             if unknown:
                 raise ValueError(f"{eid}: {unknown} are inputs; outputs are {PLANT_OUTPUTS}")
+            i = plants.pos[eid]
             data[eid] = {a: float(plants.out[a][i]) for a in attrs}
         return data

@@ -56,6 +56,19 @@ class DevicesSpec(Strict):
 
 
 # --------------------------------------------------------------------------- EV fleet
+class SessionPatternSpec(Strict):
+    """When EVs plug in and leave (local time, truncated normal) and what they need."""
+
+    arrival_h: float = Field(..., ge=0, lt=24)
+    arrival_sd_h: float = Field(..., gt=0)
+    departure_h: float = Field(..., ge=0, lt=24)
+    departure_sd_h: float = Field(..., gt=0)
+    departure_next_day: bool
+    energy_kwh: float = Field(..., gt=0, description="Mean daily driving energy (lognormal).")
+    energy_sd_kwh: float = Field(..., gt=0)
+    p_daily: float = Field(1.0, gt=0, le=1, description="Share of days with a session.")
+
+
 class EVFleetSpecModel(Strict):
     n_ev: int = Field(0, ge=0, description="Number of EVs (0 = no EV fleet).")
     buses: list[str] | Literal["load_buses"] = Field(
@@ -70,6 +83,16 @@ class EVFleetSpecModel(Strict):
     eta_discharge: float = Field(0.92, gt=0, le=1)
     soc_min: float = Field(0.2, ge=0, lt=1)
     strategy: Literal["uncontrolled", "limited", "v2g"] = "uncontrolled"
+    home: SessionPatternSpec = Field(
+        SessionPatternSpec(arrival_h=18.0, arrival_sd_h=1.5, departure_h=7.5,
+                           departure_sd_h=1.0, departure_next_day=True, energy_kwh=8.0,
+                           energy_sd_kwh=4.0),
+        description="Charging at home: plug in in the evening, leave next morning.")
+    work: SessionPatternSpec = Field(
+        SessionPatternSpec(arrival_h=8.5, arrival_sd_h=1.0, departure_h=17.0,
+                           departure_sd_h=1.0, departure_next_day=False, energy_kwh=6.0,
+                           energy_sd_kwh=3.0),
+        description="Charging at work: plug in in the morning, leave in the afternoon.")
 
 
 # --------------------------------------------------------------------------- batteries

@@ -146,11 +146,15 @@ class GridModel:
         ok = self.outcome.converged
         for table, (res_table, attrs) in RESULT_SPEC.items():
             n = len(self.net[table])
-            res = self.net[res_table] if ok else None
-            self.results[table] = {
-                attr: (res[col].to_numpy(dtype=float) if ok else np.full(n, np.nan))
-                for attr, col in attrs.items()
-            }
+            if ok:
+                # one block read per table, then columns by position: far fewer pandas
+                # calls than a Series per attribute
+                res = self.net[res_table]
+                block = res.to_numpy(dtype=float)
+                where = {c: k for k, c in enumerate(res.columns)}
+                self.results[table] = {a: block[:, where[c]] for a, c in attrs.items()}
+            else:
+                self.results[table] = {a: np.full(n, np.nan) for a in attrs}
         self.results["switch"] = {"closed": self.net.switch["closed"].to_numpy(dtype=bool)}
         self.results["line"]["in_service"] = self.net.line["in_service"].to_numpy(dtype=bool)
         self.results["trafo"]["tap_pos"] = self.net.trafo["tap_pos"].to_numpy(dtype=float)
@@ -160,7 +164,8 @@ class GridModel:
         self.summary = {
             "converged": int(ok),
             "p_loss_mw": float(np.sum(r["line"]["pl_mw"]) + np.sum(r["trafo"]["pl_mw"])) if ok else nan,
-            "q_loss_mvar": float(self.net.res_line.ql_mvar.sum() + self.net.res_trafo.ql_mvar.sum()) if ok else nan,
+            "q_loss_mvar": float(self.net.res_line["ql_mvar"].to_numpy().sum()
+                                 + self.net.res_trafo["ql_mvar"].to_numpy().sum()) if ok else nan,
             "p_load_mw": float(np.sum(r["load"]["p_mw"])) if ok else nan,
             "p_sgen_mw": float(np.sum(r["sgen"]["p_mw"])) if ok else nan,
             "p_storage_mw": float(np.sum(r["storage"]["p_mw"])) if ok else nan,

@@ -75,15 +75,26 @@ def plan_ev_fleet(net: pp.pandapowerNet, spec: EVFleetSpecModel, seed: int,
         eta_charge=spec.eta_charge, eta_discharge=spec.eta_discharge, soc_min=spec.soc_min,
         n_charge_points=len(buses))
     hour_local = (start_hour_utc + longitude_deg / 15.0) % 24.0
-    home = ev.draw_sessions(rng, fleet_spec, 0.0, duration_s, "home",
+    home = ev.draw_sessions(rng, fleet_spec, 0.0, duration_s, _pattern(spec.home, "home"),
                             start_hour_local=hour_local, evs=np.arange(n_home))
-    work = ev.draw_sessions(rng, fleet_spec, 0.0, duration_s, "work",
+    work = ev.draw_sessions(rng, fleet_spec, 0.0, duration_s, _pattern(spec.work, "work"),
                             start_hour_local=hour_local, evs=np.arange(n_home, spec.n_ev))
     fleet = ev.EVFleet(fleet_spec, ev.Sessions.concatenate(home, work), t_start_s=0.0)
     names = [bus_names[list(net.bus.index).index(b)] for b in buses]
     load_idx = [int(pp.create_load(net, b, p_mw=0.0, q_mvar=0.0, name=f"EV {n}", type="EV"))
                 for b, n in zip(buses, names)]
     return EVPlan(fleet, names, load_idx, spec.strategy)
+
+
+def _pattern(p, key: str) -> ev.SessionPattern:
+    try:
+        return ev.SessionPattern(
+            arrival_mean_h=p.arrival_h, arrival_std_h=p.arrival_sd_h,
+            departure_mean_h=p.departure_h, departure_std_h=p.departure_sd_h,
+            departure_next_day=p.departure_next_day, e_drive_mean_kwh=p.energy_kwh,
+            e_drive_std_kwh=p.energy_sd_kwh, p_daily=p.p_daily)
+    except ValueError as exc:  # e.g. windows that let one day's stay overlap the next
+        raise ScenarioError(f"ev_fleet.{key}: expected a feasible pattern; {exc}") from None
 
 
 def _spread(rng: np.random.Generator, n: int, weights: np.ndarray) -> np.ndarray:

@@ -92,6 +92,9 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     pv = pv_plants(net, scenario.pv)
     wind = wind_plants(net, scenario.wind)
     overlap = set(pv.sgen_idx) & set(wind.sgen_idx)
+    same_name = sorted(set(pv.names) & set(wind.names))
+    if same_name:
+        raise ScenarioError(f"pv/wind: expected different plant names; found {same_name} in both")
     if overlap:
         raise ScenarioError(f"pv/wind: an sgen cannot be both a PV and a wind plant ({sorted(overlap)})")
     names = {t: element_names(net, t) for t in ELEMENT_TABLES}
@@ -148,6 +151,7 @@ class _Wiring:
     periods: dict[str, int]
     tables: dict[str, dict[str, list[str]]]
     plants: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv:PV 3" -> entity
+    series: mosaik.ModelFactory | None = None
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
                periodic: bool = True) -> None:
@@ -189,6 +193,10 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
             run_id=run_id, kpis=kpis, progress=progress, tally=tally, step_ticks=sc.step_ticks)
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
                     {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
+        # One simulator replays every time series (profiles and weather): each simulator
+        # costs mosaik bookkeeping at every step, whatever it does.
+        w.series = world.start("Series", sim_id="series",
+                               attrs=["p_mw", "q_mvar", *WEATHER_ATTRS])
         _wire_profiles(w)
         _wire_weather_and_der(w)
         _wire_storage(w)
@@ -222,7 +230,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
 def _wire_profiles(w: _Wiring) -> None:
     """Loads and the generators no physical model drives replay their profiles."""
     prep = w.prep
-    series = w.world.start("Series", sim_id="profiles", attrs=["p_mw", "q_mvar"])
+    series = w.series
     columns = [("load", idx, prep.profiles.load_p_mw, prep.profiles.load_q_mvar)
                for idx in prep.profiles.load_p_mw.columns]
     columns += [("sgen", idx, prep.profiles.sgen_p_mw, prep.profiles.sgen_q_mvar)
@@ -235,14 +243,13 @@ def _wire_profiles(w: _Wiring) -> None:
 
 def _wire_weather_and_der(w: _Wiring) -> None:
     prep, world, sc = w.prep, w.world, w.prep.scenario
-    weather_sim = world.start("Series", sim_id="weather", attrs=list(WEATHER_ATTRS))
-    weather = weather_sim.Series(eid="weather", step_ticks=w.step, columns={
+    weather = w.series.Series(eid="weather", step_ticks=w.step, columns={
         a: prep.weather[a] for a in WEATHER_ATTRS})
     w.record(weather, "weather", "weather", *WEATHER_ATTRS)
+    sim = world.start("DER", sim_id="der") if prep.pv.names or prep.wind.names else None
     for kind, plants in (("pv", prep.pv), ("wind", prep.wind)):
         if not plants.names:
             continue
-        sim = world.start("DER", sim_id=kind)
         if kind == "pv":
             p = plants.params
             park = sim.PVPark(names=plants.names, step_ticks=w.step, plants=pv_model.PVPlants(
