@@ -96,3 +96,15 @@ def test_numpy_scalars_that_skipped_cleaning_still_serialise() -> None:
     fields = {"a": np.float64(1.0), "b": np.int64(2), "c": np.bool_(True)}
     line = to_line(Point("m", 1, {}, fields))
     assert line == "m a=1.0,b=2i,c=true 1"
+
+
+def test_table_points_clean_only_where_needed():
+    from twin.recording.schema import table_points
+
+    nan = float("nan")
+    ok = table_points("bus", ["a", "b"], {"vm_pu": [1.0, 0.99], "closed": [True, False]}, "r", 5)
+    assert [p.fields for p in ok] == [{"vm_pu": 1.0, "closed": True},
+                                      {"vm_pu": 0.99, "closed": False}]
+    assert type(ok[0].fields["closed"]) is bool and ok[1].tags == {"run": "r", "element": "b"}
+    mixed = table_points("ev", ["a", "b"], {"soc_mean": [nan, 0.5], "p_mw": [0.0, 1.0]}, "r", 5)
+    assert [p.fields for p in mixed] == [{"p_mw": 0.0}, {"soc_mean": 0.5, "p_mw": 1.0}]
