@@ -115,3 +115,29 @@ def test_field(run):
     comm = read_measurement(store, "comm")
     last = comm[comm.time == comm.time.max()].set_index("element")
     assert last.loc["RTU Feeder", "lost_outage"] >= 6  # scans at 240…390 s, plus the command
+
+
+@pytest.mark.parametrize("rtu, message", [
+    ({"name": "R", "points": [{"element": "bus:Bus 99", "quantity": "vm_pu"}]},
+     "rtus[0].points[0].element: expected the name of a bus"),
+    ({"name": "R", "points": [{"element": "bus:Bus 1", "quantity": "i_ka"}]},
+     "rtus[0].points[0].quantity: expected one of"),
+    ({"name": "R", "devices": ["bus:Bus 1"]},
+     "rtus[0].devices[0]: expected a controllable device"),
+])
+def test_field_errors_name_the_key(make_scenario, tmp_path, rtu, message):
+    from twin.scenario import ScenarioError
+
+    path = make_scenario("bad", duration="10min", rtus=[rtu])
+    with pytest.raises(ScenarioError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run_scenario(path, out=tmp_path / "r")
+
+
+def test_bad_element_reference_is_refused_when_validating(make_scenario):
+    from twin.scenario import ScenarioError, load_scenario
+
+    path = make_scenario("bad", rtus=[{"name": "R", "points": [
+        {"element": "Bus 1", "quantity": "vm_pu"}]}])
+    with pytest.raises(ScenarioError, match=r"rtus\[0\]\.points\[0\]\.element: expected an "
+                                            r"element reference '<kind>:<name>'"):
+        load_scenario(path)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import pandapower as pp
 
-from twin.fieldspec import LinkModel, RTUSpecModel, split_ref
-from twin.grids import element_names
+from twin.fieldspec import LinkModel, split_ref
+from twin.grids import element_names, find_element
 from twin.models import comms
 from twin.models.crews import CrewSpec
+from twin.powerflow import snapshot_attrs
 from twin.scenario import Scenario, ScenarioError
 
 #: Command action → (device kind it applies to, attribute the device entity outputs).
@@ -161,9 +162,9 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
             key = f"rtus[{r}].points[{p}]"
             kind, table, idx, pos = names.find(pt.element, f"{key}.element")
             attr = _ALIASES.get(table, {}).get(pt.quantity, pt.quantity)
-            if attr not in _snapshot_attrs(table):
+            if attr not in snapshot_attrs(table):
                 raise ScenarioError(f"{key}.quantity: expected one of "
-                                    f"{sorted(_snapshot_attrs(table))} for a {kind}; "
+                                    f"{sorted(snapshot_attrs(table))} for a {kind}; "
                                     f"found {pt.quantity!r}")
             name = f"{pt.element}/{pt.quantity}"
             discrete = attr in _DISCRETE
@@ -210,15 +211,6 @@ def _add_device(devices: dict[str, Device], names: _Names, ref: str, rtu: str | 
                           location_xy_km=location)
 
 
-def _snapshot_attrs(table: str) -> set[str]:
-    from twin.powerflow import RESULT_SPEC
-
-    attrs = set(RESULT_SPEC.get(table, ("", {}))[1]) if table in RESULT_SPEC else set()
-    extra = {"switch": {"closed"}, "line": {"in_service"}, "trafo": {"tap_pos"},
-             "shunt": {"step"}}
-    return attrs | extra.get(table, set())
-
-
 def bus_xy_km(net: pp.pandapowerNet, bus: int) -> tuple[float, float] | None:
     """Bus position from the net's geodata (GeoJSON in pandapower 3), taken as km."""
     if "geo" not in net.bus.columns or not isinstance(net.bus.at[bus, "geo"], str):
@@ -231,7 +223,7 @@ def _crew_spec(scenario: Scenario, net: pp.pandapowerNet) -> CrewSpec:
     c = scenario.crews
     depot = c.depot_xy_km
     if depot is None and c.depot_bus is not None:
-        idx = names_index(net, "bus", c.depot_bus, "crews.depot_bus")
+        idx = find_element(net, "bus", c.depot_bus, "crews.depot_bus")
         depot = bus_xy_km(net, idx)
     if depot is None and c.fixed_travel is None:
         raise ScenarioError("crews: expected 'depot_xy_km', a 'depot_bus' with geodata or "
@@ -239,13 +231,3 @@ def _crew_spec(scenario: Scenario, net: pp.pandapowerNet) -> CrewSpec:
     return CrewSpec(n_crews=c.n_crews, depot_xy_km=depot or (0.0, 0.0),
                     speed_km_h=c.speed_km_h, work_time_s=c.work_time,
                     fixed_travel_s=c.fixed_travel, detour_factor=c.detour_factor)
-
-
-def names_index(net: pp.pandapowerNet, table: str, name: str, key: str) -> int:
-    from twin.grids import find_element
-
-    return find_element(net, table, name, key)
-
-
-__all__ = ["ACTIONS", "Device", "FieldPlan", "TruthRef", "build_field_plan", "link_spec",
-           "RTUSpecModel"]

@@ -33,6 +33,17 @@ RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {
     "shunt": ("res_shunt", {"p_mw": "p_mw", "q_mvar": "q_mvar", "vm_pu": "vm_pu"}),
 }
 
+#: State attributes the snapshot carries besides results: (table, attr, net column, dtype).
+STATE_ATTRS = (("switch", "closed", "closed", bool), ("line", "in_service", "in_service", bool),
+               ("trafo", "tap_pos", "tap_pos", float), ("shunt", "step", "step", float))
+
+
+def snapshot_attrs(table: str) -> set[str]:
+    """Attributes of ``table`` in :meth:`GridModel.snapshot`."""
+    results = set(RESULT_SPEC[table][1]) if table in RESULT_SPEC else set()
+    return results | {a for t, a, _c, _d in STATE_ATTRS if t == table}
+
+
 #: Whole-network summary attributes.
 SUMMARY_ATTRS = (
     "converged", "p_loss_mw", "q_loss_mvar", "p_load_mw", "p_sgen_mw", "p_storage_mw",
@@ -155,10 +166,8 @@ class GridModel:
                 self.results[table] = {a: block[:, where[c]] for a, c in attrs.items()}
             else:
                 self.results[table] = {a: np.full(n, np.nan) for a in attrs}
-        self.results["switch"] = {"closed": self.net.switch["closed"].to_numpy(dtype=bool)}
-        self.results["line"]["in_service"] = self.net.line["in_service"].to_numpy(dtype=bool)
-        self.results["trafo"]["tap_pos"] = self.net.trafo["tap_pos"].to_numpy(dtype=float)
-        self.results["shunt"]["step"] = self.net.shunt["step"].to_numpy(dtype=float)
+        for table, attr, column, dtype in STATE_ATTRS:
+            self.results.setdefault(table, {})[attr] = self.net[table][column].to_numpy(dtype=dtype)
         r = self.results
         nan = float("nan")
         self.summary = {
