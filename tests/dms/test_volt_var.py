@@ -1,0 +1,90 @@
+"""Volt/Var control on CIGRE MV: high PV pushes voltages up, heavy load pulls them down."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandapower as pp
+import pytest
+
+from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
+from twin.grids import build_net
+from twin.scenario import GridSpec
+
+DER = ("PV 8", "PV 10", "PV 11")
+
+
+def _high_pv(p_mw: float = 0.5):
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    pv = net.sgen.type == "PV"
+    net.sgen.loc[pv, "p_mw"] = p_mw
+    net.sgen.loc[pv, "sn_mva"] = 1.1 * p_mw
+    net.load[["p_mw", "q_mvar"]] *= 0.3
+    return net
+
+
+def _apply(net, decisions):
+    out = copy.deepcopy(net)
+    for d in decisions:
+        table, name = d.target.split(":", 1)
+        idx = out[table].index[out[table].name == name][0]
+        column = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_mvar"}
+        out[table].at[idx, column[d.action]] = d.value
+    pp.runpp(out)
+    return out.res_bus.vm_pu
+
+
+def test_overvoltage_from_pv_is_brought_into_the_band():
+    net = _high_pv()
+    before = copy.deepcopy(net)
+    res = volt_var(net, 0.0, VoltVarSettings(der=DER))
+    assert res.vm_max_pu > 1.06  # 8 × 0.5 MW of PV on a light-load day
+    assert 1 <= len(res.decisions) <= 3
+    vm = _apply(net, res.decisions)
+    # what the decisions do in a fresh power flow is what volt_var predicted: in the band
+    assert vm.max() == pytest.approx(res.vm_max_after_pu, abs=1e-6)
+    assert 0.95 <= vm.min() and vm.max() <= 1.05
+    for d in res.decisions:
+        assert d.function == "volt_var" and d.mode == "direct"
+        assert "above the 1.045 p.u. target" in d.reason
+        assert d.command("c1")["target"] == d.target
+    # the net it was given is untouched
+    assert net.trafo.tap_pos.equals(before.trafo.tap_pos)
+    assert net.sgen.q_mvar.equals(before.sgen.q_mvar)
+
+
+def test_inside_the_band_nothing_is_done():
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    res = volt_var(net, 0.0, VoltVarSettings(der=DER))
+    assert 0.95 < res.vm_min_pu and res.vm_max_pu < 1.05
+    assert res.decisions == [] and res.state == VoltVarState()
+
+
+def test_undervoltage_lowers_the_taps_one_step_per_interval():
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    net.load[["p_mw", "q_mvar"]] *= 1.3
+    res = volt_var(net, 0.0, mode="advisory")
+    assert res.vm_min_pu < 0.92
+    taps = {d.target: d.value for d in res.decisions if d.action == "set_tap"}
+    assert taps == {"trafo:Trafo 0-1": -1.0, "trafo:Trafo 0-12": -1.0}
+    assert res.vm_min_after_pu > res.vm_min_pu + 0.015
+    assert all(d.command("c") is None for d in res.decisions)  # advisory: no commands
+    # anti-hunting: a minute later the same OLTCs may not move again …
+    moved = copy.deepcopy(net)
+    moved.trafo["tap_pos"] = -1
+    again = volt_var(moved, 60.0, state=res.state)
+    assert not [d for d in again.decisions if d.action == "set_tap"]
+    # … five minutes later they may
+    later = volt_var(moved, 360.0, state=res.state)
+    assert {d.target for d in later.decisions if d.action == "set_tap"} == set(taps)
+
+
+def test_decision_record_for_the_store():
+    res = volt_var(_high_pv(), 12.5, VoltVarSettings(der=DER))
+    rec = res.decisions[0].record()
+    assert rec["measurement"] == "dms_decision" and rec["t_s"] == 12.5
+    assert rec["tags"]["function"] == "volt_var" and rec["tags"]["mode"] == "direct"
+    assert rec["fields"]["reason"] == res.decisions[0].reason
+    assert rec["fields"]["in_vm_max_pu"] == pytest.approx(res.vm_max_pu, abs=1e-5)
+    assert np.isfinite(rec["fields"]["value"])
