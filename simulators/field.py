@@ -37,6 +37,7 @@ META: mosaik_api_v3.Meta = {
         "Field": {
             "public": True,
             "params": ["plan", "seed", "time_resolution_s", "record_every_ticks", "grid_step_ticks",
+                       "handover_ticks",
                        "until_ticks", "deliver_exact", "scheduled_commands"],
             "attrs": ["snapshot", "solved_at", "commands", *FIELD_OUTPUTS],
             "trigger": ["commands", "solved_at"],
@@ -70,6 +71,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.n_commands = 0
         self.now = 0
         self.deliver_exact = False
+        self.handover: tuple[int, int] | None = None
         self.record_every = 0
         self.grid_step = 1
         self.next_record = 0
@@ -88,12 +90,14 @@ class FieldSim(mosaik_api_v3.Simulator):
     # ------------------------------------------------------------------ setup
     def create(self, num, model, plan=None, seed=0, time_resolution_s=None,
                record_every_ticks=60, grid_step_ticks=60, until_ticks=None, deliver_exact=False,
-               scheduled_commands=()):
+               scheduled_commands=(), handover_ticks=None):
         if model != "Field" or num != 1 or self.plan is not None:
             raise ValueError("FieldSim holds exactly one Field")
         if plan is None:
             raise ValueError("Field needs plan=<twin.field.FieldPlan>")
         self.plan = plan
+        # each point's noise σ, so the DMS can weigh what it receives
+        self.sigma = {(r.name, p.name): p.sigma for r in plan.rtus for p in r.points}
         rngs = {r.name: component_rng(seed, f"rtu/{r.name}") for r in plan.rtus}
         self.net = CommNetwork(self.env, plan.rtus, rngs,
                                command_timeout_s=plan.command_timeout_s)
@@ -106,6 +110,9 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.grid_step = int(grid_step_ticks)
         self.until = until_ticks if until_ticks is not None else math.inf
         self.deliver_exact = bool(deliver_exact)
+        # (offset, period) [ticks]: also step then, so a consumer (the DMS) gets everything
+        # delivered up to its own cycle
+        self.handover = handover_ticks
         # (tick, command) sent by the field itself at their ticks: an operator's timetable
         self.scheduled = sorted(scheduled_commands, key=lambda tc: tc[0], reverse=True)
         children = [{"eid": d.eid, "rel": [],
@@ -181,6 +188,10 @@ class FieldSim(mosaik_api_v3.Simulator):
             candidates.append(int(self.until) - 1)
         if self.scheduled:
             candidates.append(self.scheduled[-1][0])
+        if self.handover is not None:
+            offset, period = self.handover
+            k = max(0, (time - offset) // period + 1)
+            candidates.append(offset + k * period)
         if self.in_flight or self.deliver_exact:
             nxt = self.net.next_event_s()  # the shared environment: crews' events too
             if math.isfinite(nxt):
@@ -275,6 +286,7 @@ class FieldSim(mosaik_api_v3.Simulator):
     def _on_measurement(self, m) -> None:
         value = float(m.value)
         self.out_measurements.append({"rtu": m.rtu, "point": m.point, "value": value,
+                                      "sigma": self.sigma.get((m.rtu, m.point), 0.0),
                                       "source_t_s": m.source_t_s,
                                       "delivery_t_s": m.delivery_t_s})
         self.records.append({"measurement": "telemetry", "t_s": m.delivery_t_s,

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.fieldspec import BatteriesSpec, CommandSpec, CrewSpecModel, DevicesSpec, EVFleetSpecModel, RTUSpecModel
+from twin.dmsspec import DMSSpec
 from twin.specbase import Seconds, Strict as _Strict
 from twin.timebase import Clock
 
@@ -216,6 +217,7 @@ class Scenario(_Strict):
     batteries: BatteriesSpec = BatteriesSpec()
     rtus: list[RTUSpecModel] = []
     crews: CrewSpecModel = CrewSpecModel()
+    dms: DMSSpec = DMSSpec()
     commands: list[CommandSpec] = Field(
         [], description="Operator commands sent at given times through the command path.")
     recording: RecordingSpec = RecordingSpec()

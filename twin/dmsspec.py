@@ -1,0 +1,30 @@
+"""Scenario section ``dms``: the built-in DMS controller's cycle and functions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from twin.specbase import OffsetSeconds, Seconds, Strict
+
+
+class VoltVarSpec(Strict):
+    mode: Literal["off", "advisory", "direct"] = Field(
+        "off", description="direct: commands sent automatically; advisory: recorded only.")
+    deadband_pu: float = Field(0.005, ge=0, le=0.05)
+    min_tap_interval: Seconds = Field(300.0, description="Anti-hunting: between tap moves.")
+    max_actions: int = Field(3, ge=1, le=20, description="Moves per cycle at most.")
+    der: list[str] = Field([], description="PV/wind plants whose Q the DMS may set.")
+
+
+class DMSSpec(Strict):
+    enabled: bool = Field(False, description="Run the built-in DMS controller.")
+    cycle: Seconds = Field(60.0, description="Time between DMS cycles.")
+    cycle_offset: OffsetSeconds = Field(
+        5.0, description="First cycle after the start (let the first telemetry arrive).")
+    stale_after: Seconds = Field(120.0, description="Telemetry older than this is stale.")
+    stale_mode: Literal["drop", "downweight"] = "drop"
+    pseudo_sigma_pct: float = Field(30.0, gt=0, le=100,
+                                    description="σ of load pseudo-measurements [% of value].")
+    volt_var: VoltVarSpec = VoltVarSpec()
