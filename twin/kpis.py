@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import numpy as np
+
 from twin.recording.schema import Point
 
 
@@ -51,6 +53,8 @@ class KpiAccumulator:
     _grid_solves: int = 0
     _non_converged: int = 0
     _counts: dict[str, float] = field(default_factory=dict)
+    _truth_vm: dict[str, float] = field(default_factory=dict)  # bus -> latest true voltage
+    _se_abs_dv: list[float] = field(default_factory=list)
 
     def _count(self, key: str, amount: float = 1.0) -> None:
         self._counts[key] = self._counts.get(key, 0.0) + amount
@@ -84,6 +88,7 @@ class KpiAccumulator:
             elif m == "bus":
                 vm = f.get("vm_pu")
                 if isinstance(vm, float) and math.isfinite(vm):
+                    self._truth_vm[el] = vm
                     self._vm_min = min(self._vm_min, vm)
                     self._vm_max = max(self._vm_max, vm)
                     violations[el] = int(not self.band_pu[0] <= vm <= self.band_pu[1])
@@ -111,7 +116,21 @@ class KpiAccumulator:
             elif m == "telemetry":
                 self._count("telemetry_values_delivered")
             elif m == "command":
-                self._count(f"commands_{p.tags.get('status', 'unknown')}")
+                status = p.tags.get("status", "unknown")
+                self._count(f"commands_{status}")
+                if status == "success" and p.tags.get("action") in ("set_tap", "set_step"):
+                    self._count(f"{p.tags['action']}_operations")
+            elif m == "dms_estimate":
+                # estimation error against truth: for evaluation only, the DMS never sees it
+                truth = self._truth_vm.get(el)
+                vm_est = f.get("vm_pu")
+                if truth is not None and isinstance(vm_est, float):
+                    self._se_abs_dv.append(abs(vm_est - truth))
+            elif m == "dms_cycle" and p.tags.get("function") == "state_estimation":
+                self._count("dms_cycles")
+                if not f.get("success", 0):
+                    self._count("dms_cycles_failed")
+                self._count("bad_data_detected", float(f.get("bad_data", 0)))
             elif m == "crew":
                 self._count("crew_jobs")
         if seen_pv:
@@ -168,6 +187,14 @@ class KpiAccumulator:
             "commands_failed": int(self._counts.get("commands_failed", 0)),
             "commands_timeout": int(self._counts.get("commands_timeout", 0)),
             "crew_jobs": int(self._counts.get("crew_jobs", 0)),
+            "tap_operations": int(self._counts.get("set_tap_operations", 0)),
+            "capacitor_operations": int(self._counts.get("set_step_operations", 0)),
+            "dms_cycles": int(self._counts.get("dms_cycles", 0)),
+            "dms_cycles_failed": int(self._counts.get("dms_cycles_failed", 0)),
+            "bad_data_detected": int(self._counts.get("bad_data_detected", 0)),
+            "se_error_mean_pu": _finite(float(np.mean(self._se_abs_dv))) if self._se_abs_dv
+            else None,
+            "se_error_max_pu": _finite(max(self._se_abs_dv)) if self._se_abs_dv else None,
         }
 
 

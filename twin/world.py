@@ -20,6 +20,8 @@ import pandas as pd
 
 from twin.devices import add_capacitors, manual_switches
 from twin.field import FieldPlan, build_field_plan
+from twin.dms_setup import plan_dms
+from simulators.dms import DMSPlan
 from twin.grids import ELEMENT_TABLES, build_net, element_names
 from twin.kpis import KpiAccumulator
 from twin.models import pv as pv_model
@@ -43,6 +45,7 @@ SIM_CONFIG: mosaik.SimConfig = {
     "Field": {"python": "simulators.field:FieldSim"},
     "EV": {"python": "simulators.storage:EVSim"},
     "Battery": {"python": "simulators.storage:BatterySim"},
+    "DMS": {"python": "simulators.dms:DMSSim"},
 }
 
 
@@ -62,6 +65,7 @@ class Prepared:
     ev: EVPlan | None = None
     batteries: BatteryPlan | None = None
     field: FieldPlan | None = None
+    dms: DMSPlan | None = None
 
 
 @dataclass
@@ -133,6 +137,7 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
             if battery_plan else {},
             ev_loads=dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {},
             manual=manual)
+    prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names)
     return prepared
 
 
@@ -152,6 +157,7 @@ class _Wiring:
     tables: dict[str, dict[str, list[str]]]
     plants: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv:PV 3" -> entity
     series: mosaik.ModelFactory | None = None
+    field: mosaik.Entity | None = None
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
                periodic: bool = True) -> None:
@@ -201,6 +207,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _wire_weather_and_der(w)
         _wire_storage(w)
         _wire_field(w)
+        _wire_dms(w)
         # Everything the grid knows goes to the recorder, as one snapshot per solve.
         world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at")
         if hook is not None:
@@ -288,7 +295,7 @@ def _wire_storage(w: _Wiring) -> None:
 
 def _wire_field(w: _Wiring) -> None:
     """RTUs, links, crews and the devices commands reach; scenario commands as an operator."""
-    plan, sc, world = w.prep.field, w.prep.scenario, w.world
+    plan, sc, world, prep = w.prep.field, w.prep.scenario, w.world, w.prep
     if plan is None:
         return
     # The scenario's operator commands go with the field: a separate simulator that steps
@@ -299,7 +306,9 @@ def _wire_field(w: _Wiring) -> None:
     field_ent = world.start("Field", sim_id="field").Field(
         plan=plan, seed=sc.seed, until_ticks=w.until, grid_step_ticks=w.step,
         record_every_ticks=w.step,
-        scheduled_commands=operator)
+        scheduled_commands=operator,
+        handover_ticks=(prep.dms.cycle_offset_ticks, prep.dms.cycle_ticks) if prep.dms else None)
+    w.field = field_ent
     w.registry[field_ent.full_id] = ("field", "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
     # commands the field sends back to the grid.
@@ -319,6 +328,20 @@ def _wire_field(w: _Wiring) -> None:
             if target is None:
                 raise ScenarioError(f"rtus: {dev.ref} has no simulator to command")
             world.connect(devices[dev.eid], target, dev.attr)
+
+
+def _wire_dms(w: _Wiring) -> None:
+    """The DMS: telemetry and command outcomes in, commands out through the field."""
+    plan = w.prep.dms
+    if plan is None:
+        return
+    assert w.field is not None
+    dms = w.world.start("DMS", sim_id="dms").DMS(plan=plan)
+    w.world.connect(w.field, dms, "measurements", "command_outcomes")
+    # commands go out one tick after the cycle that decided them (no same-tick loop)
+    w.world.connect(dms, w.field, "commands", time_shifted=1)
+    w.registry[dms.full_id] = ("dms", "dms")  # it sends "records" only
+    w.world.connect(dms, w.recorder, "records")
 
 
 def _shutdown(world: mosaik.World) -> None:

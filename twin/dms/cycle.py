@@ -1,0 +1,163 @@
+"""One DMS cycle, in a fixed order: load estimation → state estimation → Volt/Var.
+
+A thin orchestrator over the plain DMS functions (like pvlib's ModelChain): it takes what
+the DMS knows — its network model, the newest telemetry, its forecasts — and returns a
+:class:`CycleResult` with the estimate, the decisions, the commands to send and the
+records to store. It never sees grid truth.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import pandapower as pp
+
+from twin.dms.decisions import Decision
+from twin.dms.load_estimation import pseudo_measurements
+from twin.dms.measurements import apply_switch_states, apply_tap_positions, telemetry_frame
+from twin.dms.state_estimation import SEResult, estimate_state
+from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
+from twin.grids import element_names
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    band_pu: tuple[float, float] = (0.95, 1.05)
+    stale_after_s: float = 120.0
+    stale_mode: str = "drop"
+    pseudo_sigma_pct: float = 30.0
+    volt_var_mode: str = "off"            # off | advisory | direct
+    volt_var: VoltVarSettings = VoltVarSettings()
+
+
+@dataclass
+class DMSState:
+    """What the DMS keeps between cycles."""
+
+    model: pp.pandapowerNet                       # the grid as the DMS knows it
+    telemetry: dict[tuple[str, str], dict] = field(default_factory=dict)  # newest per point
+    volt_var: VoltVarState = VoltVarState()
+    n_commands: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def ingest(self, rows: list[dict]) -> None:
+        """Keep the newest value of every (element, quantity)."""
+        for row in rows:
+            key = (row["element"], row["quantity"])
+            old = self.telemetry.get(key)
+            if old is None or row["source_t_s"] >= old["source_t_s"]:
+                self.telemetry[key] = row
+
+
+@dataclass
+class CycleResult:
+    t_s: float
+    se: SEResult | None
+    decisions: list[Decision]
+    commands: list[dict]
+    records: list[dict]
+    failed: str = ""
+
+
+def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) -> dict[str, float]:
+    """Fresh feeder-head active power from telemetry: {"trafo:Trafo 0-1": MW, …}."""
+    rows = telemetry[(telemetry.quantity == "p_mw") & telemetry.element.str.startswith("trafo:")
+                     & (now_s - telemetry.source_t_s <= stale_after_s)]
+    return {r.element: float(r.value) for r in rows.itertuples()}
+
+
+def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
+              settings: CycleSettings) -> CycleResult:
+    """Run one cycle at ``t_s`` [s]; updates ``state`` (Volt/Var memory, command count)."""
+    records: list[dict] = []
+    telemetry = telemetry_frame(list(state.telemetry.values()))
+    model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
+    heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
+    try:
+        pseudo = pseudo_measurements(model, load_factor, sgen_factor, heads or None,
+                                     settings.pseudo_sigma_pct)
+    except ValueError as exc:  # e.g. a feeder head the forecast cannot be scaled to
+        pseudo = pseudo_measurements(model, load_factor, sgen_factor, None,
+                                     settings.pseudo_sigma_pct)
+        records.append(_cycle_note(t_s, "load_estimation", f"feeder scaling skipped: {exc}"))
+    se = estimate_state(model, telemetry, pseudo, now_s=t_s,
+                        stale_after_s=settings.stale_after_s, stale_mode=settings.stale_mode)
+    records.append(_se_record(t_s, se))
+    records.extend(_estimate_records(t_s, model, se))
+    if not se.success:
+        reason = se.message or "state estimation failed"
+        state.failures[reason] = state.failures.get(reason, 0) + 1
+        return CycleResult(t_s, se, [], [], records, failed=reason)
+    decisions: list[Decision] = []
+    if settings.volt_var_mode != "off":
+        vv_net = _with_forecast(model, load_factor, sgen_factor, heads)
+        res = volt_var(vv_net, t_s, settings.volt_var, state.volt_var,
+                       mode=settings.volt_var_mode)
+        state.volt_var = res.state
+        stale_note = _stale_note(se)
+        decisions = [_with_note(d, stale_note) for d in res.decisions]
+    commands = []
+    for d in decisions:
+        state.n_commands += 1
+        cmd = d.command(f"dms-{state.n_commands}")
+        if cmd is not None:
+            commands.append(cmd)
+        records.append(d.record())
+    return CycleResult(t_s, se, decisions, commands, records)
+
+
+def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor: np.ndarray,
+                   heads: dict[str, float]) -> pp.pandapowerNet:
+    """The model with loads and sgens at the DMS's forecast, loads scaled so that the
+    forecast net demand matches the metered feeder heads (for Volt/Var what-ifs)."""
+    net = copy.deepcopy(model)
+    net.load["p_mw"] = net.load.p_mw.to_numpy() * load_factor
+    net.load["q_mvar"] = net.load.q_mvar.to_numpy() * load_factor
+    net.sgen["p_mw"] = net.sgen.p_mw.to_numpy() * sgen_factor
+    demand = float(net.load.p_mw.sum() - net.sgen.p_mw.sum())
+    metered = sum(heads.values())
+    if heads and demand > 0 and net.load.p_mw.sum() > 0:
+        scale = (metered + net.sgen.p_mw.sum()) / net.load.p_mw.sum()
+        net.load[["p_mw", "q_mvar"]] *= float(np.clip(scale, 0.0, 5.0))
+    return net
+
+
+def _stale_note(se: SEResult) -> str:
+    if not se.stale:
+        return ""
+    names = sorted({str(s.get("element", "?")) for s in se.stale})
+    shown = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+    return f" (stale telemetry not used: {shown})"
+
+
+def _with_note(d: Decision, note: str) -> Decision:
+    if not note:
+        return d
+    return replace(d, reason=d.reason + note, inputs={**d.inputs, "stale_data": True})
+
+
+def _cycle_note(t_s: float, function: str, message: str) -> dict:
+    return {"measurement": "dms_cycle", "t_s": t_s, "tags": {"element": "dms", "function": function},
+            "fields": {"message": message}}
+
+
+def _se_record(t_s: float, se: SEResult) -> dict:
+    return {"measurement": "dms_cycle", "t_s": t_s,
+            "tags": {"element": "dms", "function": "state_estimation"},
+            "fields": {"success": int(se.success), "observable": int(se.observable),
+                       "n_measurements": int(se.n_measurements), "n_states": int(se.n_states),
+                       "chi2": float(se.chi2) if se.chi2 is not None else math.nan,
+                       "bad_data": len(se.bad_data), "stale": len(se.stale),
+                       "message": se.message or ""}}
+
+
+def _estimate_records(t_s: float, model: pp.pandapowerNet, se: SEResult) -> list[dict]:
+    if not se.success:
+        return []
+    names = dict(zip(model.bus.index, element_names(model, "bus")))
+    return [{"measurement": "dms_estimate", "t_s": t_s, "tags": {"element": names[idx]},
+             "fields": {"vm_pu": float(v)}} for idx, v in se.vm_pu.items() if np.isfinite(v)]

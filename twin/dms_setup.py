@@ -1,0 +1,63 @@
+"""The built-in DMS as the scenario configures it: its network model, forecasts, settings."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from twin.dms.cycle import CycleSettings, DMSState
+from twin.dms.volt_var import VoltVarSettings
+from twin.grids import element_names
+from twin.profiles import daily_shape, load_kind
+from twin.scenario import Scenario, ScenarioError
+from simulators.dms import DMSPlan
+
+
+def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
+             wind_names: list[str]) -> DMSPlan | None:
+    """The DMS's plan, or None when the scenario has no DMS."""
+    spec = scenario.dms
+    if not spec.enabled:
+        return None
+    if not scenario.rtus:
+        raise ScenarioError("dms.enabled: expected RTUs (rtus: …) for the DMS to see the grid; "
+                            "found none")
+    sgen_names = element_names(net, "sgen")
+    unknown = [n for n in spec.volt_var.der if n not in sgen_names]
+    if unknown:
+        raise ScenarioError(f"dms.volt_var.der: expected PV/wind plant names; found {unknown}")
+    clock = scenario.clock
+    load_names = element_names(net, "load")
+    kinds = [None if str(t) == "EV" else load_kind(n)
+             for n, t in zip(load_names, net.load.get("type", [None] * len(net.load)))]
+    is_pv = np.array([n in pv_names for n in sgen_names])
+    is_wind = np.array([n in wind_names for n in sgen_names])
+    clear_sky = weather["clearsky_ghi_w_m2"].to_numpy() / 1000.0
+    step_s = scenario.step
+    lon = scenario.weather.longitude_deg
+    start_h = scenario.start.hour + scenario.start.minute / 60 + scenario.start.second / 3600
+
+    def forecast(t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        # The DMS's own knowledge: typical daily load shapes and a clear-sky PV forecast
+        # (derated for clouds), never the loads or weather the twin actually draws.
+        hour_local = np.array([(start_h + t_s / 3600 + lon / 15) % 24])
+        load_f = np.array([0.0 if k is None else float(daily_shape(hour_local, k)[0])
+                           for k in kinds])
+        row = min(int(t_s // step_s), len(clear_sky) - 1)
+        sgen_f = np.where(is_pv, 0.8 * clear_sky[row], np.where(is_wind, 0.3, 1.0))
+        return load_f, sgen_f
+
+    vv = spec.volt_var
+    settings = CycleSettings(
+        band_pu=scenario.kpis.voltage_band_pu, stale_after_s=spec.stale_after,
+        stale_mode=spec.stale_mode, pseudo_sigma_pct=spec.pseudo_sigma_pct,
+        volt_var_mode=vv.mode,
+        volt_var=VoltVarSettings(band_pu=scenario.kpis.voltage_band_pu,
+                                 deadband_pu=vv.deadband_pu,
+                                 min_tap_interval_s=vv.min_tap_interval,
+                                 max_actions=vv.max_actions, der=tuple(vv.der)))
+    return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
+                   cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
+                   cycle_ticks=clock.ticks(spec.cycle), forecast=forecast)
