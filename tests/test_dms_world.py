@@ -62,3 +62,31 @@ def test_volt_var_modes(make_scenario, tmp_path):
     assert len(taps) >= 1 and taps.reason.str.contains("above the 1.045 p.u. target").all()
     cmd = read_measurement(direct.run_dir / "store", "command")
     assert (cmd[cmd.action == "set_tap"].status == "success").all()
+
+
+def test_lossy_links_and_an_outage_make_data_stale_and_decisions_say_so(make_scenario, tmp_path):
+    lossy = {"preset": "cellular", "loss_prob": 0.3}
+    rtus = [dict(r) for r in HIGH_PV["rtus"]]
+    rtus[0]["link"] = {"preset": "fibre", "loss_prob": 0.3}
+    rtus[1]["link"] = {**lossy, "outages": [{"after": "2min", "duration": "10min"}]}
+    scenario = {**HIGH_PV, "rtus": rtus,
+                "dms": {"enabled": True, "stale_after": "1min",
+                        "volt_var": {"mode": "advisory", "min_tap_interval": "3min"}}}
+    run = run_scenario(make_scenario("lossy", **scenario), out=tmp_path / "r")
+    k = run.outcome.kpis
+    assert k["dms_cycles"] == 30 and k["dms_cycles_failed"] == 0  # it keeps running
+    store = run.run_dir / "store"
+    comm = read_measurement(store, "comm")
+    last = comm[comm.time == comm.time.max()].set_index("element")
+    sent = last.sent.sum()
+    assert 0.2 < last.lost_random.sum() / sent < 0.4  # 30 % lost
+    assert last.loc["RTU Feeder ends", "lost_outage"] >= 19  # 10 min of 30 s scans
+    cycles = read_measurement(store, "dms_cycle").query("function == 'state_estimation'")
+    t = (cycles.time - cycles.time.min()).dt.total_seconds()
+    # the feeder-end voltages go stale once a minute has passed without them
+    assert (cycles.stale[(t > 3 * 60) & (t < 12 * 60)] >= 2).all()
+    dec = read_measurement(store, "dms_decision")
+    td = (dec.time - cycles.time.min()).dt.total_seconds()
+    during = dec[(td > 3 * 60) & (td < 12 * 60)]
+    assert len(during) >= 1
+    assert during.reason.str.contains("stale telemetry not used: bus:Bus 1[14]").all()

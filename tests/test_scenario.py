@@ -138,3 +138,13 @@ def test_cli_schema_is_json_schema():
     schema = json.loads(res.stdout)
     assert schema["title"] == "Scenario"
     assert {"name", "start", "duration", "seed", "grid"} <= set(schema["required"])
+
+
+def test_set_overrides(tmp_path):
+    sc = load_scenario(DEFAULT, ["dms.volt_var.mode=direct", "seed=7", "kpis.voltage_band_pu=[0.9, 1.1]"])
+    assert sc.dms.volt_var.mode == "direct" and sc.seed == 7
+    assert sc.kpis.voltage_band_pu == (0.9, 1.1)
+    with pytest.raises(ScenarioError, match=r"dms\.volt_var\.mode: expected"):
+        load_scenario(DEFAULT, ["dms.volt_var.mode=sometimes"])
+    with pytest.raises(ScenarioError, match="--set: expected KEY.PATH=VALUE"):
+        load_scenario(DEFAULT, ["seed"])

@@ -64,6 +64,8 @@ def run(
     record: Optional[RecordKind] = typer.Option(None, "--record", help="Override recording.store."),
     influx_url: Optional[str] = typer.Option(None, "--influx-url", help="InfluxDB URL (with --record influx)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a scenario key, e.g. --set dms.volt_var.mode=direct."),
 ) -> None:
     """Run a scenario and write its run directory."""
     from twin.runner import run_scenario  # heavy imports only when running
@@ -78,7 +80,7 @@ def run(
         with progress:
             summary = run_scenario(scenario, out=out, until=until,
                                    record=record.value if record else None,
-                                   influx_url=influx_url,
+                                   influx_url=influx_url, overrides=set_ or None,
                                    progress_factory=_progress_factory(progress))
     except ScenarioError as exc:
         _fail(str(exc))

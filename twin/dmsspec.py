@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from twin.specbase import OffsetSeconds, Seconds, Strict
 
@@ -16,6 +16,12 @@ class VoltVarSpec(Strict):
     min_tap_interval: Seconds = Field(300.0, description="Anti-hunting: between tap moves.")
     max_actions: int = Field(3, ge=1, le=20, description="Moves per cycle at most.")
     der: list[str] = Field([], description="PV/wind plants whose Q the DMS may set.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false
+        return "off" if value is False else value
 
 
 class DMSSpec(Strict):

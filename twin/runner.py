@@ -80,10 +80,11 @@ def run_scenario(
     influx_url: str | None = None,
     progress_factory: Callable[[Scenario, int], Callable[[int], None]] | None = None,
     hook: Callable[[WorldHandles], None] | None = None,
+    overrides: list[str] | None = None,
 ) -> RunSummary:
     """Run a scenario file; ScenarioError for anything wrong with the input."""
     scenario_file = Path(scenario_file)
-    scenario = load_scenario(scenario_file)
+    scenario = load_scenario(scenario_file, overrides)
     until_s = None
     if until is not None:
         try:
@@ -124,11 +125,14 @@ def run_scenario(
                         spilled=report.spilled, errors=report.errors[:20],
                         summary=report.summary())
     shutil.copyfile(scenario_file, run_dir / "scenario.yaml")
+    if overrides:
+        (run_dir / "overrides.txt").write_text("\n".join(overrides) + "\n", encoding="utf-8")
     simulated_s = scenario.clock.seconds(outcome.ticks)
     run_info = {
         "run_id": run_id,
         "scenario": scenario.name,
         "seed": scenario.seed,
+        "overrides": list(overrides or []),
         "start": scenario.start.isoformat(),
         "simulated_s": simulated_s,
         "step_s": scenario.step,

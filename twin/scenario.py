@@ -312,8 +312,35 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(format_validation_error(source, exc)) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
+    """``["dms.volt_var.mode=direct", "seed=7"]`` applied to the raw scenario mapping.
+
+    Values are read as YAML (``3`` is a number, ``[1, 2]`` a list). Only keys that exist in
+    the file or in the model can be set; validation happens afterwards as usual.
+    """
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise ScenarioError(f"--set: expected KEY.PATH=VALUE; found {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ScenarioError(f"--set {path}: expected a YAML value; found {raw!r}") from None
+        node = data
+        keys = path.strip().split(".")
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ScenarioError(f"{source}: --set {path}: {key} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read and validate a scenario file, with ``--set KEY.PATH=VALUE`` overrides."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -326,7 +353,9 @@ def load_scenario(path: str | Path) -> Scenario:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(f"{path}: {where}: expected valid YAML; found {problem}") from None
-    return parse_scenario(data, str(path))
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, overrides, str(path))
+    return parse_scenario(data, str(path) + (" (with --set)" if overrides else ""))
 
 
 def resolve_path(scenario_file: Path | None, relative: str) -> Path:
