@@ -8,7 +8,7 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from dms_telemetry import cigre_truth
+from twin.dms.synthetic_telemetry import cigre_truth
 from twin.dms.load_estimation import pseudo_measurements, zero_injection_buses
 from twin.dms.state_estimation import estimate_state, estimation_error
 from twin.grids import build_net

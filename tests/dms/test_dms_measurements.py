@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dms_telemetry import cigre_truth
+from twin.dms.synthetic_telemetry import cigre_truth
 from twin.dms.measurements import (
     MEASUREMENT_COLUMNS,
     TELEMETRY_COLUMNS,

@@ -13,7 +13,7 @@ import pandas as pd
 import pandapower as pp
 import pytest
 
-from dms_telemetry import cigre_truth, full_metering
+from twin.dms.synthetic_telemetry import cigre_truth, full_metering
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.state_estimation import SEResult, estimate_state, estimation_error
 from twin.grids import build_net

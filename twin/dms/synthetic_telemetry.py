@@ -1,4 +1,4 @@
-"""Synthetic telemetry for the DMS tests: a solved net's results read by noisy meters.
+"""Synthetic telemetry for DMS tests and benchmarks: a solved net read by noisy meters.
 
 Meter σ as in distribution SCADA: voltage 0.5 % of the value, P/Q 1 % of the branch
 rating (lines: √3·V_n·I_max, trafos: sn_mva), current 1 % of I_max.
