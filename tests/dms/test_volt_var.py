@@ -88,3 +88,15 @@ def test_decision_record_for_the_store():
     assert rec["fields"]["reason"] == res.decisions[0].reason
     assert rec["fields"]["in_vm_max_pu"] == pytest.approx(res.vm_max_pu, abs=1e-5)
     assert np.isfinite(rec["fields"]["value"])
+
+
+def test_the_estimate_is_judged_and_the_model_gives_the_effect():
+    # the model (a forecast) sees no problem, the estimate says Bus 11 is at 1.06 p.u.
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    pp.runpp(net)
+    est = net.res_bus.vm_pu.copy()
+    est[11] = 1.06
+    assert volt_var(net, 0.0, VoltVarSettings(der=DER)).decisions == []
+    res = volt_var(net, 0.0, VoltVarSettings(der=DER), vm_estimate_pu=est)
+    assert res.vm_max_pu == pytest.approx(1.06)
+    assert res.decisions and "Bus 11 voltage 1.060 p.u. is above" in res.decisions[0].reason

@@ -96,7 +96,7 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
     if settings.volt_var_mode != "off":
         vv_net = _with_forecast(model, load_factor, sgen_factor, heads)
         res = volt_var(vv_net, t_s, settings.volt_var, state.volt_var,
-                       mode=settings.volt_var_mode)
+                       mode=settings.volt_var_mode, vm_estimate_pu=se.vm_pu)
         state.volt_var = res.state
         stale_note = _stale_note(se)
         decisions = [_with_note(d, stale_note) for d in res.decisions]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandapower as pp
+import pandas as pd
 
 from twin.dms.decisions import Decision, Mode
 from twin.grids import element_names
@@ -129,7 +130,8 @@ def _apply(net: pp.pandapowerNet, m: _Move) -> None:
 
 
 def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = VoltVarSettings(),
-             state: VoltVarState = VoltVarState(), mode: Mode = "direct") -> VoltVarResult:
+             state: VoltVarState = VoltVarState(), mode: Mode = "direct",
+             vm_estimate_pu: pd.Series | None = None) -> VoltVarResult:
     """Decide the Volt/Var moves for the state in ``net`` (the DMS's model; not changed).
 
     Parameters
@@ -141,6 +143,11 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
     settings, state : VoltVarSettings, VoltVarState
     mode : {'direct', 'advisory'}
         Written into the decisions; ``direct`` ones become commands.
+    vm_estimate_pu : pandas.Series, optional
+        The state estimator's bus voltages (by bus index). When given, they are what is
+        judged: each move's effect comes from the model (a what-if power flow), added to the
+        estimate — the model's injections are only a forecast, the estimate is what the
+        meters say.
 
     Returns
     -------
@@ -155,6 +162,11 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
         return VoltVarResult([], state, math.nan, math.nan, math.nan, math.nan, math.nan,
                              math.nan)
     vm, loss = base
+    offset = np.zeros_like(vm)
+    if vm_estimate_pu is not None:
+        est = vm_estimate_pu.reindex(work.bus.index).to_numpy(dtype=float)
+        offset = np.where(np.isfinite(est) & np.isfinite(vm), est - vm, 0.0)
+    vm = vm + offset
     bus_names = element_names(work, "bus")
     vm0_min, vm0_max, loss0 = float(np.nanmin(vm)), float(np.nanmax(vm)), loss
     decisions: list[Decision] = []
@@ -173,6 +185,7 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
             if solved is None:
                 continue
             v_trial, loss_trial = solved
+            v_trial = v_trial + offset
             score = _violation(v_trial, t_low, t_high) + settings.loss_weight * loss_trial
             if best is None or score < best[0]:
                 best = (score, loss_trial, move, v_trial)
