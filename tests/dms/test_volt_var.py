@@ -100,3 +100,19 @@ def test_the_estimate_is_judged_and_the_model_gives_the_effect():
     res = volt_var(net, 0.0, VoltVarSettings(der=DER), vm_estimate_pu=est)
     assert res.vm_max_pu == pytest.approx(1.06)
     assert res.decisions and "Bus 11 voltage 1.060 p.u. is above" in res.decisions[0].reason
+
+
+def test_inside_the_band_a_capacitor_that_only_costs_losses_is_switched_out():
+    from twin.devices import add_capacitors
+    from twin.fieldspec import DevicesSpec
+
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    net.load[["p_mw", "q_mvar"]] *= 0.5  # light load: the bank pushes Mvar back upstream
+    add_capacitors(net, DevicesSpec(capacitors=[
+        {"name": "Cap 14", "bus": "Bus 14", "q_step_mvar": 0.5, "max_step": 3, "step_init": 3}]))
+    res = volt_var(net, 0.0)
+    assert 0.955 < res.vm_min_pu and res.vm_max_pu < 1.045
+    (d,) = res.decisions
+    assert d.action == "set_capacitor_step" and d.value == 2.0
+    assert res.p_loss_after_mw <= res.p_loss_mw - 0.005
+    assert "inside the band" in d.reason and "lowers the losses" in d.reason

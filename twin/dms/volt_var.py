@@ -37,7 +37,8 @@ class VoltVarSettings:
     deadband_pu: float = 0.005        # target band = limit band narrowed by this
     min_tap_interval_s: float = 300.0
     max_actions: int = 3              # per cycle
-    loss_weight: float = 1e-3         # [violation p.u. per MW]: losses only break ties
+    loss_weight: float = 0.02         # [violation p.u. per MW of losses]
+    min_loss_gain_mw: float = 0.005   # inside the band, a move must save at least this
     der: tuple[str, ...] = ()         # sgen names whose Q the DMS may set
 
 
@@ -129,6 +130,39 @@ def _apply(net: pp.pandapowerNet, m: _Move) -> None:
     net[m.table].at[m.idx, column] = m.value
 
 
+def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_high,
+                 bus_names) -> VoltVarResult:
+    """Inside the band: one capacitor or DER-Q move per cycle if it saves losses and keeps
+    every voltage inside the target band (an operation must pay for itself)."""
+    vm_min, vm_max = float(np.nanmin(vm)), float(np.nanmax(vm))
+    best = None
+    for move in _moves(work, t_s, settings, state):
+        if move.action == "set_tap":
+            continue  # taps are for voltage; their wear is not worth a few kW
+        trial = copy.deepcopy(work)
+        _apply(trial, move)
+        solved = _solve(trial)
+        if solved is None:
+            continue
+        v_trial, loss_trial = solved[0] + offset, solved[1]
+        inside = _violation(v_trial, t_low, t_high) == 0.0
+        if inside and loss - loss_trial >= settings.min_loss_gain_mw and (
+                best is None or loss_trial < best[1]):
+            best = (move, loss_trial, v_trial)
+    if best is None:
+        return VoltVarResult([], state, vm_min, vm_max, vm_min, vm_max, loss, loss)
+    move, loss_new, v_new = best
+    reason = (f"All voltages are inside the band ({vm_min:.3f}–{vm_max:.3f} p.u.); "
+              f"{move.describe} lowers the losses from {loss * 1000:.0f} kW to "
+              f"{loss_new * 1000:.0f} kW and keeps them inside.")
+    decision = Decision(t_s=t_s, function="volt_var", action=move.action, target=move.target,
+                        value=move.value, mode=mode, reason=reason,
+                        inputs={"p_loss_mw": round(loss, 5), "vm_min_pu": round(vm_min, 5),
+                                "vm_max_pu": round(vm_max, 5)})
+    return VoltVarResult([decision], state, vm_min, vm_max, float(np.nanmin(v_new)),
+                         float(np.nanmax(v_new)), loss, loss_new)
+
+
 def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = VoltVarSettings(),
              state: VoltVarState = VoltVarState(), mode: Mode = "direct",
              vm_estimate_pu: pd.Series | None = None) -> VoltVarResult:
@@ -172,7 +206,8 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
     decisions: list[Decision] = []
     last_tap = dict(state.last_tap_s)
     if _violation(vm, low, high) == 0.0:
-        return VoltVarResult([], state, vm0_min, vm0_max, vm0_min, vm0_max, loss0, loss0)
+        return _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_high,
+                            bus_names)
     for _round in range(settings.max_actions):
         current = _violation(vm, t_low, t_high)
         if current == 0.0:
