@@ -39,6 +39,7 @@ class VoltVarSettings:
     max_actions: int = 3              # per cycle
     loss_weight: float = 0.02         # [violation p.u. per MW of losses]
     min_loss_gain_mw: float = 0.005   # inside the band, a move must save at least this
+    loss_check_every_s: float = 900.0  # how often to look for such a move
     der: tuple[str, ...] = ()         # sgen names whose Q the DMS may set
 
 
@@ -47,6 +48,7 @@ class VoltVarState:
     """What the controller remembers between cycles."""
 
     last_tap_s: dict[str, float] = field(default_factory=dict)  # trafo name -> time
+    last_loss_check_s: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
     """Inside the band: one capacitor or DER-Q move per cycle if it saves losses and keeps
     every voltage inside the target band (an operation must pay for itself)."""
     vm_min, vm_max = float(np.nanmin(vm)), float(np.nanmax(vm))
+    if t_s - state.last_loss_check_s < settings.loss_check_every_s:
+        return VoltVarResult([], state, vm_min, vm_max, vm_min, vm_max, loss, loss)
+    state = replace(state, last_loss_check_s=t_s)
     best = None
     for move in _moves(work, t_s, settings, state):
         if move.action == "set_tap":
