@@ -127,9 +127,23 @@ def _moves(net: pp.pandapowerNet, t_s: float, s: VoltVarSettings, state: VoltVar
     return moves
 
 
+_COLUMN = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_mvar"}
+
+
 def _apply(net: pp.pandapowerNet, m: _Move) -> None:
-    column = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_mvar"}[m.action]
+    net[m.table].at[m.idx, _COLUMN[m.action]] = m.value
+
+
+def _what_if(net: pp.pandapowerNet, m: _Move) -> tuple[np.ndarray, float] | None:
+    """Voltages and losses with move ``m``, on ``net`` itself and undone afterwards (a
+    copy of the net per move would cost as much as the power flow)."""
+    column = _COLUMN[m.action]
+    old = net[m.table].at[m.idx, column]
     net[m.table].at[m.idx, column] = m.value
+    try:
+        return _solve(net)
+    finally:
+        net[m.table].at[m.idx, column] = old
 
 
 def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_high,
@@ -144,9 +158,7 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
     for move in _moves(work, t_s, settings, state):
         if move.action == "set_tap":
             continue  # taps are for voltage; their wear is not worth a few kW
-        trial = copy.deepcopy(work)
-        _apply(trial, move)
-        solved = _solve(trial)
+        solved = _what_if(work, move)
         if solved is None:
             continue
         v_trial, loss_trial = solved[0] + offset, solved[1]
@@ -219,9 +231,7 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
             break
         best: tuple[float, float, _Move, np.ndarray] | None = None
         for move in _moves(work, t_s, settings, VoltVarState(last_tap)):
-            trial = copy.deepcopy(work)
-            _apply(trial, move)
-            solved = _solve(trial)
+            solved = _what_if(work, move)
             if solved is None:
                 continue
             v_trial, loss_trial = solved
