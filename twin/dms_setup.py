@@ -57,7 +57,9 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
         volt_var=VoltVarSettings(band_pu=scenario.kpis.voltage_band_pu,
                                  deadband_pu=vv.deadband_pu,
                                  min_tap_interval_s=vv.min_tap_interval,
-                                 max_actions=vv.max_actions, der=tuple(vv.der)))
+                                 max_actions=vv.max_actions, der=tuple(vv.der)),
+        device_refs={**{f"sgen:{n}": f"pv:{n}" for n in pv_names},
+                     **{f"sgen:{n}": f"wind:{n}" for n in wind_names}})
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
                    cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
                    cycle_ticks=clock.ticks(spec.cycle), forecast=forecast)

@@ -32,6 +32,8 @@ class CycleSettings:
     pseudo_sigma_pct: float = 30.0
     volt_var_mode: str = "off"            # off | advisory | direct
     volt_var: VoltVarSettings = VoltVarSettings()
+    # grid element → the field's device reference, e.g. "sgen:Solar A" → "pv:Solar A"
+    device_refs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +107,7 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
         state.n_commands += 1
         cmd = d.command(f"dms-{state.n_commands}")
         if cmd is not None:
+            cmd["target"] = settings.device_refs.get(cmd["target"], cmd["target"])
             commands.append(cmd)
         records.append(d.record())
     return CycleResult(t_s, se, decisions, commands, records)
