@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import simpy
 
+from recording_apply import RecordingApply
+
 from twin.models.comms import (
     CommNetwork,
     LatencySpec,
@@ -291,14 +293,7 @@ def command_net(down_s=0.2, up_s=0.3, loss_prob=0.0, outages=()):
     return network([RTUSpec("R", (), 1.0, link)])
 
 
-class Device:
-    def __init__(self, accept: bool = True):
-        self.accept = accept
-        self.calls: list[float] = []
-
-    def __call__(self, t_s: float) -> bool:
-        self.calls.append(t_s)
-        return self.accept
+Device = RecordingApply  # a device that records when it was applied
 
 
 def test_command_success_is_applied_after_the_downlink_and_acknowledged_after_the_uplink():

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import simpy
 
+from recording_apply import RecordingApply
+
 from twin.models.comms import CommNetwork, LatencySpec, LinkSpec, RTUSpec
 from twin.models.crews import CrewDispatcher, CrewSpec
 
@@ -16,14 +18,7 @@ SPEC = CrewSpec(n_crews=1, depot_xy_km=(0.0, 0.0), speed_km_h=40.0, work_time_s=
                 detour_factor=1.0)
 
 
-class Switch:
-    def __init__(self, accept: bool = True):
-        self.accept = accept
-        self.calls: list[float] = []
-
-    def __call__(self, t_s: float) -> bool:
-        self.calls.append(t_s)
-        return self.accept
+Switch = RecordingApply  # a device that records when it was applied
 
 
 def test_job_completes_after_travel_plus_work_exactly():
