@@ -79,7 +79,9 @@ class DMSSim(mosaik_api_v3.Simulator):
         for batch in d_in.get("measurements", {}).values():
             plan.state.ingest([telemetry_row(m) for m in batch or ()])
         for batch in d_in.get("command_outcomes", {}).values():
-            self.outcomes.extend(batch or ())  # kept for FLISR and reporting
+            for outcome in batch or ():
+                plan.state.on_outcome(outcome)
+                self.outcomes.append(outcome)  # kept for FLISR and reporting
         if time >= self.next_cycle:
             t_s = time * self.res_s
             load_factor, sgen_factor = plan.forecast(t_s)

@@ -71,7 +71,8 @@ def test_lossy_links_and_an_outage_make_data_stale_and_decisions_say_so(make_sce
     rtus[1]["link"] = {**lossy, "outages": [{"after": "2min", "duration": "10min"}]}
     scenario = {**HIGH_PV, "rtus": rtus,
                 "dms": {"enabled": True, "stale_after": "1min",
-                        "volt_var": {"mode": "advisory", "min_tap_interval": "3min"}}}
+                        "volt_var": {"mode": "advisory", "min_tap_interval": "3min",
+                                     "advice_hold": "1min"}}}
     run = run_scenario(make_scenario("lossy", **scenario), out=tmp_path / "r")
     k = run.outcome.kpis
     assert k["dms_cycles"] == 30 and k["dms_cycles_failed"] == 0  # it keeps running

@@ -57,7 +57,10 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
         volt_var=VoltVarSettings(band_pu=scenario.kpis.voltage_band_pu,
                                  deadband_pu=vv.deadband_pu,
                                  min_tap_interval_s=vv.min_tap_interval,
-                                 max_actions=vv.max_actions, der=tuple(vv.der)),
+                                 max_actions=vv.max_actions, der=tuple(vv.der),
+                                 min_loss_gain_mw=vv.min_loss_gain_kw / 1000.0,
+                                 loss_check_every_s=vv.loss_check_every,
+                                 advice_hold_s=vv.advice_hold),
         device_refs={**{f"sgen:{n}": f"pv:{n}" for n in pv_names},
                      **{f"sgen:{n}": f"wind:{n}" for n in wind_names}})
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,

@@ -15,6 +15,11 @@ class VoltVarSpec(Strict):
     deadband_pu: float = Field(0.005, ge=0, le=0.05)
     min_tap_interval: Seconds = Field(300.0, description="Anti-hunting: between tap moves.")
     max_actions: int = Field(3, ge=1, le=20, description="Moves per cycle at most.")
+    min_loss_gain_kw: float = Field(
+        2.0, ge=0, description="Inside the band, a tap/capacitor move must save this much.")
+    loss_check_every: Seconds = Field(900.0, description="How often to look for loss savings.")
+    advice_hold: Seconds = Field(
+        900.0, description="advisory: a recommendation stands this long before it is repeated.")
     der: list[str] = Field([], description="PV/wind plants whose Q the DMS may set.")
 
     @field_validator("mode", mode="before")

@@ -137,3 +137,16 @@ def test_bad_inputs(truth):
         pseudo_measurements(truth, 1.0, 1.0, metered_feeder_p_mw={"trafo:T9": 1.0})
     with pytest.raises(ValueError, match="sigma_pct"):
         pseudo_measurements(truth, 1.0, 1.0, sigma_pct=-1.0)
+
+
+def test_known_der_set_points_replace_the_forecast_q(truth):
+    base = _by(pseudo_measurements(truth, 1.0, 1.0), "q")
+    # the DMS commanded WKA 7 (sgen 8, Bus 7) to absorb 0.4 Mvar and got the acknowledgement
+    known = _by(pseudo_measurements(truth, 1.0, 1.0, sgen_q_mvar={8: -0.4}), "q")
+    assert known.at[7, "value"] == pytest.approx(base.at[7, "value"] + 0.4)
+    # the set-point is known, so Bus 7's Q σ is the load's alone
+    load_q = truth.load.q_mvar[truth.load.bus == 7].abs()
+    assert known.at[7, "std_dev"] == pytest.approx(max(0.3 * np.sqrt((load_q**2).sum()), 1e-3))
+    assert known.drop(index=7)["value"].equals(base.drop(index=7)["value"])
+    with pytest.raises(ValueError, match="sgen_q_mvar: expected sgen indices"):
+        pseudo_measurements(truth, 1.0, 1.0, sgen_q_mvar={99: 0.1})

@@ -45,6 +45,18 @@ class DMSState:
     volt_var: VoltVarState = VoltVarState()
     n_commands: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, Decision] = field(default_factory=dict)  # command id -> decision
+    # DER reactive set-points the field acknowledged, by sgen name [Mvar]: no meter
+    # reports them, so the DMS's model holds what it commanded
+    der_q_mvar: dict[str, float] = field(default_factory=dict)
+
+    def on_outcome(self, outcome: dict) -> None:
+        """Learn from a command outcome: an acknowledged DER set-point enters the model."""
+        decision = self.pending.pop(str(outcome.get("id")), None)
+        if decision is None or outcome.get("status") != "success":
+            return  # a timed-out set-point is not known to be in force
+        if decision.action == "set_der_q" and decision.value is not None:
+            self.der_q_mvar[decision.target.split(":", 1)[1]] = float(decision.value)
 
     def ingest(self, rows: list[dict]) -> None:
         """Keep the newest value of every (element, quantity)."""
@@ -79,12 +91,13 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
     telemetry = telemetry_frame(list(state.telemetry.values()))
     model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
+    known_q = _sgen_index(model, state.der_q_mvar)
     try:
         pseudo = pseudo_measurements(model, load_factor, sgen_factor, heads or None,
-                                     settings.pseudo_sigma_pct)
+                                     settings.pseudo_sigma_pct, sgen_q_mvar=known_q)
     except ValueError as exc:  # e.g. a feeder head the forecast cannot be scaled to
         pseudo = pseudo_measurements(model, load_factor, sgen_factor, None,
-                                     settings.pseudo_sigma_pct)
+                                     settings.pseudo_sigma_pct, sgen_q_mvar=known_q)
         records.append(_cycle_note(t_s, "load_estimation", f"feeder scaling skipped: {exc}"))
     se = estimate_state(model, telemetry, pseudo, now_s=t_s,
                         stale_after_s=settings.stale_after_s, stale_mode=settings.stale_mode)
@@ -96,7 +109,7 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
         return CycleResult(t_s, se, [], [], records, failed=reason)
     decisions: list[Decision] = []
     if settings.volt_var_mode != "off":
-        vv_net = _with_forecast(model, load_factor, sgen_factor, heads)
+        vv_net = _with_forecast(model, load_factor, sgen_factor, heads, known_q)
         res = volt_var(vv_net, t_s, settings.volt_var, state.volt_var,
                        mode=settings.volt_var_mode, vm_estimate_pu=se.vm_pu)
         state.volt_var = res.state
@@ -107,20 +120,30 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
         state.n_commands += 1
         cmd = d.command(f"dms-{state.n_commands}")
         if cmd is not None:
+            state.pending[cmd["id"]] = d
             cmd["target"] = settings.device_refs.get(cmd["target"], cmd["target"])
             commands.append(cmd)
         records.append(d.record())
     return CycleResult(t_s, se, decisions, commands, records)
 
 
+def _sgen_index(net: pp.pandapowerNet, by_name: dict[str, float]) -> dict[int, float]:
+    names = element_names(net, "sgen")
+    return {int(net.sgen.index[names.index(n)]): q for n, q in by_name.items() if n in names}
+
+
 def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor: np.ndarray,
-                   heads: dict[str, float]) -> pp.pandapowerNet:
-    """The model with loads and sgens at the DMS's forecast, loads scaled so that the
-    forecast net demand matches the metered feeder heads (for Volt/Var what-ifs)."""
+                   heads: dict[str, float], known_q: dict[int, float]) -> pp.pandapowerNet:
+    """The model with loads and sgens at the DMS's forecast and the DER set-points it
+    knows, loads scaled so that the forecast net demand matches the metered feeder heads
+    (for Volt/Var what-ifs)."""
     net = copy.deepcopy(model)
     net.load["p_mw"] = net.load.p_mw.to_numpy() * load_factor
     net.load["q_mvar"] = net.load.q_mvar.to_numpy() * load_factor
     net.sgen["p_mw"] = net.sgen.p_mw.to_numpy() * sgen_factor
+    net.sgen["q_mvar"] = net.sgen.q_mvar.to_numpy() * sgen_factor
+    for idx, q in known_q.items():
+        net.sgen.at[idx, "q_mvar"] = q
     demand = float(net.load.p_mw.sum() - net.sgen.p_mw.sum())
     metered = sum(heads.values())
     if heads and demand > 0 and net.load.p_mw.sum() > 0:

@@ -71,6 +71,7 @@ def pseudo_measurements(
     sigma_pct: float = 30.0,
     *,
     storage_p_mw: FactorLike | None = None,
+    sgen_q_mvar: Mapping[int, float] | None = None,
     sigma_floor_mw: float = SIGMA_FLOOR_MW,
     zero_injection_sigma_mw: float = ZERO_INJECTION_SIGMA_MW,
 ) -> pd.DataFrame:
@@ -101,6 +102,10 @@ def pseudo_measurements(
         ``net.storage.p_mw`` column. Its σ is ``sigma_pct`` % of the unit's rating (the
         largest of ``sn_mva``, ``|min_p_mw|``, ``|max_p_mw|`` and the scheduled value),
         not of the value: a battery may deviate from its schedule by much of its rating.
+    sgen_q_mvar : mapping of int to float, optional
+        Reactive-power set-points the DMS knows for some sgens (its own acknowledged
+        commands), by sgen index [Mvar, generator sign]. They replace the forecast Q of
+        those units, with σ = ``sigma_floor_mw``: a set-point is known, not forecast.
     sigma_floor_mw : float
         Smallest σ of a forecast bus injection [MW resp. Mvar].
     zero_injection_sigma_mw : float
@@ -153,6 +158,12 @@ def pseudo_measurements(
     load_q = _per_element(net, "load", load_factor) * _nominal(net, "load", "q_mvar")
     sgen_p = _per_element(net, "sgen", sgen_factor) * _nominal(net, "sgen", "p_mw")
     sgen_q = _per_element(net, "sgen", sgen_factor) * _nominal(net, "sgen", "q_mvar")
+    known_q = {int(i): float(q) for i, q in (sgen_q_mvar or {}).items()}
+    unknown = sorted(set(known_q) - set(int(i) for i in net.sgen.index))
+    if unknown:
+        raise ValueError(f"sgen_q_mvar: expected sgen indices of the net; found {unknown}")
+    for idx, q in known_q.items():
+        sgen_q[idx] = q
     if storage_p_mw is None:
         stor_p = _nominal(net, "storage", "p_mw")
     else:
@@ -185,7 +196,7 @@ def pseudo_measurements(
     for idx in net.sgen.index[in_service["sgen"]]:
         b = int(net.sgen.at[idx, "bus"])
         add(b, "p", -sgen_p[idx], frac * abs(sgen_p[idx]))
-        add(b, "q", -sgen_q[idx], frac * abs(sgen_q[idx]))
+        add(b, "q", -sgen_q[idx], 0.0 if int(idx) in known_q else frac * abs(sgen_q[idx]))
     for idx in net.storage.index[in_service["storage"]]:
         b = int(net.storage.at[idx, "bus"])
         rating = _storage_rating_mva(net.storage.loc[idx], stor_p[idx])
