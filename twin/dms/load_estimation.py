@@ -35,6 +35,7 @@ import pandas as pd
 import pandapower as pp
 import pandapower.topology as top
 
+from twin.dms.pf import runpp_warm
 from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index, split_ref
 from twin.grids import element_names
 
@@ -57,7 +58,7 @@ OTHER_INJECTION_TABLES = ("gen", "ward", "xward", "motor", "asymmetric_load",
 
 #: Rescaling to metered flows: at most this many power flows, stop below this mismatch.
 _SCALE_ITERATIONS = 5
-_SCALE_TOLERANCE_MW = 1e-4
+_SCALE_TOLERANCE_MW = 1e-3  # far below any feeder meter's noise
 #: Bounds of a feeder's load scaling factor [-]: a factor outside says the meter, the
 #: forecast or the topology is wrong, and an extreme pseudo-measurement would only hide it.
 SCALE_BOUNDS = (0.0, 5.0)
@@ -142,10 +143,11 @@ def pseudo_measurements(
     1. solve a power flow with the forecast injections;
     2. for each group of feeders — the buses behind a metered head, after removing all
        metered heads from the graph; heads whose feeders are joined by closed ties form
-       one group — set ``k ← k · (1 + (P_metered − P_head) / P_load)`` with
-       ``P_head`` the head flow of step 1 and ``P_load`` the group's forecast load;
-    3. repeat while the mismatch exceeds 0.1 kW (at most 5 power flows), so the head
-       flow includes the losses at the scaled loads.
+       one group — set ``k ← k + (P_metered − P_head) / P_load`` with ``P_head`` the
+       head flow of step 1 and ``P_load`` the group's unscaled forecast load;
+    3. repeat while the mismatch exceeds 1 kW (at most 5 power flows), with the slope
+       ``P_load`` replaced by the secant of the last two solves, so the head flow
+       includes the losses at the scaled loads (usually three power flows).
 
     With a float, the group is all loads and ``P_head`` is the ext_grid infeed, so total
     load + losses − generation matches the substation meter. ``k`` is clipped to
@@ -326,24 +328,34 @@ def _metered_scale(net, metered, load_p, load_q, sgen_p, sgen_q, stor_p, stor_q)
             work[table]["scaling"] = 1.0
     work.load["scaling"] = 1.0
     clipped: set[str] = set()
+    last: dict[int, tuple[float, float]] = {}  # group -> (k, head flow) of the last solve
     for _ in range(_SCALE_ITERATIONS):
         work.load["p_mw"] = load_p * scale
         work.load["q_mvar"] = load_q * scale
         try:
-            pp.runpp(work, numba=True)
+            runpp_warm(work)
         except Exception as exc:  # pandapower raises several kinds for a failed solve
             return pd.Series(1.0, index=net.load.index), {"scale": {}, "message": (
                 f"load scaling skipped: the power flow of the forecast failed "
                 f"({type(exc).__name__}: {exc})")}
         worst_mw = 0.0
-        for heads, p_metered, loads in groups:
-            p_load = float((load_p[loads] * scale[loads]).sum())
-            if abs(p_load) < 1e-9:
+        for g, (heads, p_metered, loads) in enumerate(groups):
+            p_nominal = float(load_p[loads].sum())
+            if abs(p_nominal) < 1e-9:
                 continue  # nothing to scale behind these heads
-            mismatch = p_metered - sum(_head_flow_mw(work, h) for h in heads)
+            flow = sum(_head_flow_mw(work, h) for h in heads)
+            mismatch = p_metered - flow
             worst_mw = max(worst_mw, abs(mismatch))
-            # All loads of a group share one factor: k ← k · (1 + ΔP / P_load,scaled).
-            k = float(scale[loads].iloc[0]) * (1.0 + mismatch / p_load)
+            # All loads of a group share one factor k. First step k ← k + ΔP / P_load; then
+            # secant steps, whose slope includes the losses' share of a change in load.
+            k = float(scale[loads].iloc[0])
+            slope = p_nominal
+            if g in last and abs(k - last[g][0]) > 1e-12:
+                secant = (flow - last[g][1]) / (k - last[g][0])
+                if secant * p_nominal > 0:
+                    slope = secant
+            last[g] = (k, flow)
+            k = k + mismatch / slope
             if not SCALE_BOUNDS[0] <= k <= SCALE_BOUNDS[1]:
                 clipped.add(" + ".join(heads))
             scale[loads] = float(np.clip(k, *SCALE_BOUNDS))

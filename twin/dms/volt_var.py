@@ -37,6 +37,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
+from twin.dms.pf import runpp_warm
 from twin.dms.decisions import Decision, Mode
 from twin.grids import element_names
 
@@ -95,7 +96,7 @@ class _Trial:
 
 def _solve(net: pp.pandapowerNet) -> tuple[np.ndarray, float] | None:
     try:
-        pp.runpp(net, numba=True)
+        runpp_warm(net)
     except pp.LoadflowNotConverged:
         return None
     vm = net.res_bus.vm_pu.to_numpy(dtype=float)
@@ -275,6 +276,12 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
     """
     low, high = settings.band_pu
     t_low, t_high = low + settings.deadband_pu, high - settings.deadband_pu
+    if vm_estimate_pu is not None and t_s - state.last_loss_check_s < settings.loss_check_every_s:
+        est = vm_estimate_pu.to_numpy(dtype=float)
+        if np.isfinite(est).any() and _violation(est, low, high) == 0.0:
+            # in the band and no loss check due: nothing to decide, no what-if needed
+            vm_min, vm_max = float(np.nanmin(est)), float(np.nanmax(est))
+            return VoltVarResult([], state, vm_min, vm_max, vm_min, vm_max, math.nan, math.nan)
     work = copy.deepcopy(net)
     base = _solve(work)
     if base is None:
