@@ -43,9 +43,11 @@ class DMSPlan:
     forecast: Callable[[float], tuple[np.ndarray, np.ndarray]]
 
 
-def telemetry_row(m: dict) -> dict:
-    """A field measurement (``point`` = ``"<element>/<quantity>"``) as a DMS telemetry row."""
+def telemetry_row(m: dict, grid_refs: dict[str, str] | None = None) -> dict:
+    """A field measurement (``point`` = ``"<element>/<quantity>"``) as a DMS telemetry row,
+    the element named as in the grid (``grid_refs``: "ev:Bus 10" → "load:EV Bus 10")."""
     element, _, quantity = m["point"].rpartition("/")
+    element = (grid_refs or {}).get(element, element)
     return {"element": element, "quantity": quantity, "value": float(m["value"]),
             "source_t_s": m["source_t_s"], "delivery_t_s": m["delivery_t_s"],
             "sigma": m.get("sigma", 0.0), "rtu": m.get("rtu", "")}
@@ -77,7 +79,7 @@ class DMSSim(mosaik_api_v3.Simulator):
         assert plan is not None
         d_in = inputs.get("dms", {})
         for batch in d_in.get("measurements", {}).values():
-            plan.state.ingest([telemetry_row(m) for m in batch or ()])
+            plan.state.ingest([telemetry_row(m, plan.settings.grid_refs) for m in batch or ()])
         for batch in d_in.get("command_outcomes", {}).values():
             for outcome in batch or ():
                 plan.state.on_outcome(outcome)

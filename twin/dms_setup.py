@@ -16,8 +16,10 @@ from simulators.dms import DMSPlan
 
 
 def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
-             wind_names: list[str]) -> DMSPlan | None:
-    """The DMS's plan, or None when the scenario has no DMS."""
+             wind_names: list[str], field_refs: dict[str, str] | None = None
+             ) -> DMSPlan | None:
+    """The DMS's plan, or None when the scenario has no DMS. ``field_refs`` maps the
+    field's device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``)."""
     spec = scenario.dms
     if not spec.enabled:
         return None
@@ -62,7 +64,8 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
                                  loss_check_every_s=vv.loss_check_every,
                                  advice_hold_s=vv.advice_hold),
         device_refs={**{f"sgen:{n}": f"pv:{n}" for n in pv_names},
-                     **{f"sgen:{n}": f"wind:{n}" for n in wind_names}})
+                     **{f"sgen:{n}": f"wind:{n}" for n in wind_names}},
+        grid_refs=dict(field_refs or {}))
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
                    cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
                    cycle_ticks=clock.ticks(spec.cycle), forecast=forecast)

@@ -96,6 +96,19 @@ def link_spec(link: str | LinkModel, start_s: float = 0.0) -> comms.LinkSpec:
     )
 
 
+def grid_refs(net: pp.pandapowerNet, extra: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Field device reference → the grid element that holds it, for everyone who reads
+    telemetry against the net: ``{"ev:Bus 10": "load:EV Bus 10", "wind:WKA 7":
+    "sgen:WKA 7", …}``; ``extra`` is {kind: {name: index in the kind's table}}."""
+    out: dict[str, str] = {}
+    for kind, by_name in extra.items():
+        table = KIND_TABLE[kind]
+        names = dict(zip(net[table].index, element_names(net, table)))
+        for name, idx in by_name.items():
+            out[f"{kind}:{name}"] = f"{table}:{names[idx]}"
+    return out
+
+
 class _Names:
     """Element name → (table, index, position) lookups, built once."""
 

@@ -19,7 +19,7 @@ import pandapower as pp
 import pandas as pd
 
 from twin.devices import add_capacitors, manual_switches
-from twin.field import FieldPlan, build_field_plan
+from twin.field import FieldPlan, build_field_plan, grid_refs
 from twin.dms_setup import plan_dms
 from simulators.dms import DMSPlan
 from twin.grids import ELEMENT_TABLES, build_net, element_names
@@ -129,15 +129,16 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather,
                         ev=ev_plan, batteries=battery_plan)
     manual = manual_switches(net, scenario.devices)
+    devices = {"pv": dict(zip(pv.names, pv.sgen_idx)), "wind": dict(zip(wind.names, wind.sgen_idx)),
+               "battery": dict(zip(battery_plan.names, battery_plan.storage_idx))
+               if battery_plan else {},
+               "ev": dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {}}
     if scenario.rtus or manual or scenario.commands:
         prepared.field = build_field_plan(
-            scenario, net, pv=dict(zip(pv.names, pv.sgen_idx)),
-            wind=dict(zip(wind.names, wind.sgen_idx)),
-            batteries=dict(zip(battery_plan.names, battery_plan.storage_idx))
-            if battery_plan else {},
-            ev_loads=dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {},
-            manual=manual)
-    prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names)
+            scenario, net, pv=devices["pv"], wind=devices["wind"],
+            batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
+    prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
+                            field_refs=grid_refs(net, devices))
     return prepared
 
 

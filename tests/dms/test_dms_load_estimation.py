@@ -139,14 +139,31 @@ def test_bad_inputs(truth):
         pseudo_measurements(truth, 1.0, 1.0, sigma_pct=-1.0)
 
 
-def test_known_der_set_points_replace_the_forecast_q(truth):
+def test_known_element_powers_replace_the_forecast(truth):
     base = _by(pseudo_measurements(truth, 1.0, 1.0), "q")
     # the DMS commanded WKA 7 (sgen 8, Bus 7) to absorb 0.4 Mvar and got the acknowledgement
-    known = _by(pseudo_measurements(truth, 1.0, 1.0, sgen_q_mvar={8: -0.4}), "q")
+    known = _by(pseudo_measurements(truth, 1.0, 1.0, known={("sgen", 8, "q_mvar"): (-0.4, 0.0)}),
+                "q")
     assert known.at[7, "value"] == pytest.approx(base.at[7, "value"] + 0.4)
     # the set-point is known, so Bus 7's Q σ is the load's alone
     load_q = truth.load.q_mvar[truth.load.bus == 7].abs()
     assert known.at[7, "std_dev"] == pytest.approx(max(0.3 * np.sqrt((load_q**2).sum()), 1e-3))
     assert known.drop(index=7)["value"].equals(base.drop(index=7)["value"])
-    with pytest.raises(ValueError, match="sgen_q_mvar: expected sgen indices"):
-        pseudo_measurements(truth, 1.0, 1.0, sgen_q_mvar={99: 0.1})
+    with pytest.raises(ValueError, match="known: expected"):
+        pseudo_measurements(truth, 1.0, 1.0, known={("sgen", 99, "q_mvar"): (0.1, 0.0)})
+
+
+def test_a_metered_load_keeps_its_value_while_the_others_scale(truth):
+    # load 0 (Bus 1) is metered at 10 MW; the substation meter says 3 MW more than forecast
+    p_in = float(truth.res_ext_grid.p_mw.sum()) + 3.0
+    pseudo = pseudo_measurements(truth, 1.0, 1.0, p_in, known={("load", 0, "p_mw"): (10.0, 0.05)})
+    p = _by(pseudo, "p")
+    others = truth.load.p_mw[truth.load.bus == 1].drop(index=0).sum()
+    k = pseudo.attrs["scale"]["substation"]
+    assert k > 1.0
+    assert p.at[1, "value"] == pytest.approx(10.0 + k * others, rel=1e-6)
+    assert p.at[1, "std_dev"] == pytest.approx(np.hypot(0.05, 0.3 * k * others), rel=1e-6)
+    # a bus without the metered load: its loads scale by the same factor, its PV does not
+    load_3 = truth.load.p_mw[truth.load.bus == 3].sum()
+    pv_3 = truth.sgen.p_mw[truth.sgen.bus == 3].sum()
+    assert p.at[3, "value"] == pytest.approx(k * load_3 - pv_3, rel=1e-6)

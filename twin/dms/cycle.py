@@ -18,7 +18,8 @@ import pandapower as pp
 
 from twin.dms.decisions import Decision
 from twin.dms.load_estimation import pseudo_measurements
-from twin.dms.measurements import apply_switch_states, apply_tap_positions, telemetry_frame
+from twin.dms.measurements import (apply_switch_states, apply_tap_positions, element_index,
+                                   newest, telemetry_frame)
 from twin.dms.state_estimation import SEResult, estimate_state
 from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
 from twin.grids import element_names
@@ -34,6 +35,9 @@ class CycleSettings:
     volt_var: VoltVarSettings = VoltVarSettings()
     # grid element → the field's device reference, e.g. "sgen:Solar A" → "pv:Solar A"
     device_refs: dict[str, str] = field(default_factory=dict)
+    # and back, for telemetry: the field's reference → the grid element, "ev:Bus 10" →
+    # "load:EV Bus 10"
+    grid_refs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,18 +90,37 @@ def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) 
 
 def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
               settings: CycleSettings) -> CycleResult:
-    """Run one cycle at ``t_s`` [s]; updates ``state`` (Volt/Var memory, command count)."""
+    """Run one cycle at ``t_s`` [s]; updates ``state`` (Volt/Var memory, command count).
+
+    A cycle that raises (unexpected telemetry, a numerical failure) is a failed cycle with
+    the error as its reason, like a failed estimation: the DMS goes on with the next one.
+    """
+    try:
+        return _run_cycle(state, t_s, load_factor, sgen_factor, settings)
+    except Exception as exc:  # the DMS must outlive one bad cycle
+        reason = f"cycle failed: {type(exc).__name__}: {exc}"
+        state.failures[reason] = state.failures.get(reason, 0) + 1
+        record = {"measurement": "dms_cycle", "t_s": t_s,
+                  "tags": {"element": "dms", "function": "state_estimation"},
+                  "fields": {"success": 0, "observable": 0, "n_measurements": 0, "n_states": 0,
+                             "chi2": math.nan, "bad_data": 0, "stale": 0,
+                             "message": reason[:500]}}
+        return CycleResult(t_s, None, [], [], [record], failed=reason)
+
+
+def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
+               settings: CycleSettings) -> CycleResult:
     records: list[dict] = []
     telemetry = telemetry_frame(list(state.telemetry.values()))
     model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
-    known_q = _sgen_index(model, state.der_q_mvar)
+    known = known_injections(model, telemetry, t_s, settings.stale_after_s, state.der_q_mvar)
     try:
         pseudo = pseudo_measurements(model, load_factor, sgen_factor, heads or None,
-                                     settings.pseudo_sigma_pct, sgen_q_mvar=known_q)
+                                     settings.pseudo_sigma_pct, known=known)
     except ValueError as exc:  # e.g. a feeder head the forecast cannot be scaled to
         pseudo = pseudo_measurements(model, load_factor, sgen_factor, None,
-                                     settings.pseudo_sigma_pct, sgen_q_mvar=known_q)
+                                     settings.pseudo_sigma_pct, known=known)
         records.append(_cycle_note(t_s, "load_estimation", f"feeder scaling skipped: {exc}"))
     se = estimate_state(model, telemetry, pseudo, now_s=t_s,
                         stale_after_s=settings.stale_after_s, stale_mode=settings.stale_mode)
@@ -109,7 +132,7 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
         return CycleResult(t_s, se, [], [], records, failed=reason)
     decisions: list[Decision] = []
     if settings.volt_var_mode != "off":
-        vv_net = _with_forecast(model, load_factor, sgen_factor, heads, known_q)
+        vv_net = _with_forecast(model, load_factor, sgen_factor, heads, known)
         res = volt_var(vv_net, t_s, settings.volt_var, state.volt_var,
                        mode=settings.volt_var_mode, vm_estimate_pu=se.vm_pu)
         state.volt_var = res.state
@@ -127,28 +150,53 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
     return CycleResult(t_s, se, decisions, commands, records)
 
 
-def _sgen_index(net: pp.pandapowerNet, by_name: dict[str, float]) -> dict[int, float]:
-    names = element_names(net, "sgen")
-    return {int(net.sgen.index[names.index(n)]): q for n, q in by_name.items() if n in names}
+_INJECTION_TABLES = ("load", "sgen", "storage")
+
+
+def known_injections(model: pp.pandapowerNet, telemetry: pd.DataFrame, now_s: float,
+                     stale_after_s: float, der_q_mvar: dict[str, float]
+                     ) -> dict[tuple[str, int, str], tuple[float, float]]:
+    """Element powers the DMS knows: fresh metered P/Q of loads, DER and batteries (with
+    the meter's σ), and the reactive set-points the field acknowledged (exact)."""
+    known: dict[tuple[str, int, str], tuple[float, float]] = {}
+    if len(telemetry):
+        tables = telemetry.element.str.split(":", n=1).str[0]
+        rows = telemetry[tables.isin(_INJECTION_TABLES)
+                         & telemetry.quantity.isin(["p_mw", "q_mvar"])
+                         & (now_s - telemetry.source_t_s <= stale_after_s)]
+        rows = newest(rows)
+        index = element_index(model, rows.element)
+        for r in rows.itertuples():
+            sigma = float(r.sigma) if np.isfinite(r.sigma) and r.sigma > 0 else 1e-3
+            known[(r.element.split(":", 1)[0], index[r.element], r.quantity)] = (
+                float(r.value), sigma)
+    names = element_names(model, "sgen")
+    for name, q in der_q_mvar.items():
+        if name in names:
+            known[("sgen", int(model.sgen.index[names.index(name)]), "q_mvar")] = (q, 0.0)
+    return known
 
 
 def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor: np.ndarray,
-                   heads: dict[str, float], known_q: dict[int, float]) -> pp.pandapowerNet:
-    """The model with loads and sgens at the DMS's forecast and the DER set-points it
-    knows, loads scaled so that the forecast net demand matches the metered feeder heads
-    (for Volt/Var what-ifs)."""
+                   heads: dict[str, float], known: dict[tuple[str, int, str], tuple[float, float]]
+                   ) -> pp.pandapowerNet:
+    """The model with loads and sgens at the DMS's forecast and the element powers it
+    knows, unmetered loads scaled so that the forecast net demand matches the metered
+    feeder heads (for Volt/Var what-ifs)."""
     net = copy.deepcopy(model)
     net.load["p_mw"] = net.load.p_mw.to_numpy() * load_factor
     net.load["q_mvar"] = net.load.q_mvar.to_numpy() * load_factor
     net.sgen["p_mw"] = net.sgen.p_mw.to_numpy() * sgen_factor
     net.sgen["q_mvar"] = net.sgen.q_mvar.to_numpy() * sgen_factor
-    for idx, q in known_q.items():
-        net.sgen.at[idx, "q_mvar"] = q
     demand = float(net.load.p_mw.sum() - net.sgen.p_mw.sum())
     metered = sum(heads.values())
     if heads and demand > 0 and net.load.p_mw.sum() > 0:
         scale = (metered + net.sgen.p_mw.sum()) / net.load.p_mw.sum()
         net.load[["p_mw", "q_mvar"]] *= float(np.clip(scale, 0.0, 5.0))
+    for (table, idx, quantity), (value, _sigma) in known.items():
+        net[table].at[idx, quantity] = value
+        if "scaling" in net[table].columns:
+            net[table].at[idx, "scaling"] = 1.0
     return net
 
 

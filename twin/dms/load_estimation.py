@@ -72,7 +72,7 @@ def pseudo_measurements(
     sigma_pct: float = 30.0,
     *,
     storage_p_mw: FactorLike | None = None,
-    sgen_q_mvar: Mapping[int, float] | None = None,
+    known: Mapping[tuple[str, int, str], tuple[float, float]] | None = None,
     sigma_floor_mw: float = SIGMA_FLOOR_MW,
     zero_injection_sigma_mw: float = ZERO_INJECTION_SIGMA_MW,
 ) -> pd.DataFrame:
@@ -103,10 +103,13 @@ def pseudo_measurements(
         ``net.storage.p_mw`` column. Its σ is ``sigma_pct`` % of the unit's rating (the
         largest of ``sn_mva``, ``|min_p_mw|``, ``|max_p_mw|`` and the scheduled value),
         not of the value: a battery may deviate from its schedule by much of its rating.
-    sgen_q_mvar : mapping of int to float, optional
-        Reactive-power set-points the DMS knows for some sgens (its own acknowledged
-        commands), by sgen index [Mvar, generator sign]. They replace the forecast Q of
-        those units, with σ = ``sigma_floor_mw``: a set-point is known, not forecast.
+    known : mapping, optional
+        Element powers the DMS knows rather than forecasts — a metered DER, battery or EV
+        charging point, or a reactive set-point it commanded and saw acknowledged:
+        ``{(table, index, quantity): (value, sigma)}`` with ``table`` one of ``load``,
+        ``sgen``, ``storage``, ``quantity`` ``p_mw`` or ``q_mvar``, the value in that
+        table's sign convention and ``sigma`` its standard deviation [MW resp. Mvar].
+        They replace the forecast of those elements; a known load is not rescaled.
     sigma_floor_mw : float
         Smallest σ of a forecast bus injection [MW resp. Mvar].
     zero_injection_sigma_mw : float
@@ -160,23 +163,31 @@ def pseudo_measurements(
     load_q = _per_element(net, "load", load_factor) * _nominal(net, "load", "q_mvar")
     sgen_p = _per_element(net, "sgen", sgen_factor) * _nominal(net, "sgen", "p_mw")
     sgen_q = _per_element(net, "sgen", sgen_factor) * _nominal(net, "sgen", "q_mvar")
-    known_q = {int(i): float(q) for i, q in (sgen_q_mvar or {}).items()}
-    unknown = sorted(set(known_q) - set(int(i) for i in net.sgen.index))
-    if unknown:
-        raise ValueError(f"sgen_q_mvar: expected sgen indices of the net; found {unknown}")
-    for idx, q in known_q.items():
-        sgen_q[idx] = q
     if storage_p_mw is None:
         stor_p = _nominal(net, "storage", "p_mw")
     else:
         stor_p = _per_element(net, "storage", storage_p_mw)
     stor_q = _nominal(net, "storage", "q_mvar")
+    values = {("load", "p_mw"): load_p, ("load", "q_mvar"): load_q,
+              ("sgen", "p_mw"): sgen_p, ("sgen", "q_mvar"): sgen_q,
+              ("storage", "p_mw"): stor_p, ("storage", "q_mvar"): stor_q}
+    known_sigma: dict[tuple[str, int, str], float] = {}
+    for (table, idx, quantity), (value, sigma) in (known or {}).items():
+        if (table, quantity) not in values or int(idx) not in net[table].index:
+            raise ValueError(f"known: expected (load|sgen|storage, index, p_mw|q_mvar) of "
+                             f"the net; found {(table, idx, quantity)}")
+        values[(table, quantity)][int(idx)] = float(value)
+        known_sigma[(table, int(idx), quantity)] = float(sigma)
+    fixed_loads = {i for (t, i, _q) in known_sigma if t == "load"}
+
+    def sigma_of(table: str, idx, quantity: str, forecast_sigma: float) -> float:
+        return known_sigma.get((table, int(idx), quantity), forecast_sigma)
 
     scale = pd.Series(1.0, index=net.load.index)
     attrs: dict = {"scale": {}, "message": ""}
     if metered_feeder_p_mw is not None and net.load["in_service"].astype(bool).any():
         scale, attrs = _metered_scale(net, metered_feeder_p_mw, load_p, load_q,
-                                      sgen_p, sgen_q, stor_p, stor_q)
+                                      sgen_p, sgen_q, stor_p, stor_q, fixed_loads)
     load_p = load_p * scale
     load_q = load_q * scale
 
@@ -192,18 +203,19 @@ def pseudo_measurements(
 
     for idx in net.load.index[in_service["load"]]:
         b = int(net.load.at[idx, "bus"])
-        add(b, "p", load_p[idx], frac * abs(load_p[idx]))
-        add(b, "q", load_q[idx], frac * abs(load_q[idx]))
-        bus_scale[b] = float(scale[idx])
+        add(b, "p", load_p[idx], sigma_of("load", idx, "p_mw", frac * abs(load_p[idx])))
+        add(b, "q", load_q[idx], sigma_of("load", idx, "q_mvar", frac * abs(load_q[idx])))
+        if idx not in fixed_loads:
+            bus_scale[b] = float(scale[idx])
     for idx in net.sgen.index[in_service["sgen"]]:
         b = int(net.sgen.at[idx, "bus"])
-        add(b, "p", -sgen_p[idx], frac * abs(sgen_p[idx]))
-        add(b, "q", -sgen_q[idx], 0.0 if int(idx) in known_q else frac * abs(sgen_q[idx]))
+        add(b, "p", -sgen_p[idx], sigma_of("sgen", idx, "p_mw", frac * abs(sgen_p[idx])))
+        add(b, "q", -sgen_q[idx], sigma_of("sgen", idx, "q_mvar", frac * abs(sgen_q[idx])))
     for idx in net.storage.index[in_service["storage"]]:
         b = int(net.storage.at[idx, "bus"])
         rating = _storage_rating_mva(net.storage.loc[idx], stor_p[idx])
-        add(b, "p", stor_p[idx], frac * rating)
-        add(b, "q", stor_q[idx], frac * rating)
+        add(b, "p", stor_p[idx], sigma_of("storage", idx, "p_mw", frac * rating))
+        add(b, "q", stor_q[idx], sigma_of("storage", idx, "q_mvar", frac * rating))
 
     bus_ref = dict(zip(net.bus.index, (f"bus:{n}" for n in element_names(net, "bus"))))
     live = set(int(i) for i in net.bus.index[net.bus["in_service"].astype(bool)])
@@ -315,9 +327,12 @@ def _storage_rating_mva(row: pd.Series, p_mw: float) -> float:
     return max(values) if values else 0.0
 
 
-def _metered_scale(net, metered, load_p, load_q, sgen_p, sgen_q, stor_p, stor_q):
-    """Load factors per load so the forecast matches the metered head flows."""
-    groups = _feeder_groups(net, metered)  # list of (heads, metered MW, load indices)
+def _metered_scale(net, metered, load_p, load_q, sgen_p, sgen_q, stor_p, stor_q,
+                   fixed_loads=frozenset()):
+    """Load factors per load so the forecast matches the metered head flows (loads in
+    ``fixed_loads`` are metered themselves: they keep factor 1)."""
+    groups = [(heads, p, loads.difference(list(fixed_loads)))
+              for heads, p, loads in _feeder_groups(net, metered)]
     scale = pd.Series(1.0, index=net.load.index)
     work = copy.deepcopy(net)
     # The forecasts already include pandapower's scaling; the copy must not apply it twice.

@@ -244,6 +244,16 @@ def estimate_state(
     notes: list[str] = []
     while True:
         run = _solve(work, meas, tolerance, max_iterations)
+        currents = meas["measurement_type"] == "i"
+        if not run.ok and run.observable and currents.any():
+            # |I| has no useful derivative at the flat start's zero currents and little
+            # at light load: the classic cause of a WLS that does not converge
+            retry = _solve(work, meas[~currents].reset_index(drop=True), tolerance,
+                           max_iterations)
+            if retry.ok:
+                notes.append(f"did not converge with the {int(currents.sum())} current-"
+                             f"magnitude measurement(s); estimated without them")
+                meas, run = meas[~currents].reset_index(drop=True), retry
         if not run.ok:
             return _failed(work, run, stale, bad_data)
         J = float(np.sum(run.r ** 2 / run.r_var))
