@@ -14,25 +14,16 @@ import time
 
 import pandapower as pp
 
-from twin.dms.reconfiguration import minimize_losses
+from twin.dms.reconfiguration import minimize_losses, with_line_switches
 from twin.grids import build_net
 from twin.scenario import GridSpec
-
-
-def every_line_switchable(net: pp.pandapowerNet) -> pp.pandapowerNet:
-    net = copy.deepcopy(net)
-    has = set(net.switch.element[net.switch.et == "l"])
-    for ln in net.line.index:
-        if ln not in has:
-            pp.create_switch(net, net.line.at[ln, "from_bus"], ln, "l", closed=True)
-    return net
 
 
 def main() -> None:
     cigre = build_net(GridSpec(builtin="cigre_mv"))
     pp.runpp(copy.deepcopy(cigre), numba=True)  # numba compile, once per process
     cases = [("CIGRE MV as built", cigre),
-             ("CIGRE MV, every line switchable", every_line_switchable(cigre)),
+             ("CIGRE MV, every line switchable", with_line_switches(cigre)),
              ("SimBench 1-MV-rural--0-sw", build_net(GridSpec(simbench="1-MV-rural--0-sw")))]
     print(f"{'net':34s} {'buses':>5s} {'switchable':>10s} {'loss before':>11s} "
           f"{'after kW':>8s} {'moves':>5s} {'PFs':>5s} {'time s':>7s} {'ms/PF':>6s}")

@@ -61,7 +61,6 @@ class DMSSim(mosaik_api_v3.Simulator):
         self.next_cycle = 0
         self.commands: list[dict] = []
         self.records: list[dict] = []
-        self.outcomes: list[dict] = []
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         self.res_s = float(time_resolution)
@@ -83,7 +82,6 @@ class DMSSim(mosaik_api_v3.Simulator):
         for batch in d_in.get("command_outcomes", {}).values():
             for outcome in batch or ():
                 plan.state.on_outcome(outcome)
-                self.outcomes.append(outcome)  # kept for FLISR and reporting
         if time >= self.next_cycle:
             t_s = time * self.res_s
             load_factor, sgen_factor = plan.forecast(t_s)

@@ -3,8 +3,6 @@ control acts through the command path."""
 
 from __future__ import annotations
 
-import pytest
-
 from twin.recording.files import list_measurements, read_measurement
 from twin.runner import run_scenario
 

@@ -63,8 +63,7 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
                                  min_loss_gain_mw=vv.min_loss_gain_kw / 1000.0,
                                  loss_check_every_s=vv.loss_check_every,
                                  advice_hold_s=vv.advice_hold),
-        device_refs={**{f"sgen:{n}": f"pv:{n}" for n in pv_names},
-                     **{f"sgen:{n}": f"wind:{n}" for n in wind_names}},
+        device_refs={grid: device for device, grid in (field_refs or {}).items()},
         grid_refs=dict(field_refs or {}))
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
                    cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,

@@ -11,18 +11,13 @@ import pandapower as pp
 import pandapower.topology as top
 import pytest
 
-from twin.dms.reconfiguration import minimize_losses
+from twin.dms.reconfiguration import minimize_losses, with_line_switches
 from twin.grids import build_net, element_names
 from twin.scenario import GridSpec
 
 
 def _cigre_all_switchable():
-    net = build_net(GridSpec(builtin="cigre_mv"))
-    has = set(net.switch.element[net.switch.et == "l"])
-    for ln in net.line.index:
-        if ln not in has:
-            pp.create_switch(net, net.line.at[ln, "from_bus"], ln, "l", closed=True)
-    return net
+    return with_line_switches(build_net(GridSpec(builtin="cigre_mv")))
 
 
 def _apply(net, plan):

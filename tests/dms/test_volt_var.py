@@ -9,7 +9,7 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
+from twin.dms.volt_var import VoltVarSettings, volt_var
 from twin.grids import build_net
 from twin.scenario import GridSpec
 

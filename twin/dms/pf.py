@@ -17,3 +17,8 @@ def runpp_warm(net: pp.pandapowerNet) -> None:
     (not a flat start: transformer phase shifts, as in SimBench, defeat it)."""
     warm = bool(getattr(net, "converged", False)) and len(net.res_bus) == len(net.bus)
     pp.runpp(net, numba=True, init="results" if warm else "dc")
+
+
+def p_loss_mw(net: pp.pandapowerNet) -> float:
+    """Line and transformer losses of the last power flow [MW]."""
+    return float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())

@@ -25,7 +25,6 @@ References
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -33,7 +32,7 @@ import numpy as np
 import pandapower as pp
 import pandapower.topology as top
 
-from twin.dms.pf import runpp_warm
+from twin.dms.pf import p_loss_mw, runpp_warm
 from twin.grids import element_names
 
 
@@ -60,6 +59,17 @@ class _Solved:
     p_loss_mw: float
     vm_min_pu: float
     max_loading_percent: float
+
+
+def with_line_switches(net: pp.pandapowerNet) -> pp.pandapowerNet:
+    """A copy of ``net`` with a closed line switch (at the from bus) on every line that has
+    none, so that :func:`minimize_losses` may open any line."""
+    net = copy.deepcopy(net)
+    has = set(net.switch.element[net.switch.et == "l"])
+    for line in net.line.index:
+        if line not in has:
+            pp.create_switch(net, net.line.at[line, "from_bus"], line, "l", closed=True)
+    return net
 
 
 def _line_switches(net: pp.pandapowerNet) -> dict[int, list[int]]:
@@ -113,7 +123,7 @@ def _solve(net: pp.pandapowerNet) -> _Solved | None:
         runpp_warm(net)
     except pp.LoadflowNotConverged:
         return None
-    loss = float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())
+    loss = p_loss_mw(net)
     loading = np.concatenate([net.res_line.loading_percent.to_numpy(dtype=float),
                               net.res_trafo.loading_percent.to_numpy(dtype=float)])
     return _Solved(loss, float(np.nanmin(net.res_bus.vm_pu)), float(np.nanmax(loading)))
@@ -169,18 +179,17 @@ def minimize_losses(net: pp.pandapowerNet, *, vm_min_pu: float = 0.95,
     runs = [_branch_exchange(work, switches, supplied, fixed_loops, base, limits,
                              max_rounds, min_saving_mw)]
     meshed = copy.deepcopy(net)
-    seeded = _open_meshed(meshed, switches, supplied, fixed_loops)
+    seeded, n_pf = _open_meshed(meshed, switches, supplied, fixed_loops)
     if seeded is not None:
         runs.append(_branch_exchange(meshed, switches, supplied, fixed_loops, seeded, limits,
                                      max_rounds, min_saving_mw))
-    n_pf = 1 + sum(r[3] for r in runs) + (0 if seeded is None else len(switches))
+    n_pf += 1 + sum(r[3] for r in runs)
     feasible = [r for r in runs if r[1].vm_min_pu >= vm_min_pu
                 and r[1].max_loading_percent <= max_loading_percent] or runs[:1]
-    final_net, current, exchanges, _n = min(feasible, key=lambda r: r[1].p_loss_mw)
-    if current.p_loss_mw > base.p_loss_mw - min_saving_mw:
-        final_net, current, exchanges = work, base, []
-        work.switch["closed"] = start_states
+    final_net, current, exchanges, _ = min(feasible, key=lambda r: r[1].p_loss_mw)
     final = final_net.switch["closed"]
+    if current.p_loss_mw > base.p_loss_mw - min_saving_mw:
+        final, current, exchanges = start_states, base, []
     switch_names = element_names(work, "switch")
     opened = [switch_names[k] for k, idx in enumerate(work.switch.index)
               if bool(start_states[idx]) and not bool(final[idx])]
@@ -192,22 +201,26 @@ def minimize_losses(net: pp.pandapowerNet, *, vm_min_pu: float = 0.95,
                          exchanges=exchanges, n_power_flows=int(n_pf))
 
 
-def _open_meshed(net, switches, supplied, fixed_loops) -> _Solved | None:
+def _open_meshed(net, switches, supplied, fixed_loops) -> tuple[_Solved | None, int]:
     """Close every switchable line, then open, one at a time, the switchable line with the
     least current among those on a loop, until no loop through a switchable line is left
-    (the sequential opening of Shirmohammadi and Hong). ``net`` is changed."""
+    (the sequential opening of Shirmohammadi and Hong). ``net`` is changed. Returns the
+    solved result (None if it fails) and the power flows spent."""
     for sw in switches.values():
         _set_line(net, sw, True)
+    n_pf = 0
     while True:
         graph = _graph(net)
         if _loops(graph) == fixed_loops:
             break
+        n_pf += 1
         try:
             runpp_warm(net)
         except pp.LoadflowNotConverged:
-            return None
-        bridges = {frozenset(e) for e in nx.bridges(nx.Graph(graph))}
-        doubled = {frozenset((u, v)) for u, v in nx.Graph(graph).edges
+            return None, n_pf
+        simple = nx.Graph(graph)
+        bridges = {frozenset(e) for e in nx.bridges(simple)}
+        doubled = {frozenset((u, v)) for u, v in simple.edges
                    if graph.number_of_edges(u, v) > 1}
         on_loop = []
         for line, sw in switches.items():
@@ -217,11 +230,11 @@ def _open_meshed(net, switches, supplied, fixed_loops) -> _Solved | None:
             if ends not in bridges or ends in doubled:
                 on_loop.append((float(net.res_line.at[line, "i_ka"]), line))
         if not on_loop:
-            return None
+            return None, n_pf
         _set_line(net, switches[min(on_loop)[1]], False)
     if not _supplied(net, _graph(net)) >= supplied:
-        return None
-    return _solve(net)
+        return None, n_pf
+    return _solve(net), n_pf + 1
 
 
 def _branch_exchange(work, switches, supplied, fixed_loops, start: _Solved, limits,

@@ -37,7 +37,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.dms.pf import runpp_warm
+from twin.dms.pf import p_loss_mw, runpp_warm
 from twin.dms.decisions import Decision, Mode
 from twin.grids import element_names
 
@@ -100,7 +100,7 @@ def _solve(net: pp.pandapowerNet) -> tuple[np.ndarray, float] | None:
     except pp.LoadflowNotConverged:
         return None
     vm = net.res_bus.vm_pu.to_numpy(dtype=float)
-    loss = float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())
+    loss = p_loss_mw(net)
     return vm, loss
 
 
@@ -167,8 +167,11 @@ def _moves(net: pp.pandapowerNet, t_s: float, s: VoltVarSettings, state: VoltVar
 _COLUMN = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_mvar"}
 
 
-def _apply(net: pp.pandapowerNet, m: _Move) -> None:
+def _apply(net: pp.pandapowerNet, m: _Move, last_tap: dict[str, float], t_s: float) -> None:
+    """Make move ``m`` on the working net; a tap move starts its OLTC's interval."""
     net[m.table].at[m.idx, _COLUMN[m.action]] = m.value
+    if m.action == "set_tap":
+        last_tap[m.target.split(":", 1)[1]] = t_s
 
 
 def _what_if(net: pp.pandapowerNet, m: _Move) -> tuple[np.ndarray, float] | None:
@@ -240,9 +243,7 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
             value=move.value, mode=mode, reason=reason,
             inputs={"p_loss_mw": round(loss, 5), "vm_min_pu": round(float(np.nanmin(vm)), 5),
                     "vm_max_pu": round(float(np.nanmax(vm)), 5)}))
-        _apply(work, move)
-        if move.action == "set_tap":
-            last_tap[move.target.split(":", 1)[1]] = t_s
+        _apply(work, move, last_tap, t_s)
         vm, loss = best.vm, best.loss_mw
     return VoltVarResult(decisions, replace(state, last_tap_s=last_tap), vm_min, vm_max,
                          float(np.nanmin(vm)), float(np.nanmax(vm)), loss0, loss)
@@ -324,9 +325,7 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
             inputs={"bus": bus_names[worst], "vm_pu": round(float(vm[worst]), 5),
                     "vm_min_pu": round(float(np.nanmin(vm)), 5),
                     "vm_max_pu": round(float(np.nanmax(vm)), 5)}))
-        _apply(work, move)
-        if move.action == "set_tap":
-            last_tap[move.target.split(":", 1)[1]] = t_s
+        _apply(work, move, last_tap, t_s)
         vm, loss = best.vm, best.loss_mw
     new_state = replace(state, last_tap_s=last_tap)
     if mode == "advisory" and decisions:
