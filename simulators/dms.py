@@ -8,13 +8,15 @@ field) and ``records`` (to the recorder: estimates, cycle status, decisions).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import mosaik_api_v3
 import numpy as np
 
-from twin.dms.cycle import CycleSettings, DMSState, run_cycle
+from twin.dms.cycle import CycleSettings, DMSState, forecast_model, issue, run_cycle
+from twin.dms.flisr_control import FlisrController
 
 META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
@@ -41,6 +43,8 @@ class DMSPlan:
     cycle_ticks: int
     # t [s] -> per-load and per-sgen forecast factors of the DMS (its profiles, not truth)
     forecast: Callable[[float], tuple[np.ndarray, np.ndarray]]
+    # event-driven: acts on trip reports and command outcomes between cycles
+    flisr: FlisrController | None = None
 
 
 def telemetry_row(m: dict, grid_refs: dict[str, str] | None = None) -> dict:
@@ -79,9 +83,23 @@ class DMSSim(mosaik_api_v3.Simulator):
         d_in = inputs.get("dms", {})
         for batch in d_in.get("measurements", {}).values():
             plan.state.ingest([telemetry_row(m, plan.settings.grid_refs) for m in batch or ()])
+        flisr_outcomes = []
         for batch in d_in.get("command_outcomes", {}).values():
             for outcome in batch or ():
-                plan.state.on_outcome(outcome)
+                decision = plan.state.on_outcome(outcome)
+                if decision is not None and decision.function == "flisr":
+                    flisr_outcomes.append((decision, outcome))
+        wake = math.inf
+        if plan.flisr is not None:
+            t_s = time * self.res_s
+            decisions = plan.flisr.step(
+                t_s, plan.state.telemetry,
+                lambda: forecast_model(plan.state, t_s, *plan.forecast(t_s)), flisr_outcomes)
+            commands, records = issue(plan.state, decisions, plan.settings)
+            self.commands.extend(commands)
+            self.records.extend(records)
+            if plan.flisr.wake_s is not None:
+                wake = max(time + 1, math.ceil(plan.flisr.wake_s / self.res_s - 1e-9))
         if time >= self.next_cycle:
             t_s = time * self.res_s
             load_factor, sgen_factor = plan.forecast(t_s)
@@ -90,7 +108,7 @@ class DMSSim(mosaik_api_v3.Simulator):
             self.records.extend(result.records)
             while self.next_cycle <= time:
                 self.next_cycle += plan.cycle_ticks
-        return self.next_cycle
+        return min(self.next_cycle, wake)
 
     def get_data(self, outputs):
         out = {}

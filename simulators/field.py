@@ -25,8 +25,8 @@ from twin.models.comms import CommNetwork
 from twin.models.crews import CrewDispatcher
 from twin.rng import component_rng
 
-ACTUATOR_KINDS = ("switch", "trafo", "shunt")
-ACTUATOR_ATTRS = ["closed", "tap_pos", "step"]
+ACTUATOR_KINDS = ("switch", "trafo", "shunt", "line")
+ACTUATOR_ATTRS = ["closed", "tap_pos", "step", "repaired"]
 SETPOINT_ATTRS = ["p_limit_mw", "q_setpoint_mvar", "p_setpoint_mw"]
 FIELD_OUTPUTS = ["measurements", "command_outcomes", "records"]
 
@@ -68,6 +68,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.next_scan: dict[str, int] = {}
         self.period_ticks: dict[str, float] = {}
         self.in_flight = 0
+        self.reports_due: list[float] = []  # delivery times of reports by exception [s]
         self.n_commands = 0
         self.now = 0
         self.deliver_exact = False
@@ -136,7 +137,10 @@ class FieldSim(mosaik_api_v3.Simulator):
             # Scans are taken lazily, each at its own time and against the grid state valid
             # then: those before the new solve read the state before it.
             self._scan_until(solved_at - 1)
+            before = self.snapshot
             self.snapshot, self.snapshot_tick = snapshot, solved_at
+            if before is not None:
+                self._report_changes(before, solved_at * self.res_s)
         self._scan_until(time)
         self._collect(t_s)  # everything due up to now, before new traffic starts
         while self.scheduled and self.scheduled[-1][0] <= time:
@@ -168,6 +172,17 @@ class FieldSim(mosaik_api_v3.Simulator):
             self.net.scan(rtu, self._truth(rtu), t_s=tick * self.res_s)
             self.next_scan[rtu] = tick + max(1, round(self.period_ticks[rtu]))
 
+    def _report_changes(self, before: dict, t_s: float) -> None:
+        """RTUs whose status points changed report at once (by exception)."""
+        plan = self.plan
+        for rtu, names in plan.status_points.items():
+            refs = plan.truth[rtu]
+            if any(before[refs[n].table][refs[n].attr][refs[n].position]
+                   != self.snapshot[refs[n].table][refs[n].attr][refs[n].position] for n in names):
+                delivery = self.net.scan(rtu, self._truth(rtu), t_s=max(t_s, self.env.now))
+                if delivery is not None:
+                    self.reports_due.append(delivery)
+
     def _truth(self, rtu: str) -> dict[str, float | bool]:
         snap = self.snapshot
         assert snap is not None and self.plan is not None
@@ -192,6 +207,10 @@ class FieldSim(mosaik_api_v3.Simulator):
             offset, period = self.handover
             k = max(0, (time - offset) // period + 1)
             candidates.append(offset + k * period)
+        t_s = time * self.res_s
+        self.reports_due = [d for d in self.reports_due if d > t_s]
+        if self.reports_due:  # forward a report by exception as soon as it arrives
+            candidates.append(max(time + 1, self._ticks(min(self.reports_due))))
         if self.in_flight or self.deliver_exact:
             nxt = self.net.next_event_s()  # the shared environment: crews' events too
             if math.isfinite(nxt):
@@ -226,7 +245,7 @@ class FieldSim(mosaik_api_v3.Simulator):
             self._on_outcome_dict(cid, target, action, value, t_s, None, t_s, "failed", problem)
             return
         attr = "q_setpoint_mvar" if action == "set_q" else ACTIONS[action][1]
-        out_value = {"open": False, "close": True}.get(action, value)
+        out_value = {"open": False, "close": True, "repair": True}.get(action, value)
         self.in_flight += 1
 
         def apply(at_s: float) -> bool:
@@ -242,7 +261,8 @@ class FieldSim(mosaik_api_v3.Simulator):
                 self._on_outcome_dict(cid, target, action, value, t_s, None, t_s, "failed",
                                       "no field crew can reach this switch")
                 return
-            self.crews.dispatch(cid, device.location_xy_km or (0.0, 0.0), apply, t_s=t_s)
+            self.crews.dispatch(cid, device.location_xy_km or (0.0, 0.0), apply, t_s=t_s,
+                                work_time_s=plan.work_time_s.get(target))
             self._crew_jobs[cid] = (target, action, value, t_s)
         else:
             self.net.send_command(cid, device.rtu, target, action, value, apply, t_s=t_s)

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import mosaik_api_v3
 
+from twin.grids import element_names
+from twin.models.protection import Fault
 from twin.powerflow import RESULT_SPEC, SUMMARY_ATTRS, GridModel
 
 # model name -> (net table, input attrs, trigger attrs, output attrs). One table drives the
 # META, entity creation, inputs and outputs.
 _MODELS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "Bus": ("bus", (), (), tuple(RESULT_SPEC["bus"][1])),
-    "Line": ("line", (), (), (*RESULT_SPEC["line"][1], "in_service")),
+    "Line": ("line", ("repaired",), ("repaired",), (*RESULT_SPEC["line"][1], "in_service")),
     "Trafo": ("trafo", ("tap_pos",), ("tap_pos",), (*RESULT_SPEC["trafo"][1], "tap_pos")),
     "Load": ("load", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["load"][1])),
     "Sgen": ("sgen", ("p_mw", "q_mvar"), (), tuple(RESULT_SPEC["sgen"][1])),
@@ -30,7 +34,7 @@ _MODELS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     "Shunt": ("shunt", ("step",), ("step",), (*RESULT_SPEC["shunt"][1], "step")),
 }
 #: Tables whose state comes from commands, and the attribute that carries them.
-_COMMANDED = {"switch": "closed", "trafo": "tap_pos", "shunt": "step"}
+_COMMANDED = {"switch": "closed", "trafo": "tap_pos", "shunt": "step", "line": "repaired"}
 TABLE_TO_MODEL = {table: model for model, (table, *_rest) in _MODELS.items()}
 
 
@@ -51,14 +55,16 @@ META: mosaik_api_v3.Meta = {
     "models": {
         "Grid": {
             "public": True,
-            "params": ["net", "step_ticks", "recycle"],
+            "params": ["net", "step_ticks", "recycle", "protection", "faults",
+                       "time_resolution_s"],
             # "snapshot": every element's results in one value, for consumers of the whole
             # state (the recorder) — one connection instead of one per element and attribute.
             # "solved_at": the tick of the latest solve, so consumers can tell a new state
             # from a held one.
-            "attrs": [*SUMMARY_ATTRS, "snapshot", "solved_at"],
+            # "records": protection events (faults, trips, recloses), each with its time.
+            "attrs": [*SUMMARY_ATTRS, "snapshot", "solved_at", "records"],
             "trigger": [],
-            "non-persistent": [],
+            "non-persistent": ["records"],
         },
         **{name: _model_meta(i, t, o) for name, (_tbl, i, t, o) in _MODELS.items()},
     },
@@ -72,11 +78,16 @@ class GridSim(mosaik_api_v3.Simulator):
         self.step_ticks = 1
         self.solved_at = -1
         self.eid_index: dict[str, tuple[str, int]] = {}
+        self.faults: list[tuple[int, Fault]] = []  # (tick, fault), latest first
+        self.res_s = 1.0
+        self.records: list[dict] = []
 
     def init(self, sid, time_resolution=1.0, **sim_params):
+        self.res_s = float(time_resolution)
         return self.meta
 
-    def create(self, num, model, net=None, step_ticks=1, recycle=True):
+    def create(self, num, model, net=None, step_ticks=1, recycle=True, protection=None,
+               faults=()):
         if model != "Grid":
             raise ValueError(f"GridSim creates 'Grid' entities, not {model!r}")
         if num != 1 or self.model is not None:
@@ -85,8 +96,13 @@ class GridSim(mosaik_api_v3.Simulator):
             raise ValueError("Grid needs net=<pandapower net>")
         if int(step_ticks) < 1:
             raise ValueError(f"step_ticks must be ≥ 1, found {step_ticks!r}")
-        self.model = GridModel(net, recycle=recycle)
+        self.model = GridModel(net, recycle=recycle, protection=protection)
+        if faults and protection is None:
+            raise ValueError("faults need a protection model (protection=<Protection>)")
+        self.faults = sorted(faults, key=lambda tf: tf[0], reverse=True)
         self.step_ticks = int(step_ticks)
+        self.names = {t: dict(zip(net[t].index.astype(int), element_names(net, t)))
+                      for t in ("line", "switch", "trafo")}
         children = []
         for model_name, (table, *_rest) in _MODELS.items():
             for idx in net[table].index:
@@ -107,6 +123,9 @@ class GridSim(mosaik_api_v3.Simulator):
                     continue
                 if table == "switch":
                     model.set_switch(idx, bool(value))
+                elif table == "line":
+                    if value:
+                        self._record(model.repair(idx, time * self.res_s))
                 elif table == "trafo":
                     model.set_tap(idx, int(round(value)))
                 else:
@@ -116,10 +135,29 @@ class GridSim(mosaik_api_v3.Simulator):
                     _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))
         for table, values in injections.items():
             model.set_injections(table, values)
+        t_s = time * self.res_s
+        self._record(model.protect(t_s))  # a switch closed onto a fault, a reclose due
+        while self.faults and self.faults[-1][0] <= time:
+            self._record(model.inject_fault(self.faults.pop()[1], t_s))
         model.solve()
         self.solved_at = time
-        # Next regular step, also after an event-triggered solve between steps.
-        return (time // self.step_ticks + 1) * self.step_ticks
+        # Next regular step, also after an event-triggered solve between steps; and whatever
+        # the protection or a fault brings before it.
+        nxt = (time // self.step_ticks + 1) * self.step_ticks
+        if self.faults:
+            nxt = min(nxt, self.faults[-1][0])
+        protection_s = model.next_protection_s()
+        if math.isfinite(protection_s):
+            nxt = min(nxt, max(time + 1, math.ceil(protection_s / self.res_s - 1e-9)))
+        return nxt
+
+    def _record(self, events) -> None:
+        names = self.names
+        for e in events:
+            table, _, idx = e.element.partition(":")
+            self.records.append({"measurement": "protection", "t_s": e.t_s,
+                                 "tags": {"element": names[table][int(idx)], "kind": e.kind},
+                                 "fields": dict(e.fields) or {"count": 1}})
 
     def _grid_value(self, attr: str) -> Any:
         assert self.model is not None
@@ -127,6 +165,9 @@ class GridSim(mosaik_api_v3.Simulator):
             return self.model.snapshot()
         if attr == "solved_at":
             return self.solved_at
+        if attr == "records":
+            records, self.records = self.records, []
+            return records
         return self.model.summary[attr]
 
     def get_data(self, outputs):

@@ -100,12 +100,16 @@ def test_field(run):
     # telemetry: source = scan time, latency = delivery − source, values near truth
     sub = tel[tel.element == "RTU Sub"]
     vm = sub[sub.point == "bus:Bus 1/vm_pu"]
-    assert len(vm) == 72  # 12 min / 10 s
+    assert len(vm) == 73  # 12 min / 10 s, and a report by exception when S3 closed
     assert ((vm.latency_s > 0.005) & (vm.latency_s < 0.1)).all()
     bus = read_measurement(store, "bus").query("element == 'Bus 1'").sort_values("time")
     # the RTU read the state of the latest solve at or before the scan
     source_s = _seconds(vm.time) - vm.latency_s.to_numpy()
-    assert np.allclose(source_s, np.arange(72) * 10.0, atol=1e-6)  # scans every 10 s from 0
+    assert np.allclose(np.sort(source_s), np.sort([*np.arange(72) * 10.0, closed_at]),
+                       atol=1e-6)  # scans every 10 s from 0; S3's change at once
+    s3_state = sub[sub.point == "switch:S3/closed"]
+    first_closed = s3_state[s3_state.value > 0.5]
+    assert (_seconds(first_closed.time) - first_closed.latency_s).min() == pytest.approx(closed_at)
     solve_s = _seconds(bus.time)
     truth = bus.vm_pu.to_numpy()[np.searchsorted(solve_s, source_s + 1e-6) - 1]
     assert np.abs(vm.value - truth).max() < 4 * 0.005 * 0.4 + 0.4 / 4095  # 4σ + quantum

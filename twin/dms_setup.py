@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 
 from twin.dms.cycle import CycleSettings, DMSState
+from twin.dms.flisr_control import FlisrController, FlisrSettings
+from twin.dms.short_circuit import BreakerRating, default_ratings, short_circuit_report
 from twin.dms.volt_var import VoltVarSettings
-from twin.grids import element_names
+from twin.grids import element_names, find_element
 from twin.profiles import daily_shape, load_kind
 from twin.scenario import Scenario, ScenarioError
 from simulators.dms import DMSPlan
@@ -67,4 +69,34 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
         grid_refs=dict(field_refs or {}))
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
                    cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
-                   cycle_ticks=clock.ticks(spec.cycle), forecast=forecast)
+                   cycle_ticks=clock.ticks(spec.cycle), forecast=forecast,
+                   flisr=_flisr(scenario, net))
+
+
+def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:
+    """Ratings of every switch: defaults by type and voltage, the scenario's where given."""
+    ratings = default_ratings(net)
+    for k, r in enumerate(scenario.protection.ratings):
+        sw = find_element(net, "switch", r.switch, f"protection.ratings[{k}].switch")
+        ratings[sw] = BreakerRating(
+            breaking_ka=r.breaking_ka if r.breaking_ka is not None else ratings[sw].breaking_ka,
+            making_ka=r.making_ka if r.making_ka is not None else ratings[sw].making_ka)
+    return ratings
+
+
+def _flisr(scenario: Scenario, net) -> FlisrController | None:
+    spec = scenario.dms.flisr
+    if spec.mode == "off":
+        return None
+    ratings = switchgear_ratings(scenario, net)
+
+    def check(proposed) -> list[str]:
+        # the proposed topology's fault currents against every breaker's capability
+        return [c.reason for c in short_circuit_report(proposed, ratings).violations]
+
+    band = scenario.kpis.voltage_band_pu
+    settings = FlisrSettings(mode=spec.mode, wait_s=spec.wait, vm_min_pu=band[0],
+                             vm_max_pu=band[1], max_loading_percent=spec.max_loading_percent,
+                             repair=spec.repair,
+                             manual_switches=frozenset(scenario.devices.manual_switches))
+    return FlisrController(settings, copy.deepcopy(net), check=check)

@@ -29,6 +29,22 @@ class VoltVarSpec(Strict):
         return "off" if value is False else value
 
 
+class FlisrSpec(Strict):
+    mode: Literal["off", "advisory", "direct"] = Field(
+        "off", description="direct: isolate and restore automatically; advisory: record "
+        "the plan only.")
+    wait: OffsetSeconds = Field(
+        5.0, description="After a trip report, wait this long for the fault indicators "
+        "(and longer than a reclose's dead time, so a successful reclose is not an incident).")
+    max_loading_percent: float = Field(100.0, gt=0, description="Limit for a restoring tie.")
+    repair: bool = Field(True, description="Send a crew to repair, then return to normal.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value
+
+
 class DMSSpec(Strict):
     enabled: bool = Field(False, description="Run the built-in DMS controller.")
     cycle: Seconds = Field(60.0, description="Time between DMS cycles.")
@@ -39,3 +55,4 @@ class DMSSpec(Strict):
     pseudo_sigma_pct: float = Field(30.0, gt=0, le=100,
                                     description="σ of load pseudo-measurements [% of value].")
     volt_var: VoltVarSpec = VoltVarSpec()
+    flisr: FlisrSpec = FlisrSpec()

@@ -30,6 +30,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "set_q": (("pv", "wind"), "q_setpoint_mvar"),
     "set_p": (("battery",), "p_setpoint_mw"),
     "set_ev_limit": (("ev",), "p_limit_mw"),
+    "repair": (("line",), "repaired"),   # a crew repairs a faulted line
 }
 
 #: Device kind → grid table holding its truth.
@@ -42,7 +43,8 @@ _ALIASES = {
     "line": {"p_mw": "p_from_mw", "q_mvar": "q_from_mvar"},
     "trafo": {"p_mw": "p_hv_mw", "q_mvar": "q_hv_mvar", "i_ka": "i_hv_ka"},
 }
-_DISCRETE = {"closed", "tap_pos", "step", "in_service"}
+_STATUS = {"closed", "tripped", "fault_passed", "supplied"}
+_DISCRETE = {"tap_pos", "step", "in_service", *_STATUS}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class FieldPlan:
     crew: CrewSpec | None
     command_timeout_s: float = 5.0
     targets: dict[str, tuple[str, int]] = field(default_factory=dict)  # device eid -> (table, idx)
+    # a crew's time on site for a job, where it is not the usual switching time: the repair
+    # of a faulted line (by device ref)
+    work_time_s: dict[str, float] = field(default_factory=dict)
+    # RTU -> its status points (reported by exception when they change)
+    status_points: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _latency(model, default: comms.LatencySpec) -> comms.LatencySpec:
@@ -169,6 +176,7 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
     rtus: list[comms.RTUSpec] = []
     truth: dict[str, dict[str, TruthRef]] = {}
     devices: dict[str, Device] = {}
+    status: dict[str, tuple[str, ...]] = {}
     for r, rtu in enumerate(scenario.rtus):
         points, refs = [], {}
         for p, pt in enumerate(rtu.points):
@@ -191,6 +199,8 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
                                   scan_period_s=rtu.scan_period,
                                   link=link_spec(rtu.link), scan_offset_s=rtu.scan_offset))
         truth[rtu.name] = refs
+        if rtu.report_by_exception:
+            status[rtu.name] = tuple(n for n, ref in refs.items() if ref.attr in _STATUS)
         for d, ref in enumerate(rtu.devices):
             _add_device(devices, names, ref, rtu.name, manual, f"rtus[{r}].devices[{d}]")
     for idx in sorted(manual):  # manual switches are devices too, operated by crews
@@ -199,8 +209,19 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
             raise ScenarioError(f"devices.manual_switches: {ref} is manual but also listed "
                                 f"as remote under RTU {devices[ref].rtu}")
         _add_device(devices, names, ref, None, manual, "devices.manual_switches")
-    crew = _crew_spec(scenario, net) if manual else None
-    plan = FieldPlan(rtus, truth, devices, crew)
+    work_time: dict[str, float] = {}
+    line_names = element_names(net, "line")
+    for fault in scenario.faults:  # any line can be patrolled; a faulted one takes its repair
+        for pos, idx in enumerate(net.line.index):
+            ref = f"line:{line_names[pos]}"
+            if ref not in devices:
+                devices[ref] = Device(ref=ref, kind="line", eid=f"dev:{ref}", attr="repaired",
+                                      rtu=None, manual=True,
+                                      location_xy_km=_line_middle_km(net, int(idx)))
+        work_time[f"line:{fault.line}"] = fault.repair_time
+    crew = _crew_spec(scenario, net) if manual or scenario.faults else None
+    plan = FieldPlan(rtus, truth, devices, crew, work_time_s=work_time,
+                     status_points={k: v for k, v in status.items() if v})
     for dev in devices.values():
         kind, table, idx, _pos = names.find(dev.ref, "devices")
         plan.targets[dev.eid] = (table, idx)
@@ -222,6 +243,13 @@ def _add_device(devices: dict[str, Device], names: _Names, ref: str, rtu: str | 
     devices[ref] = Device(ref=ref, kind=kind, eid=f"dev:{ref}", attr=attr,
                           rtu=None if is_manual else rtu, manual=is_manual,
                           location_xy_km=location)
+
+
+def _line_middle_km(net: pp.pandapowerNet, line: int) -> tuple[float, float] | None:
+    ends = [bus_xy_km(net, int(net.line.at[line, end])) for end in ("from_bus", "to_bus")]
+    if ends[0] is None or ends[1] is None:
+        return ends[0] or ends[1]
+    return ((ends[0][0] + ends[1][0]) / 2, (ends[0][1] + ends[1][1]) / 2)
 
 
 def bus_xy_km(net: pp.pandapowerNet, bus: int) -> tuple[float, float] | None:

@@ -49,10 +49,22 @@ class CapacitorSpec(Strict):
         return self
 
 
+class LineSwitchSpec(Strict):
+    name: str
+    line: str = Field(..., description="The line the switch is on.")
+    end: Literal["from", "to"] = Field("from", description="At the line's from or to bus.")
+    type: Literal["CB", "LBS", "DS"] = Field(
+        "LBS", description="CB: circuit breaker (can clear faults, may carry a relay); LBS: "
+        "load-break switch; DS: disconnector.")
+    closed: bool = True
+
+
 class DevicesSpec(Strict):
     manual_switches: list[str] = Field(
         [], description="Switch names only a field crew can operate (no remote control).")
     capacitors: list[CapacitorSpec] = Field([], description="Switchable shunts to add.")
+    line_switches: list[LineSwitchSpec] = Field(
+        [], description="Switches to add at line ends (sectionalisers, feeder breakers).")
 
 
 # --------------------------------------------------------------------------- EV fleet
@@ -189,6 +201,9 @@ class RTUSpecModel(Strict):
     points: list[PointModel] = []
     devices: list[str] = Field(
         [], description="Devices commanded through this RTU, e.g. 'switch:S1', 'trafo:Trafo 0-1'.")
+    report_by_exception: bool = Field(
+        True, description="A status point that changes (switch, trip, fault indicator) is "
+        "reported at once, not only at the next scan.")
 
     @field_validator("devices")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandapower as pp
 import pandapower.networks as pn
 
+from twin import paper_grids
 from twin.scenario import GridSpec, ScenarioError
 
 #: Element tables the twin works with, in a fixed order.
@@ -23,6 +24,10 @@ def build_net(spec: GridSpec, scenario_file: Path | None = None) -> pp.pandapowe
         net.storage["p_mw"] = 0.0
         net.storage["q_mvar"] = 0.0
         _add_oltc(net)
+    elif spec.builtin == "paper_flisr":
+        net = paper_grids.create_paper_flisr_net()
+    elif spec.builtin == "paper_load_management":
+        net = paper_grids.create_paper_load_management_net()
     elif spec.simbench is not None:
         import simbench as sb
 

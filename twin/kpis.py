@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from twin.recording.schema import Point
+from twin.reliability import MOMENTARY_S, ReliabilityLedger
 
 
 @dataclass
@@ -46,6 +47,10 @@ class KpiAccumulator:
     """
 
     band_pu: tuple[float, float] = (0.95, 1.05)
+    #: customers per load name (loads not in it, e.g. EV charging points, are not counted)
+    customers: dict[str, int] = field(default_factory=dict)
+    momentary_s: float = MOMENTARY_S
+    _ledger: ReliabilityLedger | None = None
     _energy: dict[str, _Integral] = field(default_factory=dict)
     _max: dict[str, tuple[float, str]] = field(default_factory=dict)
     _vm_min: float = math.inf
@@ -55,6 +60,9 @@ class KpiAccumulator:
     _counts: dict[str, float] = field(default_factory=dict)
     _truth_vm: dict[str, float] = field(default_factory=dict)  # bus -> latest true voltage
     _se_abs_dv: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._ledger = ReliabilityLedger(self.customers, self.momentary_s)
 
     def _count(self, key: str, amount: float = 1.0) -> None:
         self._counts[key] = self._counts.get(key, 0.0) + amount
@@ -74,6 +82,8 @@ class KpiAccumulator:
         pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = ev_mw = bat_charge_mw = bat_dis_mw = 0.0
         seen_pv = seen_wind = seen_ev = seen_bat = False
         violations: dict[str, int] = {}
+        supplied: dict[str, bool] = {}
+        demand_mw: dict[str, float] = {}
         grid_seen = False
         for p in points:
             m, f, el = p.measurement, p.fields, p.tags.get("element", "")
@@ -92,6 +102,10 @@ class KpiAccumulator:
                     self._vm_min = min(self._vm_min, vm)
                     self._vm_max = max(self._vm_max, vm)
                     violations[el] = int(not self.band_pu[0] <= vm <= self.band_pu[1])
+            elif m == "load":
+                if "supplied" in f and el in self.customers:
+                    supplied[el] = bool(f["supplied"])
+                    demand_mw[el] = float(f.get("p_demand_mw", 0.0))
             elif m == "line":
                 self._track_max("line", f.get("loading_percent"), el)
             elif m == "trafo":
@@ -118,8 +132,11 @@ class KpiAccumulator:
             elif m == "command":
                 status = p.tags.get("status", "unknown")
                 self._count(f"commands_{status}")
-                if status == "success" and p.tags.get("action") in ("set_tap", "set_step"):
-                    self._count(f"{p.tags['action']}_operations")
+                action = p.tags.get("action")
+                if status == "success" and action in ("set_tap", "set_step"):
+                    self._count(f"{action}_operations")
+                elif status == "success" and action in ("open", "close"):
+                    self._count("switching_operations")
             elif m == "dms_estimate":
                 # estimation error against truth: for evaluation only, the DMS never sees it
                 truth = self._truth_vm.get(el)
@@ -133,6 +150,8 @@ class KpiAccumulator:
                 self._count("bad_data_detected", float(f.get("bad_data", 0)))
             elif m == "crew":
                 self._count("crew_jobs")
+            elif m == "protection" and p.tags.get("kind") in ("trip", "reclose"):
+                self._count(f"protection_{p.tags['kind']}s")
         if seen_pv:
             self._integral("pv").add(t_s, pv_mw)
             self._integral("pv_curtailed").add(t_s, pv_curt_mw)
@@ -144,6 +163,8 @@ class KpiAccumulator:
         if seen_bat:
             self._integral("battery_charge").add(t_s, bat_charge_mw)
             self._integral("battery_discharge").add(t_s, bat_dis_mw)
+        if supplied:
+            self._ledger.update(t_s, supplied, demand_mw)
         if grid_seen:
             # Buses without a voltage (failed solve, isolated) count as not violating.
             any_v = float(any(violations.values()))
@@ -157,6 +178,7 @@ class KpiAccumulator:
         def e(key: str) -> float:
             return round(self._energy[key].total, 9) if key in self._energy else 0.0
 
+        reliability = self._ledger.finish(end_t_s)
         line_max = self._max.get("line", (math.nan, ""))
         trafo_max = self._max.get("trafo", (math.nan, ""))
         return {
@@ -187,6 +209,9 @@ class KpiAccumulator:
             "commands_failed": int(self._counts.get("commands_failed", 0)),
             "commands_timeout": int(self._counts.get("commands_timeout", 0)),
             "crew_jobs": int(self._counts.get("crew_jobs", 0)),
+            "switching_operations": int(self._counts.get("switching_operations", 0)),
+            "protection_trips": int(self._counts.get("protection_trips", 0)),
+            "protection_recloses": int(self._counts.get("protection_recloses", 0)),
             "tap_operations": int(self._counts.get("set_tap_operations", 0)),
             "capacitor_operations": int(self._counts.get("set_step_operations", 0)),
             "dms_cycles": int(self._counts.get("dms_cycles", 0)),
@@ -195,6 +220,7 @@ class KpiAccumulator:
             "se_error_mean_pu": _finite(float(np.mean(self._se_abs_dv))) if self._se_abs_dv
             else None,
             "se_error_max_pu": _finite(max(self._se_abs_dv)) if self._se_abs_dv else None,
+            **reliability,
         }
 
 

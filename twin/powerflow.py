@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandapower as pp
+import pandapower.topology as top
+
+from twin.models.protection import Fault, Protection, ProtectionEvent, live_buses
 
 #: Per element table: the result table and, for each output attribute, its result column.
 RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {
@@ -36,12 +39,18 @@ RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {
 #: State attributes the snapshot carries besides results: (table, attr, net column, dtype).
 STATE_ATTRS = (("switch", "closed", "closed", bool), ("line", "in_service", "in_service", bool),
                ("trafo", "tap_pos", "tap_pos", float), ("shunt", "step", "step", float))
+#: What the grid knows besides the power flow: protection flags (a breaker tripped, fault
+#: current passed an indicator) and supply (a load connected to a source, and its demand,
+#: which it draws only when supplied).
+FLAG_ATTRS = (("switch", "tripped"), ("line", "fault_passed"), ("trafo", "fault_passed"),
+              ("load", "supplied"))
 
 
 def snapshot_attrs(table: str) -> set[str]:
     """Attributes of ``table`` in :meth:`GridModel.snapshot`."""
     results = set(RESULT_SPEC[table][1]) if table in RESULT_SPEC else set()
-    return results | {a for t, a, _c, _d in STATE_ATTRS if t == table}
+    extra = {a for t, a in FLAG_ATTRS if t == table} | ({"p_demand_mw"} if table == "load" else set())
+    return results | extra | {a for t, a, _c, _d in STATE_ATTRS if t == table}
 
 
 #: Whole-network summary attributes.
@@ -65,10 +74,13 @@ class SolveOutcome:
 class GridModel:
     """Holds the net and the latest results as arrays, keyed like the net's tables."""
 
-    def __init__(self, net: pp.pandapowerNet, recycle: bool = True):
+    def __init__(self, net: pp.pandapowerNet, recycle: bool = True,
+                 protection: Protection | None = None):
         self.net = net
         self.recycle = recycle
+        self.protection = protection
         self._needs_full = True  # first solve, and after topology changes or failures
+        self._live_buses: set[int] | None = None  # None: to be found (topology changed)
         self._taps_changed = False
         self.positions = {t: {int(i): k for k, i in enumerate(net[t].index)} for t in
                           (*RESULT_SPEC, "switch")}
@@ -107,8 +119,43 @@ class GridModel:
         if bool(self.net.switch.at[idx, "closed"]) == bool(closed):
             return False
         self.net.switch.at[idx, "closed"] = bool(closed)
-        self._needs_full = True
+        if closed and self.protection is not None:
+            self.protection.switch_closed(idx)
+        self._topology_changed()
         return True
+
+    def _topology_changed(self) -> None:
+        self._needs_full = True
+        self._live_buses = None
+
+    # ---------------------------------------------------------------- faults
+    def inject_fault(self, fault: Fault, t_s: float) -> list[ProtectionEvent]:
+        """A fault appears on a line; the protection clears it (switching the net)."""
+        assert self.protection is not None, "a grid without protection takes no faults"
+        return self._protect(lambda: self.protection.inject(self.net, fault, t_s))
+
+    def repair(self, line: int, t_s: float) -> list[ProtectionEvent]:
+        assert self.protection is not None
+        return self._protect(lambda: self.protection.repair(line, t_s))
+
+    def protect(self, t_s: float) -> list[ProtectionEvent]:
+        """Let the protection act on the present topology and what is due by ``t_s``
+        (reclose shots, indicator resets, a breaker closed onto a fault)."""
+        if self.protection is None:
+            return []
+        p = self.protection
+        return self._protect(lambda: p.advance(self.net, t_s) + (
+            p.settle(self.net, t_s) if self._live_buses is None and p.faults else []))
+
+    def _protect(self, act) -> list[ProtectionEvent]:
+        before = self.net.switch["closed"].to_numpy(copy=True)
+        events = act()
+        if (self.net.switch["closed"].to_numpy() != before).any():
+            self._topology_changed()
+        return events
+
+    def next_protection_s(self) -> float:
+        return self.protection.next_event_s() if self.protection is not None else float("inf")
 
     def set_tap(self, idx: int, tap_pos: int) -> bool:
         trafo = self.net.trafo
@@ -168,6 +215,7 @@ class GridModel:
                 self.results[table] = {a: np.full(n, np.nan) for a in attrs}
         for table, attr, column, dtype in STATE_ATTRS:
             self.results.setdefault(table, {})[attr] = self.net[table][column].to_numpy(dtype=dtype)
+        self._collect_flags()
         r = self.results
         nan = float("nan")
         self.summary = {
@@ -183,6 +231,28 @@ class GridModel:
             "vm_max_pu": float(np.nanmax(r["bus"]["vm_pu"])) if ok else nan,
             "pf_message": self.outcome.message,
         }
+
+    def _collect_flags(self) -> None:
+        net, r, p = self.net, self.results, self.protection
+        for table, attr in FLAG_ATTRS[:3]:
+            index = net[table].index
+            if p is None:
+                r[table][attr] = np.zeros(len(index), dtype=bool)
+            elif table == "switch":
+                r[table][attr] = np.fromiter((int(i) in p.tripped for i in index), bool, len(index))
+            else:
+                r[table][attr] = np.fromiter((p.fpi_flag(table, int(i)) for i in index), bool,
+                                             len(index))
+        if self._live_buses is None:
+            graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+            self._live_buses = live_buses(net, graph)
+        load = net.load
+        r["load"]["supplied"] = load["in_service"].to_numpy(dtype=bool) & np.fromiter(
+            (int(b) in self._live_buses for b in load["bus"]), bool, len(load))
+        # what each load would draw: its energy is not supplied while it is cut off
+        r["load"]["p_demand_mw"] = (load["p_mw"].to_numpy(dtype=float)
+                                    * load["scaling"].to_numpy(dtype=float)
+                                    * load["in_service"].to_numpy(dtype=bool))
 
     def snapshot(self) -> dict[str, dict[str, list]]:
         """All element results as plain lists, per table and attribute, in the net's index

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.fieldspec import BatteriesSpec, CommandSpec, CrewSpecModel, DevicesSpec, EVFleetSpecModel, RTUSpecModel
 from twin.dmsspec import DMSSpec
+from twin.faultspec import FaultSpecModel, ProtectionSpec, ReliabilitySpec
 from twin.specbase import Seconds, Strict as _Strict
 from twin.timebase import Clock
 
@@ -24,8 +25,9 @@ from twin.timebase import Clock
 class GridSpec(_Strict):
     """Exactly one of ``builtin``, ``simbench`` or ``file``."""
 
-    builtin: Literal["cigre_mv"] | None = Field(
-        None, description="A built-in grid: 'cigre_mv' (CIGRE MV with PV, wind and storage)."
+    builtin: Literal["cigre_mv", "paper_flisr", "paper_load_management"] | None = Field(
+        None, description="A built-in grid: 'cigre_mv' (CIGRE MV with PV, wind and storage); "
+        "'paper_flisr', 'paper_load_management' (the DMS paper's three-load cases)."
     )
     simbench: str | None = Field(None, description="A SimBench code, e.g. '1-MV-rural--0-sw'.")
     file: str | None = Field(
@@ -220,6 +222,9 @@ class Scenario(_Strict):
     dms: DMSSpec = DMSSpec()
     commands: list[CommandSpec] = Field(
         [], description="Operator commands sent at given times through the command path.")
+    faults: list[FaultSpecModel] = Field([], description="Faults injected into the grid.")
+    protection: ProtectionSpec = ProtectionSpec()
+    reliability: ReliabilitySpec = ReliabilitySpec()
     recording: RecordingSpec = RecordingSpec()
     kpis: KpiSpec = KpiSpec()
 

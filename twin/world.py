@@ -18,7 +18,7 @@ import mosaik
 import pandapower as pp
 import pandas as pd
 
-from twin.devices import add_capacitors, manual_switches
+from twin.devices import add_capacitors, add_line_switches, manual_switches
 from twin.field import FieldPlan, build_field_plan, grid_refs
 from twin.dms_setup import plan_dms
 from simulators.dms import DMSPlan
@@ -28,9 +28,12 @@ from twin.models import pv as pv_model
 from twin.models.weather import read_weather_csv, synthetic_weather
 from twin.powerflow import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.storage_plan import BatteryPlan, EVPlan, plan_batteries, plan_ev_fleet
+from twin.models.protection import Fault, Protection
 from twin.plants import PlantSet, pv_plants, wind_plants
+from twin.protection_setup import plan_protection
 from twin.profiles import Profiles, simbench_profiles, synthetic_profiles
 from twin.recording.schema import Store
+from twin.reliability import default_customers
 from twin.rng import component_rng
 from twin.scenario import Scenario, ScenarioError, resolve_path
 from simulators.der import WEATHER_ATTRS
@@ -66,6 +69,8 @@ class Prepared:
     batteries: BatteryPlan | None = None
     field: FieldPlan | None = None
     dms: DMSPlan | None = None
+    protection: Protection | None = None
+    faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
 
 
 @dataclass
@@ -93,6 +98,7 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     """Build the net, plants, profiles and weather of ``scenario``."""
     net = build_net(scenario.grid, scenario_file) if net is None else net
     add_capacitors(net, scenario.devices)
+    add_line_switches(net, scenario.devices)
     pv = pv_plants(net, scenario.pv)
     wind = wind_plants(net, scenario.wind)
     overlap = set(pv.sgen_idx) & set(wind.sgen_idx)
@@ -128,12 +134,13 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     names = {t: element_names(net, t) for t in ELEMENT_TABLES}  # with the new elements
     prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather,
                         ev=ev_plan, batteries=battery_plan)
+    prepared.protection, prepared.faults = plan_protection(scenario, net)
     manual = manual_switches(net, scenario.devices)
     devices = {"pv": dict(zip(pv.names, pv.sgen_idx)), "wind": dict(zip(wind.names, wind.sgen_idx)),
                "battery": dict(zip(battery_plan.names, battery_plan.storage_idx))
                if battery_plan else {},
                "ev": dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {}}
-    if scenario.rtus or manual or scenario.commands:
+    if scenario.rtus or manual or scenario.commands or scenario.faults:
         prepared.field = build_field_plan(
             scenario, net, pv=devices["pv"], wind=devices["wind"],
             batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
@@ -187,10 +194,13 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
 
     world = mosaik.World(SIM_CONFIG, time_resolution=sc.time_resolution,
                          skip_greetings=True, configure_logging=False)
-    kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu)
+    kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu, customers=customers(prep),
+                          momentary_s=sc.reliability.momentary)
     tally = Tally()
     try:
-        grid = world.start("Grid", sim_id="grid").Grid(net=prep.net, step_ticks=sc.step_ticks)
+        grid = world.start("Grid", sim_id="grid").Grid(
+            net=prep.net, step_ticks=sc.step_ticks, protection=prep.protection,
+            faults=prep.faults)
         registry: dict[str, tuple[str, str]] = {grid.full_id: ("grid", "grid")}
         periods: dict[str, int] = {}  # filled by the wiring: periodic sources of the recorder
         tables: dict[str, dict[str, list[str]]] = {grid.full_id: prep.names}
@@ -210,7 +220,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _wire_field(w)
         _wire_dms(w)
         # Everything the grid knows goes to the recorder, as one snapshot per solve.
-        world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at")
+        world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at", "records")
         if hook is not None:
             hook(WorldHandles(world, w.children, recorder, registry))
     except BaseException:
@@ -233,6 +243,19 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         points_recorded=tally.points,
         events=tally.events,
     )
+
+
+def customers(prep: Prepared) -> dict[str, int]:
+    """Customers per load name: the scenario's, else derived from the load's size; EV
+    charging points are not customers of their own."""
+    net, given = prep.net, prep.scenario.reliability.customers
+    names = prep.names["load"]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ScenarioError(f"reliability.customers: expected load names; found {unknown}")
+    types = net.load["type"] if "type" in net.load.columns else [None] * len(net.load)
+    return {name: given.get(name, default_customers(float(p)))
+            for name, p, kind in zip(names, net.load.p_mw, types) if str(kind) != "EV"}
 
 
 def _wire_profiles(w: _Wiring) -> None:
@@ -320,7 +343,7 @@ def _wire_field(w: _Wiring) -> None:
     devices = {e.eid: e for e in field_ent.children}
     for dev in plan.devices.values():
         table, idx = plan.targets[dev.eid]
-        if dev.kind in ("switch", "trafo", "shunt"):
+        if dev.kind in ("switch", "trafo", "shunt", "line"):
             world.connect(devices[dev.eid], w.children[f"{table}-{idx}"], dev.attr)
         elif dev.kind in ("pv", "wind"):
             world.connect(devices[dev.eid], w.plants[dev.ref], "p_limit_mw", "q_setpoint_mvar")

@@ -54,13 +54,24 @@ class DMSState:
     # reports them, so the DMS's model holds what it commanded
     der_q_mvar: dict[str, float] = field(default_factory=dict)
 
-    def on_outcome(self, outcome: dict) -> None:
-        """Learn from a command outcome: an acknowledged DER set-point enters the model."""
+    # switch states the field acknowledged, by switch name: (closed, applied at [s]); they
+    # stand until newer telemetry says otherwise (manual switches have none)
+    switched: dict[str, tuple[bool, float]] = field(default_factory=dict)
+
+    def on_outcome(self, outcome: dict) -> Decision | None:
+        """Learn from a command outcome: an acknowledged DER set-point or switching enters
+        the model. Returns the decision the command came from (None if not the DMS's)."""
         decision = self.pending.pop(str(outcome.get("id")), None)
         if decision is None or outcome.get("status") != "success":
-            return  # a timed-out set-point is not known to be in force
+            return decision  # a timed-out set-point is not known to be in force
+        name = decision.target.split(":", 1)[1]
         if decision.action == "set_der_q" and decision.value is not None:
-            self.der_q_mvar[decision.target.split(":", 1)[1]] = float(decision.value)
+            self.der_q_mvar[name] = float(decision.value)
+        elif decision.action in ("open_switch", "close_switch"):
+            applied = outcome.get("applied_t_s")
+            self.switched[name] = (decision.action == "close_switch",
+                                   float(applied if applied is not None else outcome["result_t_s"]))
+        return decision
 
     def ingest(self, rows: list[dict]) -> None:
         """Keep the newest value of every (element, quantity)."""
@@ -112,7 +123,7 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
                settings: CycleSettings) -> CycleResult:
     records: list[dict] = []
     telemetry = telemetry_frame(list(state.telemetry.values()))
-    model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
+    model = believed_topology(state, telemetry)
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
     known = known_injections(model, telemetry, t_s, settings.stale_after_s, state.der_q_mvar)
     try:
@@ -138,7 +149,15 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
         state.volt_var = res.state
         stale_note = _stale_note(se)
         decisions = [_with_note(d, stale_note) for d in res.decisions]
-    commands = []
+    commands, decision_records = issue(state, decisions, settings)
+    return CycleResult(t_s, se, decisions, commands, records + decision_records)
+
+
+def issue(state: DMSState, decisions: list[Decision],
+          settings: CycleSettings) -> tuple[list[dict], list[dict]]:
+    """The commands (to the field) and records of ``decisions``; commands are remembered
+    until their outcome comes back."""
+    commands, records = [], []
     for d in decisions:
         state.n_commands += 1
         cmd = d.command(f"dms-{state.n_commands}")
@@ -147,7 +166,32 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
             cmd["target"] = settings.device_refs.get(cmd["target"], cmd["target"])
             commands.append(cmd)
         records.append(d.record())
-    return CycleResult(t_s, se, decisions, commands, records)
+    return commands, records
+
+
+def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapowerNet:
+    """The DMS's model with the switch, tap and capacitor states it believes: the newest
+    telemetry, or an acknowledged switching that is newer than it."""
+    model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
+    if state.switched:
+        seen = {}
+        if len(telemetry):
+            rows = telemetry[telemetry.quantity == "closed"]
+            seen = dict(zip(rows.element, rows.source_t_s))
+        names = dict(zip(element_names(model, "switch"), model.switch.index))
+        for name, (closed, at_s) in state.switched.items():
+            if name in names and at_s >= seen.get(f"switch:{name}", -math.inf):
+                model.switch.at[names[name], "closed"] = closed
+    return model
+
+
+def forecast_model(state: DMSState, t_s: float, load_factor: np.ndarray,
+                   sgen_factor: np.ndarray) -> pp.pandapowerNet:
+    """The believed topology with the loads and generation of the DMS's forecast, not
+    scaled to the feeder heads (a fault leaves some of them dead): what switching plans
+    are checked on."""
+    model = believed_topology(state, telemetry_frame(list(state.telemetry.values())))
+    return _with_forecast(model, load_factor, sgen_factor, {}, {})
 
 
 _INJECTION_TABLES = ("load", "sgen", "storage")

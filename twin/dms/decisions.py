@@ -15,7 +15,7 @@ Mode = Literal["direct", "remote", "manual", "advisory"]
 COMMAND_ACTIONS = {
     "open_switch": "open", "close_switch": "close", "set_tap": "set_tap",
     "set_capacitor_step": "set_step", "set_der_q": "set_q", "set_der_p_limit": "set_p_limit",
-    "set_battery_p": "set_p", "set_ev_limit": "set_ev_limit",
+    "set_battery_p": "set_p", "set_ev_limit": "set_ev_limit", "repair_line": "repair",
 }
 
 

@@ -15,8 +15,15 @@ import pandapower as pp
 def runpp_warm(net: pp.pandapowerNet) -> None:
     """``runpp`` from the net's last converged results, or from a DC power flow's angles
     (not a flat start: transformer phase shifts, as in SimBench, defeat it)."""
-    warm = bool(getattr(net, "converged", False)) and len(net.res_bus) == len(net.bus)
-    pp.runpp(net, numba=True, init="results" if warm else "dc")
+    # after switching, buses that were dead have no result to start from
+    warm = (bool(getattr(net, "converged", False)) and len(net.res_bus) == len(net.bus)
+            and bool(net.res_bus.vm_pu.notna().all()))
+    try:
+        pp.runpp(net, numba=True, init="results" if warm else "dc")
+    except pp.LoadflowNotConverged:
+        if not warm:
+            raise
+        pp.runpp(net, numba=True, init="dc")
 
 
 def p_loss_mw(net: pp.pandapowerNet) -> float:

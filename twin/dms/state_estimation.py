@@ -25,6 +25,7 @@ References
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
@@ -367,6 +368,14 @@ def _with_slack_voltage(net: pp.pandapowerNet, meas: pd.DataFrame,
 
 
 # ---------------------------------------------------------------------- estimation
+@contextlib.contextmanager
+def _restore_level(log: logging.Logger, level: int):
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _solve(net: pp.pandapowerNet, meas: pd.DataFrame, tolerance: float,
            max_iterations: int) -> _Run:
     """One WLS estimation on ``net`` (modified: measurements and ``res_*_est``)."""
@@ -375,7 +384,12 @@ def _solve(net: pp.pandapowerNet, meas: pd.DataFrame, tolerance: float,
     # The whole table at once: create_measurement per row costs more than the estimate.
     net.measurement = table
     se = StateEstimation(net, tolerance, max_iterations, algorithm="wls", logger=_PP_LOGGER)
-    with warnings.catch_warnings(record=True) as caught:
+    # Measurements at de-energised buses (a feeder cut off by a fault) are dropped by
+    # pandapower with a warning per estimate: expected then, not news.
+    conversion_log = logging.getLogger("pandapower.estimation.ppc_conversion")
+    level = conversion_log.level
+    conversion_log.setLevel(logging.ERROR)
+    with _restore_level(conversion_log, level), warnings.catch_warnings(record=True) as caught:
         # pandapower's conversion raises pandas copy warnings and scipy warns of a
         # singular gain matrix; the latter is the one that matters, checked below.
         warnings.simplefilter("always")

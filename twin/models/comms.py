@@ -656,8 +656,9 @@ class CommNetwork:
 
     # ------------------------------------------------------------------ telemetry
     def scan(self, rtu_name: str, truth: dict[str, float | bool],
-             t_s: float | None = None) -> None:
-        """Scan an RTU now and send its points up the link as one message.
+             t_s: float | None = None) -> float | None:
+        """Scan an RTU now and send its points up the link as one message; returns the
+        message's delivery time [s] (None if it is lost or the RTU has no points).
 
         Parameters
         ----------
@@ -670,7 +671,7 @@ class CommNetwork:
         """
         rtu = self._rtu(rtu_name)
         if not rtu.n_points:
-            return
+            return None
         now = self._at(t_s)
         try:
             raw = [truth[name] for name in rtu.names]
@@ -692,7 +693,7 @@ class CommNetwork:
                     values[i] = bool(raw[i])
         delivery = self._send(rtu, rtu.up, self.message_bytes * rtu.n_points, now)
         if delivery is None:
-            return
+            return None
 
         def deliver(_event: object) -> None:
             rtu.counters.delivered += 1
@@ -702,6 +703,7 @@ class CommNetwork:
                  for p, q, v in zip(rtu.names, rtu.quantities, values)])
 
         self._schedule(delivery, deliver)
+        return delivery
 
     # ------------------------------------------------------------------ commands
     def send_command(self, command_id: str, rtu_name: str, target: str, action: str,

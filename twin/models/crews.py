@@ -137,13 +137,15 @@ class _Crew:
 
 
 class _Job:
-    __slots__ = ("job_id", "xy", "apply", "requested_t_s")
+    __slots__ = ("job_id", "xy", "apply", "requested_t_s", "work_time_s")
 
-    def __init__(self, job_id: str, xy: XY, apply: Callable[[float], bool], requested_t_s: float):
+    def __init__(self, job_id: str, xy: XY, apply: Callable[[float], bool], requested_t_s: float,
+                 work_time_s: float):
         self.job_id = job_id
         self.xy = xy
         self.apply = apply
         self.requested_t_s = requested_t_s
+        self.work_time_s = work_time_s
 
 
 class CrewDispatcher:
@@ -175,7 +177,7 @@ class CrewDispatcher:
         return len(self._waiting)
 
     def dispatch(self, job_id: str, location_xy_km: XY, apply: Callable[[float], bool],
-                 t_s: float | None = None) -> None:
+                 t_s: float | None = None, work_time_s: float | None = None) -> None:
         """Request a crew to do a job on site.
 
         Parameters
@@ -190,12 +192,18 @@ class CrewDispatcher:
         t_s : float, optional
             Request time [s]; the environment is first advanced to it. Default:
             ``env.now``.
+        work_time_s : float, optional
+            Time on site for this job (a repair) instead of the spec's ``work_time_s``.
         """
         xy = _xy(location_xy_km, f"CrewDispatcher.dispatch({job_id!r}).location_xy_km")
         if t_s is not None:
             advance_env(self.env, t_s)
         now = self.env.now
-        job = _Job(job_id, xy, apply, now)
+        work = self.spec.work_time_s if work_time_s is None else float(work_time_s)
+        if not (work >= 0 and work < float("inf")):
+            raise ValueError(f"CrewDispatcher.dispatch({job_id!r}).work_time_s must be >= 0; "
+                             f"found {work_time_s}")
+        job = _Job(job_id, xy, apply, now, work)
         if self.spec.n_crews == 0:
             self._outcomes.append(CrewOutcome(job_id, now, now, now, now, "failed", None,
                                               "no field crews"))
@@ -214,7 +222,7 @@ class CrewDispatcher:
         started = env.now
         yield env.timeout(spec.travel_s(crew.position(started, spec.depot_xy_km), job.xy))
         arrived = env.now
-        yield env.timeout(spec.work_time_s)
+        yield env.timeout(job.work_time_s)
         completed = env.now
         ok = bool(job.apply(completed))
         self._outcomes.append(CrewOutcome(

@@ -1,0 +1,63 @@
+"""The scenario's faults and protection, resolved against the prepared grid."""
+
+from __future__ import annotations
+
+import math
+
+import pandapower as pp
+
+from twin.grids import element_names, find_element
+from twin.models.protection import Fault, Protection, ProtectionSettings, Relay
+from twin.scenario import Scenario, ScenarioError
+
+
+def rated_current_ka(net: pp.pandapowerNet, switch: int) -> float:
+    """Rated current of the line or trafo a switch sits on, at the switch's bus [kA]."""
+    et, element, bus = (net.switch.at[switch, c] for c in ("et", "element", "bus"))
+    if et == "l":
+        return float(net.line.at[element, "max_i_ka"] * net.line.at[element, "parallel"])
+    if et == "t":
+        side = "hv" if int(net.trafo.at[element, "hv_bus"]) == int(bus) else "lv"
+        return trafo_rated_ka(net, int(element), side)
+    raise ScenarioError(f"protection: switch {element_names(net, 'switch')[list(net.switch.index).index(switch)]} "
+                        f"connects two buses; a relay needs a line or trafo breaker")
+
+
+def trafo_rated_ka(net: pp.pandapowerNet, trafo: int, side: str = "hv") -> float:
+    return float(net.trafo.at[trafo, "sn_mva"]
+                 / (math.sqrt(3) * net.trafo.at[trafo, f"vn_{side}_kv"]))
+
+
+def plan_protection(scenario: Scenario,
+                    net: pp.pandapowerNet) -> tuple[Protection | None, tuple[tuple[int, Fault], ...]]:
+    """The grid's protection and the faults at their ticks; (None, []) without faults (the
+    protection then has nothing to do and the grid skips it)."""
+    if not scenario.faults:
+        return None, ()
+    spec = scenario.protection
+    if spec.relays == "breakers":
+        breakers = [int(i) for i in net.switch.index[net.switch["type"] == "CB"]]
+        relays = {sw: Relay(sw, spec.pickup_factor * rated_current_ka(net, sw))
+                  for sw in breakers if net.switch.at[sw, "et"] in ("l", "t")}
+    else:
+        relays = {}
+        for k, r in enumerate(spec.relays):
+            sw = find_element(net, "switch", r.switch, f"protection.relays[{k}].switch")
+            pickup = r.pickup_ka if r.pickup_ka is not None \
+                else spec.pickup_factor * rated_current_ka(net, sw)
+            relays[sw] = Relay(sw, pickup, r.delay)
+    fpi = {("line", int(i)): spec.fpi_pickup_factor * float(
+        net.line.at[i, "max_i_ka"] * net.line.at[i, "parallel"]) for i in net.line.index}
+    fpi |= {("trafo", int(i)): spec.fpi_pickup_factor * trafo_rated_ka(net, int(i))
+            for i in net.trafo.index}
+    settings = ProtectionSettings(relays=relays, fpi_pickup_ka=fpi,
+                                  fpi_reset_s=spec.fpi_reset_after,
+                                  reclose_dead_time_s=spec.reclose_dead_time)
+    faults = []
+    clock = scenario.clock
+    for k, f in enumerate(scenario.faults):
+        line = find_element(net, "line", f.line, f"faults[{k}].line")
+        faults.append((clock.ticks(f.after) if f.after > 0 else 0, Fault(
+            name=f"F{k + 1} {f.line}", line=line, position=f.position, fault_type=f.type,
+            r_ohm=f.r_ohm, x_ohm=f.x_ohm, permanent=f.permanent, repair_time_s=f.repair_time)))
+    return Protection(settings), tuple(faults)
