@@ -15,8 +15,12 @@ from typing import Callable
 import mosaik_api_v3
 import numpy as np
 
-from twin.dms.cycle import CycleSettings, DMSState, forecast_model, issue, run_cycle
+from twin.dms.cycle import (CycleSettings, DMSState, believed_topology, forecast_model, issue,
+                            run_cycle)
 from twin.dms.flisr_control import FlisrController
+from twin.dms.load_management import LoadManager
+from twin.dms.measurements import telemetry_frame
+from twin.dms.switchgear import SwitchgearWatch
 
 META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
@@ -45,6 +49,10 @@ class DMSPlan:
     forecast: Callable[[float], tuple[np.ndarray, np.ndarray]]
     # event-driven: acts on trip reports and command outcomes between cycles
     flisr: FlisrController | None = None
+    # after each estimate: overloads → switching plans
+    load_manager: LoadManager | None = None
+    # the switchgear against fault currents, on every topology change the DMS sees
+    switchgear: SwitchgearWatch | None = None
 
 
 def telemetry_row(m: dict, grid_refs: dict[str, str] | None = None) -> dict:
@@ -83,32 +91,48 @@ class DMSSim(mosaik_api_v3.Simulator):
         d_in = inputs.get("dms", {})
         for batch in d_in.get("measurements", {}).values():
             plan.state.ingest([telemetry_row(m, plan.settings.grid_refs) for m in batch or ()])
-        flisr_outcomes = []
+        t_s = time * self.res_s
+        outcomes: dict[str, list] = {"flisr": [], "load_management": []}
         for batch in d_in.get("command_outcomes", {}).values():
             for outcome in batch or ():
                 decision = plan.state.on_outcome(outcome)
-                if decision is not None and decision.function == "flisr":
-                    flisr_outcomes.append((decision, outcome))
+                if decision is not None and decision.function in outcomes:
+                    outcomes[decision.function].append((decision, outcome))
         wake = math.inf
         if plan.flisr is not None:
-            t_s = time * self.res_s
-            decisions = plan.flisr.step(
+            self._issue(plan.flisr.step(
                 t_s, plan.state.telemetry,
-                lambda: forecast_model(plan.state, t_s, *plan.forecast(t_s)), flisr_outcomes)
-            commands, records = issue(plan.state, decisions, plan.settings)
-            self.commands.extend(commands)
-            self.records.extend(records)
+                lambda: forecast_model(plan.state, t_s, *plan.forecast(t_s)), outcomes["flisr"]))
             if plan.flisr.wake_s is not None:
                 wake = max(time + 1, math.ceil(plan.flisr.wake_s / self.res_s - 1e-9))
-        if time >= self.next_cycle:
-            t_s = time * self.res_s
+        if plan.load_manager is not None:
+            self._issue(plan.load_manager.step(t_s, outcomes["load_management"]))
+        cycle = time >= self.next_cycle
+        if cycle:
             load_factor, sgen_factor = plan.forecast(t_s)
             result = run_cycle(plan.state, t_s, load_factor, sgen_factor, plan.settings)
             self.commands.extend(result.commands)
             self.records.extend(result.records)
+            lm = plan.load_manager
+            if lm is not None and result.se is not None and (
+                    plan.flisr is None or plan.flisr.phase == "idle"):
+                self._issue(lm.on_estimate(t_s, result.se, forecast_model(
+                    plan.state, t_s, load_factor, sgen_factor, plan.settings)))
             while self.next_cycle <= time:
                 self.next_cycle += plan.cycle_ticks
+        if plan.switchgear is not None and (cycle or any(outcomes.values())):
+            model = believed_topology(plan.state,
+                                      telemetry_frame(list(plan.state.telemetry.values())))
+            records, decisions = plan.switchgear.check(t_s, model)
+            self.records.extend(records)
+            self._issue(decisions)
         return min(self.next_cycle, wake)
+
+    def _issue(self, decisions) -> None:
+        assert self.plan is not None
+        commands, records = issue(self.plan.state, decisions, self.plan.settings)
+        self.commands.extend(commands)
+        self.records.extend(records)
 
     def get_data(self, outputs):
         out = {}

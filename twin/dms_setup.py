@@ -9,6 +9,8 @@ import pandas as pd
 
 from twin.dms.cycle import CycleSettings, DMSState
 from twin.dms.flisr_control import FlisrController, FlisrSettings
+from twin.dms.load_management import LoadManagementSettings, LoadManager
+from twin.dms.switchgear import SwitchgearWatch
 from twin.dms.short_circuit import BreakerRating, default_ratings, short_circuit_report
 from twin.dms.volt_var import VoltVarSettings
 from twin.grids import element_names, find_element
@@ -70,7 +72,19 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
                    cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
                    cycle_ticks=clock.ticks(spec.cycle), forecast=forecast,
-                   flisr=_flisr(scenario, net))
+                   flisr=_flisr(scenario, net), load_manager=_load_manager(scenario, net),
+                   switchgear=SwitchgearWatch(switchgear_ratings(scenario, net))
+                   if spec.short_circuit else None)
+
+
+def _load_manager(scenario: Scenario, net) -> LoadManager | None:
+    spec = scenario.dms.load_management
+    if spec.mode == "off":
+        return None
+    return LoadManager(LoadManagementSettings(
+        mode=spec.mode, max_loading_percent=spec.max_loading_percent,
+        vm_min_pu=scenario.kpis.voltage_band_pu[0], hold_s=spec.hold,
+        manual_switches=frozenset(scenario.devices.manual_switches)), copy.deepcopy(net))
 
 
 def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:

@@ -45,6 +45,18 @@ class FlisrSpec(Strict):
         return "off" if value is False else value
 
 
+class LoadManagementSpec(Strict):
+    mode: Literal["off", "advisory", "direct"] = Field(
+        "off", description="direct: carry out the switching plan; advisory: record it.")
+    max_loading_percent: float = Field(100.0, gt=0, description="Overload limit.")
+    hold: Seconds = Field(900.0, description="After a plan, look again this much later.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value
+
+
 class DMSSpec(Strict):
     enabled: bool = Field(False, description="Run the built-in DMS controller.")
     cycle: Seconds = Field(60.0, description="Time between DMS cycles.")
@@ -56,3 +68,7 @@ class DMSSpec(Strict):
                                     description="σ of load pseudo-measurements [% of value].")
     volt_var: VoltVarSpec = VoltVarSpec()
     flisr: FlisrSpec = FlisrSpec()
+    load_management: LoadManagementSpec = LoadManagementSpec()
+    short_circuit: bool = Field(
+        True, description="IEC 60909 check of the switchgear at the start and on every "
+        "topology change the DMS sees (results recorded as dms_short_circuit).")

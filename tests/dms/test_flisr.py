@@ -13,7 +13,7 @@ import pandapower.topology as top
 import pytest
 
 from twin.dms.flisr import (build_sections, isolation, live_sections, locate, restoration,
-                            return_to_normal, switch_states)
+                            switching_sequence, switch_states)
 from twin.dms.short_circuit import default_ratings, short_circuit_report
 from twin.grids import find_element
 from twin.models.protection import Fault, Protection, ProtectionSettings, Relay
@@ -81,7 +81,7 @@ def test_paper_three_loads_sequence():
     assert loads[0] > 1.5 and loads[2] > 0.7 and loads[1] == 0.0
     # back to normal after the repair: Breaker 2 re-energises the repaired section, then
     # Breaker 4 opens just before Breaker 3 takes Load 3 back
-    stages = return_to_normal(build_sections(net), r["normal"], switch_states(net))
+    stages = switching_sequence(build_sections(net), r["normal"], switch_states(net))
     assert stages == [[(names["Breaker 2"], "close")], [(names["Breaker 4"], "open")],
                       [(names["Breaker 3"], "close")]]
 
@@ -132,7 +132,7 @@ def test_every_single_line_fault_on_cigre(line):
     assert not short_circuit_report(net, default_ratings(net)).violations
     # after the repair, back to normal stage by stage, never through a loop
     r["prot"].repair(line, 2.0)
-    for stage in return_to_normal(sec, r["normal"], switch_states(net)):
+    for stage in switching_sequence(sec, r["normal"], switch_states(net)):
         for s, action in stage:
             net.switch.at[s, "closed"] = action == "close"
         assert cycles(net) <= base_cycles

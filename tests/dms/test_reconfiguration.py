@@ -98,3 +98,49 @@ def test_simbench_rural_feeder_with_its_loop_switches():
     assert g.number_of_edges() == g0.number_of_edges()
     assert _losses(after) == pytest.approx(plan.p_loss_mw, abs=1e-9)
     assert plan.vm_min_pu >= 0.95 and plan.max_loading_percent <= 100.0
+
+
+def test_paper_load_management_relieves_the_overload():
+    """Paper II.F, Fig. 6–7: all loads on Grid A overload Line A-1; the plan moves Loads 1
+    and 2 to Grid B and Load 3 to Grid C, the brute-force optimum of this net."""
+    from twin.paper_grids import create_paper_load_management_net
+
+    net = create_paper_load_management_net()
+    before = copy.deepcopy(net)
+    pp.runpp(before)
+    assert before.res_line.loading_percent.max() > 115
+    plan = minimize_losses(net, max_loading_percent=100.0)
+    assert sorted(plan.open) == ["Breaker 2-3", "Breaker A"]
+    assert sorted(plan.close) == ["Breaker B", "Breaker C"]
+    after = _apply(net, plan)
+    pp.runpp(after)
+    assert after.res_line.loading_percent.max() == pytest.approx(plan.max_loading_percent)
+    assert plan.max_loading_percent < 80 and plan.vm_min_pu >= 0.95
+    assert plan.p_loss_mw == pytest.approx(_losses(after)) and plan.p_loss_mw < plan.p_loss_before_mw
+    assert top.unsupplied_buses(after) == set()
+    assert nx.cycle_basis(nx.Graph(top.create_nxgraph(after, respect_switches=True))) == []
+
+
+def test_two_sources_joined_through_the_grid_are_a_loop():
+    """With one ext_grid per substation the loop runs through the external grid: a tie
+    between two feeders of different sources is still a loop to the search."""
+    from twin.paper_grids import create_paper_load_management_net
+
+    net = create_paper_load_management_net()
+    hv = int(net.ext_grid.bus.iloc[0])
+    # one ext_grid per 20 kV busbar instead of the common 110 kV grid
+    for name in ("Grid A", "Grid B", "Grid C"):
+        bus = int(net.bus.index[net.bus.name == name][0])
+        pp.create_ext_grid(net, bus, vm_pu=1.02)
+    net.trafo["in_service"] = False
+    net.ext_grid.loc[net.ext_grid.bus == hv, "in_service"] = False
+    net.switch.loc[net.switch.name == "Breaker B", "closed"] = True  # Grid A and B joined
+    with pytest.raises(ValueError, match="expected a radial net"):
+        minimize_losses(net)
+    net.switch.loc[net.switch.name == "Breaker B", "closed"] = False
+    plan = minimize_losses(net)
+    after = _apply(net, plan)
+    assert sorted(plan.close) == ["Breaker B", "Breaker C"]
+    g = nx.Graph(top.create_nxgraph(after, respect_switches=True))
+    for comp in nx.connected_components(g):  # every island has exactly one source
+        assert len(set(after.ext_grid.bus[after.ext_grid.in_service]) & comp) <= 1

@@ -186,12 +186,19 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
 
 
 def forecast_model(state: DMSState, t_s: float, load_factor: np.ndarray,
-                   sgen_factor: np.ndarray) -> pp.pandapowerNet:
-    """The believed topology with the loads and generation of the DMS's forecast, not
-    scaled to the feeder heads (a fault leaves some of them dead): what switching plans
-    are checked on."""
-    model = believed_topology(state, telemetry_frame(list(state.telemetry.values())))
-    return _with_forecast(model, load_factor, sgen_factor, {}, {})
+                   sgen_factor: np.ndarray, settings: CycleSettings | None = None
+                   ) -> pp.pandapowerNet:
+    """The believed topology with the DMS's forecast of loads and generation: what
+    switching plans are checked on. With ``settings``, scaled to the metered feeder heads
+    and with the metered powers (the present state, for load management); without, the
+    plain forecast (after a fault the heads miss the dead part's load)."""
+    telemetry = telemetry_frame(list(state.telemetry.values()))
+    model = believed_topology(state, telemetry)
+    if settings is None:
+        return _with_forecast(model, load_factor, sgen_factor, {}, {})
+    heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
+    known = known_injections(model, telemetry, t_s, settings.stale_after_s, state.der_q_mvar)
+    return _with_forecast(model, load_factor, sgen_factor, heads, known)
 
 
 _INJECTION_TABLES = ("load", "sgen", "storage")

@@ -20,8 +20,9 @@ Restoration (:func:`restoration`)
     of healthy dead sections, close the normally-open tie to a live section that keeps
     voltages and loadings within limits by power flow (and the switchgear within its
     short-circuit ratings, when a check is given), least loaded first.
-Return to normal (:func:`return_to_normal`)
-    Open the ties that were closed, then close what was opened, upstream first.
+Return to normal (:func:`switching_sequence`)
+    Close what energises a dead part; open a tie just before the close that takes its
+    area back.
 """
 
 from __future__ import annotations
@@ -376,15 +377,16 @@ def _evaluate(work: pp.pandapowerNet, closed: dict[int, bool], check: Check | No
             "violations": check(work) if check is not None else []}
 
 
-def return_to_normal(sec: Sections, normal: dict[int, bool],
-                     now: dict[int, bool]) -> list[list[tuple[int, str]]]:
-    """Stages of (switch, "open" | "close") back to ``normal``, each stage sent when the
-    one before is done. Never a loop (nor two sources joined): a switch closes only
-    between a dead part and anything else; a tie opens just before the close that takes
-    its area back, so each area is off for one switching time, not the whole return."""
+def switching_sequence(sec: Sections, target: dict[int, bool],
+                       now: dict[int, bool]) -> list[list[tuple[int, str]]]:
+    """Stages of (switch, "open" | "close") from ``now`` to ``target`` (back to normal
+    after a repair, a load-management plan), each stage sent when the one before is done.
+    Never a loop (nor two sources joined): a switch closes only between a dead part and
+    anything else; a tie opens just before the close that takes its area back, so each
+    area is off for one switching time, not the whole sequence."""
     state = dict(now)
-    to_close = [s for s in sorted(now) if not now[s] and normal.get(s, False)]
-    to_open = [s for s in sorted(now) if now[s] and not normal.get(s, True)]
+    to_close = [s for s in sorted(now) if not now[s] and target.get(s, False)]
+    to_open = [s for s in sorted(now) if now[s] and not target.get(s, True)]
     stages: list[list[tuple[int, str]]] = []
     while to_close or to_open:
         stage = []

@@ -19,7 +19,7 @@ import pandapower as pp
 
 from twin.dms.decisions import Decision
 from twin.dms.flisr import (FaultLocation, Restoration, Sections, build_sections, isolation, locate,
-                            restoration, return_to_normal, switch_states)
+                            restoration, switch_states, switching_sequence)
 from twin.grids import element_names
 
 Phase = Literal["idle", "isolating", "restoring", "repairing", "normalising", "stopped"]
@@ -264,7 +264,7 @@ class FlisrController:
         if inc.restoration is not None:
             for sw in inc.restoration.close:
                 now[sw] = True
-        self._stages = return_to_normal(self.sections, inc.normal, now)
+        self._stages = switching_sequence(self.sections, inc.normal, now)
         self.phase = "normalising"
         return self._next_stage(t_s)
 

@@ -60,6 +60,14 @@ class _Solved:
     vm_min_pu: float
     max_loading_percent: float
 
+    def score(self, limits: tuple[float, float]) -> tuple[float, float]:
+        """(how far outside the limits, losses): an overloaded start is first brought
+        within the limits, then the losses count."""
+        vm_min_pu, max_loading_percent = limits
+        excess = max(0.0, self.max_loading_percent - max_loading_percent) \
+            + 100.0 * max(0.0, vm_min_pu - self.vm_min_pu)
+        return (round(excess, 6), self.p_loss_mw)
+
 
 def with_line_switches(net: pp.pandapowerNet) -> pp.pandapowerNet:
     """A copy of ``net`` with a closed line switch (at the from bus) on every line that has
@@ -91,8 +99,16 @@ def _set_line(net: pp.pandapowerNet, switches: list[int], closed: bool) -> None:
         net.switch.at[switches[0], "closed"] = False  # one open switch opens the line
 
 
+_SOURCES = "sources"  # one node behind all ext_grids: a path between two is a loop too
+
+
 def _graph(net: pp.pandapowerNet) -> nx.MultiGraph:
-    return top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+    graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+    slack = sorted({int(b) for b in net.ext_grid.bus[net.ext_grid.in_service.astype(bool)]})
+    if len(slack) > 1:  # feeders from separate sources meet in the grid upstream
+        for b in slack:
+            graph.add_edge(_SOURCES, b, key=("source", b))
+    return graph
 
 
 def _supplied(net: pp.pandapowerNet, graph: nx.MultiGraph) -> set[int]:
@@ -101,6 +117,7 @@ def _supplied(net: pp.pandapowerNet, graph: nx.MultiGraph) -> set[int]:
     for b in slack:
         if b in graph and b not in out:
             out |= nx.node_connected_component(graph, b)
+    out.discard(_SOURCES)  # type: ignore[arg-type]
     return out
 
 
@@ -134,15 +151,20 @@ def minimize_losses(net: pp.pandapowerNet, *, vm_min_pu: float = 0.95,
                     min_saving_mw: float = 1e-5) -> SwitchingPlan:
     """A switching plan that lowers the losses of a radial net (the net is not changed).
 
+    When the present configuration is outside the limits (an overloaded line, a low
+    voltage), every step first brings it closer to them and only then lowers the losses:
+    the plan relieves the overload if a radial configuration can (load management).
+
     Parameters
     ----------
     net : pandapowerNet
         A radial distribution net with its present loads and switch states; lines that
         carry line switches are the ones the plan may open or close.
     vm_min_pu : float
-        Every supplied bus must stay at or above this voltage [p.u.] in the plan.
+        Every supplied bus should stay at or above this voltage [p.u.] in the plan.
     max_loading_percent : float
-        No line or trafo may exceed this loading [%] in the plan.
+        No line or trafo should exceed this loading [%] in the plan (the returned
+        ``vm_min_pu`` and ``max_loading_percent`` say whether it could be met).
     max_rounds : int
         At most this many exchanges.
     min_saving_mw : float
@@ -184,11 +206,9 @@ def minimize_losses(net: pp.pandapowerNet, *, vm_min_pu: float = 0.95,
         runs.append(_branch_exchange(meshed, switches, supplied, fixed_loops, seeded, limits,
                                      max_rounds, min_saving_mw))
     n_pf += 1 + sum(r[3] for r in runs)
-    feasible = [r for r in runs if r[1].vm_min_pu >= vm_min_pu
-                and r[1].max_loading_percent <= max_loading_percent] or runs[:1]
-    final_net, current, exchanges, _ = min(feasible, key=lambda r: r[1].p_loss_mw)
+    final_net, current, exchanges, _ = min(runs, key=lambda r: r[1].score(limits))
     final = final_net.switch["closed"]
-    if current.p_loss_mw > base.p_loss_mw - min_saving_mw:
+    if not _better(current, base, limits, min_saving_mw):
         final, current, exchanges = start_states, base, []
     switch_names = element_names(work, "switch")
     opened = [switch_names[k] for k, idx in enumerate(work.switch.index)
@@ -237,11 +257,16 @@ def _open_meshed(net, switches, supplied, fixed_loops) -> tuple[_Solved | None, 
     return _solve(net), n_pf + 1
 
 
+def _better(a: _Solved, b: _Solved, limits: tuple[float, float], min_saving_mw: float) -> bool:
+    """``a`` is closer to the limits than ``b``, or as close and saves enough losses."""
+    (ea, la), (eb, lb) = a.score(limits), b.score(limits)
+    return ea < eb or (ea == eb and la < lb - min_saving_mw)
+
+
 def _branch_exchange(work, switches, supplied, fixed_loops, start: _Solved, limits,
                      max_rounds, min_saving_mw):
     """Best-improvement branch exchange from the configuration in ``work`` (changed):
     (net, solved, exchanges, power flows)."""
-    vm_min_pu, max_loading_percent = limits
     name_of = dict(zip(work.line.index, element_names(work, "line")))
     graph = _graph(work)
     current = start
@@ -272,12 +297,11 @@ def _branch_exchange(work, switches, supplied, fixed_loops, start: _Solved, limi
                 solved = _solve(work) if ok else None
                 n_pf += ok
                 work.switch["closed"] = saved
-                if solved is None or solved.vm_min_pu < vm_min_pu \
-                        or solved.max_loading_percent > max_loading_percent:
+                if solved is None:
                     continue
-                if best is None or solved.p_loss_mw < best[0].p_loss_mw:
+                if best is None or solved.score(limits) < best[0].score(limits):
                     best = (solved, tie, out_line)
-        if best is None or best[0].p_loss_mw > current.p_loss_mw - min_saving_mw:
+        if best is None or not _better(best[0], current, limits, min_saving_mw):
             break
         solved, tie, out_line = best
         _set_line(work, switches[tie], True)
