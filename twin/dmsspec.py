@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field
 
 from twin.specbase import OffsetSeconds, Seconds, Strict
 
+#: A DMS function's mode; YAML 1.1 reads a bare ``off`` as false.
+Mode = Annotated[Literal["off", "advisory", "direct"],
+                 BeforeValidator(lambda v: "off" if v is False else v)]
+
 
 class VoltVarSpec(Strict):
-    mode: Literal["off", "advisory", "direct"] = Field(
+    mode: Mode = Field(
         "off", description="direct: commands sent automatically; advisory: recorded only.")
     deadband_pu: float = Field(0.005, ge=0, le=0.05)
     min_tap_interval: Seconds = Field(300.0, description="Anti-hunting: between tap moves.")
@@ -22,15 +26,9 @@ class VoltVarSpec(Strict):
         900.0, description="advisory: a recommendation stands this long before it is repeated.")
     der: list[str] = Field([], description="PV/wind plants whose Q the DMS may set.")
 
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: object) -> object:
-        # YAML 1.1 reads a bare `off` as false
-        return "off" if value is False else value
-
 
 class FlisrSpec(Strict):
-    mode: Literal["off", "advisory", "direct"] = Field(
+    mode: Mode = Field(
         "off", description="direct: isolate and restore automatically; advisory: record "
         "the plan only.")
     wait: OffsetSeconds = Field(
@@ -39,22 +37,12 @@ class FlisrSpec(Strict):
     max_loading_percent: float = Field(100.0, gt=0, description="Limit for a restoring tie.")
     repair: bool = Field(True, description="Send a crew to repair, then return to normal.")
 
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: object) -> object:
-        return "off" if value is False else value
-
 
 class LoadManagementSpec(Strict):
-    mode: Literal["off", "advisory", "direct"] = Field(
+    mode: Mode = Field(
         "off", description="direct: carry out the switching plan; advisory: record it.")
     max_loading_percent: float = Field(100.0, gt=0, description="Overload limit.")
     hold: Seconds = Field(900.0, description="After a plan, look again this much later.")
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: object) -> object:
-        return "off" if value is False else value
 
 
 class DMSSpec(Strict):

@@ -74,6 +74,7 @@ class FlisrController:
         self.wake_s: float | None = None
         self._resend: list[Decision] = []
         self._stages: list[list[tuple[int, str]]] = []
+        self._stop_reason = ""
 
     # ---------------------------------------------------------------- naming
     def name(self, table: str, idx: int) -> str:
@@ -130,6 +131,13 @@ class FlisrController:
             for d in again:
                 inc.waiting[self._key(d)] = d
             return again
+        if self.phase == "stopped":
+            self.phase = "idle"
+            if inc is not None:  # say it once, then wait for the next trip
+                self.incident = None
+                return [Decision(t_s, "flisr", "none", f"switch:{self.name('switch', inc.breaker)}",
+                                 None, "advisory", f"FLISR stopped: {self._stop_reason}; the "
+                                 f"operator takes over.", {"breaker": self.name("switch", inc.breaker)})]
         if self.phase == "idle":
             report = self._trip_report(telemetry)
             if report is None:
@@ -310,6 +318,8 @@ class FlisrController:
             self._resend.append(decision)
         else:
             self.phase = "stopped"  # a human has to take over; said in the records
+            self._stop_reason = (f"{decision.target} did not switch twice "
+                                 f"({outcome.get('status')}: {outcome.get('reason') or 'no reason given'})")
 
 
 def _names(items) -> str:
