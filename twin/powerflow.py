@@ -81,6 +81,8 @@ class GridModel:
         self.protection = protection
         self._needs_full = True  # first solve, and after topology changes or failures
         self._live_buses: set[int] | None = None  # None: to be found (topology changed)
+        self._supplied = np.zeros(0, bool)          # per load, with _live_buses
+        self._no_flags: dict[str, np.ndarray] = {}  # all-False flags without protection
         self._taps_changed = False
         self.positions = {t: {int(i): k for k, i in enumerate(net[t].index)} for t in
                           (*RESULT_SPEC, "switch")}
@@ -237,18 +239,19 @@ class GridModel:
         for table, attr in FLAG_ATTRS[:3]:
             index = net[table].index
             if p is None:
-                r[table][attr] = np.zeros(len(index), dtype=bool)
+                r[table][attr] = self._no_flags.setdefault(table, np.zeros(len(index), bool))
             elif table == "switch":
                 r[table][attr] = np.fromiter((int(i) in p.tripped for i in index), bool, len(index))
             else:
                 r[table][attr] = np.fromiter((p.fpi_flag(table, int(i)) for i in index), bool,
                                              len(index))
-        if self._live_buses is None:
+        load = net.load
+        if self._live_buses is None:  # the topology changed: whose supply did?
             graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
             self._live_buses = live_buses(net, graph)
-        load = net.load
-        r["load"]["supplied"] = load["in_service"].to_numpy(dtype=bool) & np.fromiter(
-            (int(b) in self._live_buses for b in load["bus"]), bool, len(load))
+            self._supplied = load["in_service"].to_numpy(dtype=bool) & np.fromiter(
+                (int(b) in self._live_buses for b in load["bus"]), bool, len(load))
+        r["load"]["supplied"] = self._supplied
         # what each load would draw: its energy is not supplied while it is cut off
         r["load"]["p_demand_mw"] = (load["p_mw"].to_numpy(dtype=float)
                                     * load["scaling"].to_numpy(dtype=float)
