@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from twin.recording.files import read_measurement
 from twin.runner import run_scenario

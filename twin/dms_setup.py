@@ -84,7 +84,8 @@ def _load_manager(scenario: Scenario, net) -> LoadManager | None:
     return LoadManager(LoadManagementSettings(
         mode=spec.mode, max_loading_percent=spec.max_loading_percent,
         vm_min_pu=scenario.kpis.voltage_band_pu[0], hold_s=spec.hold,
-        manual_switches=frozenset(scenario.devices.manual_switches)), copy.deepcopy(net))
+        manual_switches=frozenset(scenario.devices.manual_switches)), copy.deepcopy(net),
+        check=_switchgear_check(scenario, net))
 
 
 def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:
@@ -98,16 +99,21 @@ def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:
     return ratings
 
 
+def _switchgear_check(scenario: Scenario, net):
+    """check(proposed net) → sentences for every switch its fault currents would exceed."""
+    ratings = switchgear_ratings(scenario, net)
+
+    def check(proposed) -> list[str]:
+        return [c.reason for c in short_circuit_report(proposed, ratings).violations]
+
+    return check
+
+
 def _flisr(scenario: Scenario, net) -> FlisrController | None:
     spec = scenario.dms.flisr
     if spec.mode == "off":
         return None
-    ratings = switchgear_ratings(scenario, net)
-
-    def check(proposed) -> list[str]:
-        # the proposed topology's fault currents against every breaker's capability
-        return [c.reason for c in short_circuit_report(proposed, ratings).violations]
-
+    check = _switchgear_check(scenario, net)
     band = scenario.kpis.voltage_band_pu
     settings = FlisrSettings(mode=spec.mode, wait_s=spec.wait, vm_min_pu=band[0],
                              vm_max_pu=band[1], max_loading_percent=spec.max_loading_percent,

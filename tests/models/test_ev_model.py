@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from twin.models.ev import (
-    E_TOL_MWH,
     PATTERNS,
     EVFleet,
     EVFleetSpec,

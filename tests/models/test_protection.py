@@ -92,3 +92,18 @@ def test_closing_onto_the_fault_trips_again_until_repaired():
     net.switch.at[sw["Breaker 2"], "closed"] = True
     prot.switch_closed(sw["Breaker 2"])
     assert prot.settle(net, 30.0) == [] and not prot.tripped
+
+
+def test_every_fault_type_trips_and_fault_resistance_lowers_the_current():
+    currents = {}
+    for kind, r_ohm in (("3ph", 0.0), ("2ph", 0.0), ("1ph", 0.0), ("3ph", 2.0)):
+        net, prot, sw, line = setup()
+        events = prot.inject(net, Fault("F", line["Line L1-L2"], fault_type=kind, r_ohm=r_ohm),
+                             0.0)
+        trip = next(e for e in events if e.kind == "trip")
+        assert trip.element == f"switch:{sw['Breaker 2']}", kind
+        currents[(kind, r_ohm)] = trip.fields["i_fault_ka"]
+    # IEC 60909: I"k2 = √3/2 · I"k3 on the same impedances; a fault resistance lowers it
+    assert currents[("2ph", 0.0)] / currents[("3ph", 0.0)] < 0.9
+    assert currents[("3ph", 2.0)] < currents[("3ph", 0.0)]
+    assert currents[("1ph", 0.0)] > 0

@@ -5,13 +5,16 @@ limit starts a search for a radial configuration that brings every loading withi
 limit at the lowest losses (:func:`twin.dms.reconfiguration.minimize_losses`). The plan is
 carried out in stages that never close a loop (:func:`twin.dms.flisr.switching_sequence`):
 a switch opens just before the tie that takes its area over closes, so each area is off
-for one switching time. ``advisory`` records the plan; ``direct`` also sends it.
+for one switching time. A plan whose topology would put a switch's fault currents above its
+ratings (the short-circuit check) is refused. ``advisory`` records the plan; ``direct``
+also sends it.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import pandapower as pp
 
@@ -34,8 +37,10 @@ class LoadManagementSettings:
 class LoadManager:
     """Watches estimated loadings and plans (and, in direct mode, carries out) switching."""
 
-    def __init__(self, settings: LoadManagementSettings, net: pp.pandapowerNet):
+    def __init__(self, settings: LoadManagementSettings, net: pp.pandapowerNet,
+                 check: Callable[[pp.pandapowerNet], list[str]] | None = None):
         self.settings = settings
+        self.check = check  # the plan's topology against the switchgear ratings
         self.sections = build_sections(net)
         self.names = {t: element_names(net, t) for t in ("switch", "line", "trafo")}
         self.index = {t: {int(i): k for k, i in enumerate(net[t].index)}
@@ -89,6 +94,15 @@ class LoadManager:
             target[self.by_name[name]] = False
         for name in plan.close:
             target[self.by_name[name]] = True
+        if self.check is not None:
+            proposed = copy.deepcopy(model)
+            proposed.switch["closed"] = [target[int(i)] for i in proposed.switch.index]
+            violations = self.check(proposed)
+            if violations:
+                return [Decision(t_s, "load_management", "none", over[0][0], None, "advisory",
+                                 f"{worst} (estimated): the plan (open {', '.join(plan.open)};"
+                                 f" close {', '.join(plan.close)}) is refused: "
+                                 f"{'; '.join(violations[:2])}.", inputs)]
         stages = switching_sequence(self.sections, target, switch_states(model))
         moves = f"open {', '.join(plan.open)}; close {', '.join(plan.close)}"
         summary = Decision(

@@ -145,6 +145,10 @@ def prepare_for_sc(net: pp.pandapowerNet) -> None:
         _fill(ln, "c0_nf_per_km", c0_per_c1 * ln["c_nf_per_km"].to_numpy(dtype=float))
     tr = net.trafo
     if len(tr):
+        if "vector_group" in tr.columns:
+            # a std_type's "YNd5" (phase-shift number) is not read, as said above
+            named = tr["vector_group"].astype(str).str.contains(r"\d", regex=True)
+            tr.loc[named, "vector_group"] = np.nan
         _fill(tr, "vector_group", VECTOR_GROUP)
         _fill(tr, "vk0_percent", tr["vk_percent"].to_numpy(dtype=float))
         _fill(tr, "vkr0_percent", tr["vkr_percent"].to_numpy(dtype=float))
