@@ -49,7 +49,9 @@ FLAG_ATTRS = (("switch", "tripped"), ("line", "fault_passed"), ("trafo", "fault_
 def snapshot_attrs(table: str) -> set[str]:
     """Attributes of ``table`` in :meth:`GridModel.snapshot`."""
     results = set(RESULT_SPEC[table][1]) if table in RESULT_SPEC else set()
-    extra = {a for t, a in FLAG_ATTRS if t == table} | ({"p_demand_mw"} if table == "load" else set())
+    extra = {a for t, a in FLAG_ATTRS if t == table}
+    if table == "load":
+        extra.add("p_demand_mw")
     return results | extra | {a for t, a, _c, _d in STATE_ATTRS if t == table}
 
 

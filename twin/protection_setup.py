@@ -19,8 +19,9 @@ def rated_current_ka(net: pp.pandapowerNet, switch: int) -> float:
     if et == "t":
         side = "hv" if int(net.trafo.at[element, "hv_bus"]) == int(bus) else "lv"
         return trafo_rated_ka(net, int(element), side)
-    raise ScenarioError(f"protection: switch {element_names(net, 'switch')[list(net.switch.index).index(switch)]} "
-                        f"connects two buses; a relay needs a line or trafo breaker")
+    name = element_names(net, "switch")[list(net.switch.index).index(switch)]
+    raise ScenarioError(f"protection: switch {name} connects two buses; a relay needs a line "
+                        f"or trafo breaker")
 
 
 def trafo_rated_ka(net: pp.pandapowerNet, trafo: int, side: str = "hv") -> float:
@@ -28,8 +29,8 @@ def trafo_rated_ka(net: pp.pandapowerNet, trafo: int, side: str = "hv") -> float
                  / (math.sqrt(3) * net.trafo.at[trafo, f"vn_{side}_kv"]))
 
 
-def plan_protection(scenario: Scenario,
-                    net: pp.pandapowerNet) -> tuple[Protection | None, tuple[tuple[int, Fault], ...]]:
+def plan_protection(scenario: Scenario, net: pp.pandapowerNet
+                    ) -> tuple[Protection | None, tuple[tuple[int, Fault], ...]]:
     """The grid's protection and the faults at their ticks; (None, []) without faults (the
     protection then has nothing to do and the grid skips it)."""
     if not scenario.faults:

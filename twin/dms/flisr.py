@@ -89,7 +89,8 @@ def build_sections(net: pp.pandapowerNet) -> Sections:
     fixed.add_nodes_from(g.nodes)
     fixed.add_edges_from((u, v) for u, v, d in g.edges(data=True) if d["switch"] is None)
     section = {n: k for k, comp in enumerate(nx.connected_components(fixed)) for n in comp}
-    sources = frozenset(("bus", int(b)) for b in net.ext_grid.bus[net.ext_grid.in_service.astype(bool)])
+    slack = net.ext_grid.bus[net.ext_grid.in_service.astype(bool)]
+    sources = frozenset(("bus", int(b)) for b in slack)
     return Sections(g, section, switch_edge, sources)
 
 
@@ -188,7 +189,10 @@ def locate(net: pp.pandapowerNet, sec: Sections, breaker: int,
     def distance(key) -> int:
         return min(near.get(n, 1 << 30) for n in edges[key])
 
-    for key in sorted(indicators, key=lambda k: (-distance(k) if indicators[k] else distance(k), k)):
+    def order(key) -> tuple:
+        return (-distance(key) if indicators[key] else distance(key), key)
+
+    for key in sorted(indicators, key=order):
         table, idx = key
         if edges[key] & dead_nodes or indicators[key]:
             (saw if indicators[key] else no).append(names[table][pos[table][idx]])
@@ -307,8 +311,7 @@ def restoration(net: pp.pandapowerNet, sec: Sections, location: FaultLocation,
             break
     live = live_sections(sec, closed)
     buses = {n[1] for n in sec.graph if n[0] == "bus"}
-    restored = sorted(x for x in buses if ("bus", x) in sec.section
-                      and sec.section[("bus", x)] in live and sec.section[("bus", x)] in dead_before)
+    restored = sorted(x for x in buses if sec.section[("bus", x)] in live & dead_before)
     unrestored = sorted(x for x in buses if sec.section[("bus", x)] in dead_before
                         and sec.section[("bus", x)] not in live)
     return Restoration(tuple(plan), tuple(restored), tuple(unrestored), checks, reasons,

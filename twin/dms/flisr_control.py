@@ -135,9 +135,10 @@ class FlisrController:
             self.phase = "idle"
             if inc is not None:  # say it once, then wait for the next trip
                 self.incident = None
-                return [Decision(t_s, "flisr", "none", f"switch:{self.name('switch', inc.breaker)}",
-                                 None, "advisory", f"FLISR stopped: {self._stop_reason}; the "
-                                 f"operator takes over.", {"breaker": self.name("switch", inc.breaker)})]
+                b = self.name("switch", inc.breaker)
+                return [Decision(t_s, "flisr", "none", f"switch:{b}", None, "advisory",
+                                 f"FLISR stopped: {self._stop_reason}; the operator takes "
+                                 f"over.", {"breaker": b})]
         if self.phase == "idle":
             report = self._trip_report(telemetry)
             if report is None:
@@ -149,20 +150,25 @@ class FlisrController:
             self.handled.add(report)
             if row["value"] < 0.5:
                 return []
-            return self._start(t_s, report, telemetry, model())
-        if inc is None or inc.waiting:
-            return []
-        if self.phase == "isolating":
-            return self._restore(t_s, model())
-        if self.phase == "restoring":
-            return self._repair(t_s)
-        if self.phase == "repairing":
-            return self._normalise(t_s, model())
-        if self.phase == "normalising":
-            if self._stages:
-                return self._next_stage(t_s)
-            self.phase, self.incident = "idle", None
-        return []
+            out = self._start(t_s, report, telemetry, model())
+        else:
+            out = []
+        # each phase goes on when its commands are done (at once if it sent none)
+        while self.incident is not None and not self.incident.waiting:
+            phase = self.phase
+            if phase == "isolating":
+                out += self._restore(t_s, model())
+            elif phase == "restoring":
+                out += self._repair(t_s)
+            elif phase == "repairing":
+                out += self._normalise(t_s, model())
+            elif phase == "normalising" and self._stages:
+                out += self._next_stage(t_s)
+            elif phase == "normalising":
+                self.phase, self.incident = "idle", None
+            if self.phase == phase:
+                break
+        return out
 
     def _start(self, t_s: float, report: tuple[int, float], telemetry: dict,
                net: pp.pandapowerNet) -> list[Decision]:
@@ -190,8 +196,6 @@ class FlisrController:
             decisions.append(self._switch(t_s, sw, "open_switch",
                                           f"isolates the faulted section ({_names(buses)}) "
                                           f"on its boundary", inc))
-        if not inc.opened:
-            inc.opened = []
         self.phase = "isolating"
         return self._advance_if_advisory(t_s, decisions, net)
 
@@ -239,8 +243,8 @@ class FlisrController:
             names = [self.name("bus", b) for b in res.unrestored_buses]
             detail = "; ".join(f"{self.name('switch', sw)}: {_refusal(f, self.settings)}"
                                for sw, f in sorted(refused.items()))
-            decisions.append(Decision(t_s, "flisr", "none", f"switch:{self.name('switch', inc.breaker)}",
-                                      None, "advisory", f"{_names(names)} stay off until "
+            b = self.name("switch", inc.breaker)
+            decisions.append(Decision(t_s, "flisr", "none", f"switch:{b}", None, "advisory", f"{_names(names)} stay off until "
                                       f"the repair: no tie can carry them ({detail}).",
                                       {"unrestored": len(names)}))
         self.phase = "restoring"
@@ -318,8 +322,9 @@ class FlisrController:
             self._resend.append(decision)
         else:
             self.phase = "stopped"  # a human has to take over; said in the records
+            why = outcome.get("reason") or "no reason given"
             self._stop_reason = (f"{decision.target} did not switch twice "
-                                 f"({outcome.get('status')}: {outcome.get('reason') or 'no reason given'})")
+                                 f"({outcome.get('status')}: {why})")
 
 
 def _names(items) -> str:

@@ -193,8 +193,8 @@ class Protection:
 
     def _tripping_relay(self, net, graph, fault: Fault, cur: FaultCurrents) -> Relay | None:
         closed = net.switch["closed"]
-        candidates = [r for r in self.settings.relays.values()
-                      if bool(closed.at[r.switch]) and cur.switch_ka.get(r.switch, 0.0) > r.pickup_ka]
+        candidates = [r for r in self.settings.relays.values() if bool(closed.at[r.switch])
+                      and cur.switch_ka.get(r.switch, 0.0) > r.pickup_ka]
         if not candidates:
             return None
         ends = (int(net.line.at[fault.line, "from_bus"]), int(net.line.at[fault.line, "to_bus"]))
