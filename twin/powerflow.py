@@ -14,7 +14,8 @@ import numpy as np
 import pandapower as pp
 import pandapower.topology as top
 
-from twin.models.protection import Fault, Protection, ProtectionEvent, live_buses
+from twin.iec60909 import live_buses
+from twin.models.protection import Fault, Protection, ProtectionEvent
 
 #: Per element table: the result table and, for each output attribute, its result column.
 RESULT_SPEC: dict[str, tuple[str, dict[str, str]]] = {

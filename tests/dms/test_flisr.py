@@ -140,7 +140,8 @@ def test_every_single_line_fault_on_cigre(line):
 
 
 def _energised(net, line) -> bool:
-    from twin.models.protection import _energised as energised, live_buses
+    from twin.iec60909 import live_buses
+    from twin.models.protection import line_energised as energised
 
     g = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
     return energised(net, line, live_buses(net, g))

@@ -8,7 +8,7 @@ seconds since the run start.
 Rules
 -----
 Fault currents
-    IEC 60909 initial short-circuit currents (:func:`twin.dms.short_circuit.fault_currents`,
+    IEC 60909 initial short-circuit currents (:func:`twin.iec60909.fault_currents`,
     case "max") of the fault at its place on the line, in the topology of the moment.
 Which relay trips
     Of the relays whose breaker is closed and carries more than their pick-up, the one
@@ -35,7 +35,7 @@ import networkx as nx
 import pandapower as pp
 import pandapower.topology as top
 
-from twin.dms.short_circuit import FaultCurrents, fault_currents
+from twin.iec60909 import FaultCurrents, fault_currents, live_buses
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Protection:
             graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
             live = live_buses(net, graph)
             fault = next((f for line, f in sorted(self.faults.items())
-                          if line not in self._unclearable and _energised(net, line, live)),
+                          if line not in self._unclearable and line_energised(net, line, live)),
                          None)
             if fault is None:
                 break
@@ -180,7 +180,7 @@ class Protection:
         graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
         live = live_buses(net, graph)
         for line, fault in sorted(self.faults.items()):
-            if not fault.permanent and not _energised(net, line, live):
+            if not fault.permanent and not line_energised(net, line, live):
                 del self.faults[line]
                 events.append(ProtectionEvent(t_s, "cleared", f"line:{line}", {"name": fault.name}))
         return events
@@ -230,16 +230,7 @@ class Protection:
         return (table, idx) in self.fpi_since
 
 
-def live_buses(net: pp.pandapowerNet, graph: nx.MultiGraph) -> set[int]:
-    """Buses connected to an in-service ext_grid."""
-    live: set[int] = set()
-    for bus in net.ext_grid.bus[net.ext_grid.in_service.astype(bool)]:
-        if int(bus) in graph and int(bus) not in live:
-            live |= nx.node_connected_component(graph, int(bus))
-    return live
-
-
-def _energised(net: pp.pandapowerNet, line: int, live: set[int]) -> bool:
+def line_energised(net: pp.pandapowerNet, line: int, live: set[int]) -> bool:
     """Whether ``line`` is connected to a source at either end (a line with an open switch
     at one end is still live from the other)."""
     if not bool(net.line.at[line, "in_service"]):
