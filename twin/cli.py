@@ -66,6 +66,10 @@ def run(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a scenario key, e.g. --set dms.volt_var.mode=direct."),
+    live: bool = typer.Option(False, "--live", help="Pace the run at --speed × real time, "
+                              "streaming to the store as it goes (for Grafana)."),
+    speed: float = typer.Option(1.0, "--speed", help="Live mode: simulated seconds per "
+                                "wall-clock second."),
 ) -> None:
     """Run a scenario and write its run directory."""
     from twin.runner import run_scenario  # heavy imports only when running
@@ -81,7 +85,8 @@ def run(
             summary = run_scenario(scenario, out=out, until=until,
                                    record=record.value if record else None,
                                    influx_url=influx_url, overrides=set_ or None,
-                                   progress_factory=_progress_factory(progress))
+                                   progress_factory=_progress_factory(progress),
+                                   speed=speed if live else None)
     except ScenarioError as exc:
         _fail(str(exc))
         return
@@ -117,6 +122,13 @@ def _print_summary(summary) -> None:
          f"{k['crew_jobs']}"),
         ("non-converged steps", str(k["non_converged_steps"])),
     ]
+    if k.get("customers_interrupted"):
+        rows.append(("customers interrupted, SAIDI [min], ENS [MWh]",
+                     f"{k['customers_interrupted']:,}, {num(k['saidi_min'], '.2f')}, "
+                     f"{num(k['energy_not_supplied_mwh'], '.3f')}"))
+    if k.get("switching_operations") or k.get("protection_trips"):
+        rows.append(("switching operations, protection trips",
+                     f"{k['switching_operations']}, {k['protection_trips']}"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -124,6 +136,10 @@ def _print_summary(summary) -> None:
         f"{info['grid_steps']} grid steps, {info['grid_solves']} power flows, "
         f"{info['points_recorded']:,} points in {info['wall_time_s']:.1f} s "
         f"(speed-up {info['speed_up']}×)")
+    live = info.get("live")
+    if live:
+        console.print(f"live at {live['speed']:g}× real time: lag mean {live['lag_mean_s']:.3f} s, "
+                      f"p99 {live['lag_p99_s']:.3f} s, max {live['lag_max_s']:.3f} s")
     rec = summary.recording
     if rec.get("spilled"):
         console.print(f"[bold yellow]warning:[/] {rec['summary']}")

@@ -21,7 +21,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from twin.live import LagMeter, live_progress
 from twin.recording.factory import open_recording
+from twin.recording.schema import Point
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
 from twin.timebase import parse_duration_s
 from twin.world import RunOutcome, WorldHandles, prepare, run_world
@@ -81,8 +83,10 @@ def run_scenario(
     progress_factory: Callable[[Scenario, int], Callable[[int], None]] | None = None,
     hook: Callable[[WorldHandles], None] | None = None,
     overrides: list[str] | None = None,
+    speed: float | None = None,
 ) -> RunSummary:
-    """Run a scenario file; ScenarioError for anything wrong with the input."""
+    """Run a scenario file; ScenarioError for anything wrong with the input. ``speed``:
+    live mode, paced at that many simulated seconds per wall-clock second."""
     scenario_file = Path(scenario_file)
     scenario = load_scenario(scenario_file, overrides)
     until_s = None
@@ -110,11 +114,20 @@ def run_scenario(
     recording = open_recording(kind, influx, run_dir)
     until_ticks = scenario.clock.ticks(until_s or scenario.duration)
     progress = progress_factory(scenario, until_ticks) if progress_factory else None
+    meter = None
+    if speed is not None:
+        meter = LagMeter(speed)
+        live = live_progress(meter, scenario.clock.seconds,
+                             getattr(recording.store, "flush", None), then=progress)
     try:
-        outcome = run_world(prep, recording.store, run_id, until_s=until_s, progress=progress,
-                            hook=hook)
+        outcome = run_world(prep, recording.store, run_id, until_s=until_s,
+                            progress=live if meter is not None else progress, hook=hook,
+                            speed=speed)
         if progress is not None:
             progress(outcome.ticks)  # the last recorded step is one step before the end
+        if meter is not None:  # the lag statistics are a point of the run too
+            recording.store.write([Point("live", scenario.clock.time_ns(outcome.ticks),
+                                         {"run": run_id, "element": "run"}, meter.stats())])
     finally:
         report = recording.close()
 
@@ -145,6 +158,7 @@ def run_scenario(
         "wall_time_s": round(outcome.wall_time_s, 3),
         "speed_up": round(simulated_s / outcome.wall_time_s, 1) if outcome.wall_time_s else None,
         "recording": rec_info,
+        **({"live": meter.stats()} if meter is not None else {}),
         "events": [{"time_ns": e.time_ns, **e.tags, **e.fields} for e in outcome.events[:100]],
         "versions": versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -184,8 +184,10 @@ class _Wiring:
 
 def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
               progress: Callable[[int], None] | None = None,
-              hook: Callable[[WorldHandles], None] | None = None) -> RunOutcome:
-    """Build the mosaik world for ``prep`` and run it, recording into ``store``."""
+              hook: Callable[[WorldHandles], None] | None = None,
+              speed: float | None = None) -> RunOutcome:
+    """Build the mosaik world for ``prep`` and run it, recording into ``store``; with
+    ``speed``, paced at that many simulated seconds per wall-clock second."""
     sc = prep.scenario
     clock = sc.clock
     until_ticks = clock.ticks(until_s if until_s is not None else sc.duration)
@@ -230,7 +232,10 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            world.run(until=until_ticks, print_progress=False)  # shuts down when it ends
+            # (shuts down when it ends; in live mode late steps only warn, ignored above:
+            # the lag is measured and reported by the caller)
+            world.run(until=until_ticks, print_progress=False,
+                      rt_factor=1.0 / speed if speed else None, rt_strict=False)
     except BaseException:
         _shutdown(world)  # a failing simulator leaves the world running otherwise
         raise

@@ -197,6 +197,13 @@ class ResilientWriter:
             del self._buffer[: self.batch_size]
             self._put(batch)
 
+    def flush(self) -> None:
+        """Hand what is buffered to the background thread now, a short batch if need be
+        (live mode: the data should reach the server while it happens)."""
+        if self._report is None and self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._put(batch)
+
     def _put(self, item: list[Point] | None) -> None:
         # Wait in slices so a dead thread turns into an error instead of a hang.
         while True:
