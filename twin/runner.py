@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from twin.live import LagMeter, live_progress
+from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.factory import open_recording
 from twin.recording.schema import Point
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
@@ -114,13 +115,15 @@ def run_scenario(
     recording = open_recording(kind, influx, run_dir)
     until_ticks = scenario.clock.ticks(until_s or scenario.duration)
     progress = progress_factory(scenario, until_ticks) if progress_factory else None
+    annotator = annotator_from_env(os.environ)
+    store = AnnotatingStore(recording.store, annotator) if annotator else recording.store
     meter = None
     if speed is not None:
         meter = LagMeter(speed)
-        live = live_progress(meter, scenario.clock.seconds,
-                             getattr(recording.store, "flush", None), then=progress)
+        live = live_progress(meter, scenario.clock.seconds, getattr(store, "flush", None),
+                             then=progress)
     try:
-        outcome = run_world(prep, recording.store, run_id, until_s=until_s,
+        outcome = run_world(prep, store, run_id, until_s=until_s,
                             progress=live if meter is not None else progress, hook=hook,
                             speed=speed)
         if progress is not None:
@@ -159,6 +162,7 @@ def run_scenario(
         "speed_up": round(simulated_s / outcome.wall_time_s, 1) if outcome.wall_time_s else None,
         "recording": rec_info,
         **({"live": meter.stats()} if meter is not None else {}),
+        **({"grafana_annotations": annotator.summary()} if annotator is not None else {}),
         "events": [{"time_ns": e.time_ns, **e.tags, **e.fields} for e in outcome.events[:100]],
         "versions": versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
