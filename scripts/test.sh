@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Install Debian's influxdb if needed, start it on a free loopback port with its data in a
-# temp dir, run the whole pytest suite against it, and stop it whatever happens.
+# Install Debian's influxdb (and chromium, for the report test) if needed, start influxd on a
+# free loopback port with its data in a temp dir, run the whole pytest suite against it, and
+# stop it whatever happens.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-.venv}
 cd "$here"
 
-if ! command -v influxd >/dev/null 2>&1; then
-  echo "installing Debian's influxdb ..."
+# Debian packages the tests need: influxdb (the real server), chromium (renders report.html)
+missing=()
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian's ${missing[*]} ..."
   sudo_=""
   [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq influxdb >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 influx_dir=$(mktemp -d)

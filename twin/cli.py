@@ -144,7 +144,20 @@ def _print_summary(summary) -> None:
     if rec.get("spilled"):
         console.print(f"[bold yellow]warning:[/] {rec['summary']}")
     console.print(f"recorded to {rec['target']}")
-    console.print(f"results in [bold]{summary.run_dir}[/] (kpis.json, run.json, store/)")
+    console.print(f"results in [bold]{summary.run_dir}[/] (report.html, kpis.json, run.json, store/)")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run directory (twin run --out DIR).")) -> None:
+    """(Re)build RUN_DIR/report.html from the run's files."""
+    from twin.report import RunDirectoryError, write_report
+
+    try:
+        path = write_report(run_dir)
+    except RunDirectoryError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report: {path}", highlight=False)
 
 
 @app.command()

@@ -5,12 +5,14 @@ Run directory layout::
     <run_dir>/scenario.yaml   copy of the scenario as given
     <run_dir>/run.json        versions, seed, wall time, steps, speed-up, recording outcome
     <run_dir>/kpis.json       the KPIs (deterministic: same scenario + seed ⇒ same file)
+    <run_dir>/report.html     the report: plots, decisions, KPIs (self-contained, offline)
     <run_dir>/store/          the file store (or the spill of an unreachable InfluxDB)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -25,6 +27,7 @@ from twin.live import LagMeter, live_progress
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.factory import open_recording
 from twin.recording.schema import Point
+from twin.report import write_report
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
 from twin.timebase import parse_duration_s
 from twin.world import RunOutcome, WorldHandles, prepare, run_world
@@ -169,6 +172,11 @@ def run_scenario(
     }
     _write_json(run_dir / "run.json", run_info)
     _write_json(run_dir / "kpis.json", outcome.kpis)
+    try:
+        write_report(run_dir)  # run_dir/report.html, self-contained
+    except Exception as exc:  # the data are written; a report that fails must not lose them
+        logging.getLogger(__name__).warning("report.html not written: %s (rebuild it with "
+                                            "`twin report %s`)", exc, run_dir)
     return RunSummary(run_dir, run_id, scenario, outcome, rec_info, run_info)
 
 
