@@ -226,3 +226,13 @@ class KpiAccumulator:
 
 def _finite(x: float) -> float | None:
     return round(x, 9) if math.isfinite(x) else None
+
+
+def kpi_point(run_id: str, kpis: dict[str, object], time_ns: int) -> Point:
+    """The run's numeric KPIs as one ``kpi`` point at the run's end (all floats, so a KPI
+    that is an integer in one run and fractional in another keeps one InfluxDB field type),
+    tags ``run`` and ``element`` = ``run``: what dashboards read for indices that InfluxQL
+    cannot compute (SAIDI needs the customers per load)."""
+    fields = {k: float(v) for k, v in kpis.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return Point("kpi", time_ns, {"run": run_id, "element": "run"}, fields)

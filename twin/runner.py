@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from twin.kpis import kpi_point
 from twin.live import LagMeter, live_progress
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.factory import open_recording
@@ -131,9 +132,14 @@ def run_scenario(
                             speed=speed)
         if progress is not None:
             progress(outcome.ticks)  # the last recorded step is one step before the end
-        if meter is not None:  # the lag statistics are a point of the run too
-            recording.store.write([Point("live", scenario.clock.time_ns(outcome.ticks),
-                                         {"run": run_id, "element": "run"}, meter.stats())])
+        # the run's own points at its end: the KPIs (dashboards read them), the live lag
+        end_ns = scenario.clock.time_ns(outcome.ticks)
+        extra = [kpi_point(run_id, outcome.kpis, end_ns)]
+        if meter is not None:
+            extra.append(Point("live", end_ns, {"run": run_id, "element": "run"},
+                               meter.stats()))
+        recording.store.write(extra)
+        outcome.points_recorded += len(extra)
     finally:
         report = recording.close()
 
