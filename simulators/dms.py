@@ -117,12 +117,16 @@ class DMSSim(mosaik_api_v3.Simulator):
             if lm is not None and result.se is not None and (
                     plan.flisr is None or plan.flisr.phase == "idle"):
                 self._issue(lm.on_estimate(t_s, result.se, forecast_model(
-                    plan.state, t_s, load_factor, sgen_factor, plan.settings)))
+                    plan.state, t_s, load_factor, sgen_factor, plan.settings,
+                    model=result.model)))
             while self.next_cycle <= time:
                 self.next_cycle += plan.cycle_ticks
         if plan.switchgear is not None and (cycle or any(outcomes.values())):
-            model = believed_topology(plan.state,
-                                      telemetry_frame(list(plan.state.telemetry.values())))
+            # the cycle's topology (it already holds this step's outcomes)
+            model = result.model if cycle else None
+            if model is None:
+                model = believed_topology(plan.state,
+                                          telemetry_frame(list(plan.state.telemetry.values())))
             records, decisions = plan.switchgear.check(t_s, model)
             self.records.extend(records)
             self._issue(decisions)

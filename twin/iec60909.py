@@ -310,22 +310,18 @@ def fault_currents(net: pp.pandapowerNet, line: int, position: float = 0.5,
     trafo_ka = {t: float(hv[t]) for t in trafos}
 
     switch_ka: dict[int, float] = {}
+    # per switch kind: the elements carrying current, the column of the end the first
+    # currents belong to, the currents at that end and at the other
+    sides = {"l": (lines, net.line["from_bus"], at_from, at_to),
+             "t": (trafos, net.trafo["hv_bus"], hv, lv)}
     for sw, bus, element, et in zip(closed.index, closed.bus, closed.element, closed.et):
         element = int(element)
-        if et == "l":
-            if element not in lines:
-                current = 0.0
-            elif int(bus) == int(net.line.at[element, "from_bus"]):
-                current = at_from[element]
-            else:
-                current = at_to[element]
+        live, first_end, at_first, at_other = sides[et]
+        if element not in live:
+            current = 0.0
         else:
-            if element not in trafos:
-                current = 0.0
-            elif int(bus) == int(net.trafo.at[element, "hv_bus"]):
-                current = hv[element]
-            else:
-                current = lv[element]
+            current = at_first[element] if int(bus) == int(first_end.at[element]) \
+                else at_other[element]
         switch_ka[int(sw)] = float(current)
     return result(ikss, line_ka, trafo_ka, switch_ka)
 

@@ -29,6 +29,25 @@ def trafo_rated_ka(net: pp.pandapowerNet, trafo: int, side: str = "hv") -> float
                  / (math.sqrt(3) * net.trafo.at[trafo, f"vn_{side}_kv"]))
 
 
+def protection_settings(net: pp.pandapowerNet, relays: dict[int, Relay] | None = None,
+                        pickup_factor: float = 2.0, fpi_pickup_factor: float = 2.0,
+                        fpi_reset_s: float = 600.0,
+                        reclose_dead_time_s: float | None = None) -> ProtectionSettings:
+    """Relays (default: one on every line or trafo circuit breaker, pick-up
+    ``pickup_factor`` × its rated current) and an indicator on every line and trafo (pick-up
+    ``fpi_pickup_factor`` × rated current)."""
+    if relays is None:
+        breakers = [int(i) for i in net.switch.index[net.switch["type"] == "CB"]]
+        relays = {sw: Relay(sw, pickup_factor * rated_current_ka(net, sw))
+                  for sw in breakers if net.switch.at[sw, "et"] in ("l", "t")}
+    fpi = {("line", int(i)): fpi_pickup_factor * float(
+        net.line.at[i, "max_i_ka"] * net.line.at[i, "parallel"]) for i in net.line.index}
+    fpi |= {("trafo", int(i)): fpi_pickup_factor * trafo_rated_ka(net, int(i))
+            for i in net.trafo.index}
+    return ProtectionSettings(relays=relays, fpi_pickup_ka=fpi, fpi_reset_s=fpi_reset_s,
+                              reclose_dead_time_s=reclose_dead_time_s)
+
+
 def plan_protection(scenario: Scenario, net: pp.pandapowerNet
                     ) -> tuple[Protection | None, tuple[tuple[int, Fault], ...]]:
     """The grid's protection and the faults at their ticks; (None, []) without faults (the
@@ -36,24 +55,16 @@ def plan_protection(scenario: Scenario, net: pp.pandapowerNet
     if not scenario.faults:
         return None, ()
     spec = scenario.protection
-    if spec.relays == "breakers":
-        breakers = [int(i) for i in net.switch.index[net.switch["type"] == "CB"]]
-        relays = {sw: Relay(sw, spec.pickup_factor * rated_current_ka(net, sw))
-                  for sw in breakers if net.switch.at[sw, "et"] in ("l", "t")}
-    else:
+    relays = None
+    if spec.relays != "breakers":
         relays = {}
         for k, r in enumerate(spec.relays):
             sw = find_element(net, "switch", r.switch, f"protection.relays[{k}].switch")
             pickup = r.pickup_ka if r.pickup_ka is not None \
                 else spec.pickup_factor * rated_current_ka(net, sw)
             relays[sw] = Relay(sw, pickup, r.delay)
-    fpi = {("line", int(i)): spec.fpi_pickup_factor * float(
-        net.line.at[i, "max_i_ka"] * net.line.at[i, "parallel"]) for i in net.line.index}
-    fpi |= {("trafo", int(i)): spec.fpi_pickup_factor * trafo_rated_ka(net, int(i))
-            for i in net.trafo.index}
-    settings = ProtectionSettings(relays=relays, fpi_pickup_ka=fpi,
-                                  fpi_reset_s=spec.fpi_reset_after,
-                                  reclose_dead_time_s=spec.reclose_dead_time)
+    settings = protection_settings(net, relays, spec.pickup_factor, spec.fpi_pickup_factor,
+                                   spec.fpi_reset_after, spec.reclose_dead_time)
     faults = []
     clock = scenario.clock
     for k, f in enumerate(scenario.faults):

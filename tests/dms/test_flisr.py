@@ -16,17 +16,13 @@ from twin.dms.flisr import (build_sections, isolation, live_sections, locate, re
                             switching_sequence, switch_states)
 from twin.dms.short_circuit import default_ratings, short_circuit_report
 from twin.grids import find_element
-from twin.models.protection import Fault, Protection, ProtectionSettings, Relay
+from twin.models.protection import Fault, Protection
 from twin.paper_grids import create_paper_flisr_net
-from twin.protection_setup import rated_current_ka, trafo_rated_ka
+from twin.protection_setup import protection_settings
 
 
 def protection_for(net: pp.pandapowerNet) -> Protection:
-    relays = {int(s): Relay(int(s), 2.0 * rated_current_ka(net, int(s)))
-              for s in net.switch.index[net.switch.type == "CB"]}
-    fpi = {("line", int(i)): 2.0 * float(net.line.at[i, "max_i_ka"]) for i in net.line.index}
-    fpi |= {("trafo", int(i)): 2.0 * trafo_rated_ka(net, int(i)) for i in net.trafo.index}
-    return Protection(ProtectionSettings(relays=relays, fpi_pickup_ka=fpi))
+    return Protection(protection_settings(net))
 
 
 def indicators(net: pp.pandapowerNet, prot: Protection) -> dict[tuple[str, int], bool]:

@@ -7,18 +7,15 @@ from __future__ import annotations
 import pytest
 
 from twin.grids import find_element
-from twin.models.protection import Fault, Protection, ProtectionSettings, Relay
+from twin.models.protection import Fault, Protection
 from twin.paper_grids import create_paper_flisr_net
-from twin.protection_setup import rated_current_ka
+from twin.protection_setup import protection_settings
 
 
 def setup(reclose_s: float | None = None, pickup_factor: float = 2.0):
-    net = create_paper_flisr_net()
-    relays = {int(s): Relay(int(s), pickup_factor * rated_current_ka(net, int(s)))
-              for s in net.switch.index}
-    fpi = {("line", int(i)): 2.0 * float(net.line.at[i, "max_i_ka"]) for i in net.line.index}
-    prot = Protection(ProtectionSettings(relays=relays, fpi_pickup_ka=fpi, fpi_reset_s=600.0,
-                                         reclose_dead_time_s=reclose_s))
+    net = create_paper_flisr_net()  # every switch a line breaker: a relay on each
+    prot = Protection(protection_settings(net, pickup_factor=pickup_factor,
+                                          reclose_dead_time_s=reclose_s))
     sw = {n: find_element(net, "switch", n, "k") for n in
           ("Breaker 1", "Breaker 2", "Breaker 3", "Breaker 4")}
     line = {n: find_element(net, "line", n, "k") for n in

@@ -90,6 +90,9 @@ class CycleResult:
     commands: list[dict]
     records: list[dict]
     failed: str = ""
+    # the topology the cycle believed (switches, taps, capacitor steps): for what follows
+    # the cycle (load management, the switchgear check) without building it again
+    model: pp.pandapowerNet | None = None
 
 
 def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) -> dict[str, float]:
@@ -140,7 +143,7 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
     if not se.success:
         reason = se.message or "state estimation failed"
         state.failures[reason] = state.failures.get(reason, 0) + 1
-        return CycleResult(t_s, se, [], [], records, failed=reason)
+        return CycleResult(t_s, se, [], [], records, failed=reason, model=model)
     decisions: list[Decision] = []
     if settings.volt_var_mode != "off":
         vv_net = _with_forecast(model, load_factor, sgen_factor, heads, known)
@@ -150,7 +153,7 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
         stale_note = _stale_note(se)
         decisions = [_with_note(d, stale_note) for d in res.decisions]
     commands, decision_records = issue(state, decisions, settings)
-    return CycleResult(t_s, se, decisions, commands, records + decision_records)
+    return CycleResult(t_s, se, decisions, commands, records + decision_records, model=model)
 
 
 def issue(state: DMSState, decisions: list[Decision],
@@ -186,14 +189,16 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
 
 
 def forecast_model(state: DMSState, t_s: float, load_factor: np.ndarray,
-                   sgen_factor: np.ndarray, settings: CycleSettings | None = None
-                   ) -> pp.pandapowerNet:
+                   sgen_factor: np.ndarray, settings: CycleSettings | None = None,
+                   model: pp.pandapowerNet | None = None) -> pp.pandapowerNet:
     """The believed topology with the DMS's forecast of loads and generation: what
     switching plans are checked on. With ``settings``, scaled to the metered feeder heads
     and with the metered powers (the present state, for load management); without, the
-    plain forecast (after a fault the heads miss the dead part's load)."""
+    plain forecast (after a fault the heads miss the dead part's load). ``model``: the
+    believed topology if the caller has it (not changed)."""
     telemetry = telemetry_frame(list(state.telemetry.values()))
-    model = believed_topology(state, telemetry)
+    if model is None:
+        model = believed_topology(state, telemetry)
     if settings is None:
         return _with_forecast(model, load_factor, sgen_factor, {}, {})
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)

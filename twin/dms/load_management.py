@@ -129,12 +129,12 @@ class LoadManager:
                 continue
             del self.waiting[sw]
             if outcome.get("status") != "success":
-                failed.append(decision.target)
+                failed.append((decision.target, outcome.get("status")))
         if failed:
             self.stages, self.waiting = [], {}
-            return [Decision(t_s, "load_management", "none", failed[0], None, "advisory",
-                             f"Plan stopped: {', '.join(failed)} did not switch "
-                             f"({outcomes[0][1].get('status')}); the operator decides.",
+            said = ", ".join(f"{target} ({status})" for target, status in failed)
+            return [Decision(t_s, "load_management", "none", failed[0][0], None, "advisory",
+                             f"Plan stopped: {said} did not switch; the operator decides.",
                              {"failed": len(failed)})]
         if self.waiting or not self.stages:
             return []
