@@ -17,7 +17,10 @@ import pytest
 import requests
 import yaml
 
+import pandapower.networks as pn
+
 from twin import dashboards as dash
+from twin.geo import DOTS, GEO_MEASUREMENT, geo_points
 from twin.kpis import kpi_point
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +91,9 @@ def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
                            {"type": "grafana", "uid": "-- Grafana --"}), (name, ref)
         # every InfluxQL query is scoped to the chosen run and the time range
         for title, q in _panel_queries(model):
-            assert '"run" =~ /^$run$/' in q and "$timeFilter" in q, (name, title)
+            assert '"run" =~ /^$run$/' in q, (name, title)
+            # the run's geometry is recorded once, at its start: the one series without it
+            assert "$timeFilter" in q or f'FROM "{GEO_MEASUREMENT}"' in q, (name, title)
         variables = {v["name"]: v for v in model["templating"]["list"]}
         assert variables["run"]["query"] == 'SHOW TAG VALUES WITH KEY = "run"'
         # a panel id is unique, panels do not overlap and fit in 24 columns
@@ -107,18 +112,29 @@ def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
         assert "DMS decisions" in names, name
 
 
-def test_overview_network_has_every_bus_of_the_default_grid_at_its_position():
-    ctx = dash.Context.from_scenario(ROOT / dash.DEFAULT_SCENARIO)
-    assert len(ctx.buses) == 15  # CIGRE MV, all with geodata
-    net = _panel(_committed()["overview.json"], "Network: last bus voltage in the range")
+def test_overview_network_joins_the_recorded_geometry_with_last_values():
+    net = _panel(_committed()["overview.json"], dash.NETWORK_TITLE)
     assert net["type"] == "xychart"
-    found = {}
-    for t in net["targets"]:
-        m = re.search(r'\* 0 \+ ([\d.]+) AS "x_km".*\* 0 \+ ([\d.]+) AS "y_km".*'
-                      r"\"element\" = '([^']+)'", t["query"])
-        found[m.group(3)] = (float(m.group(1)), float(m.group(2)))
-    assert found == {name: (x, y) for name, x, y in ctx.buses}
-    assert found["Bus 0"] == (7.0, 16.0) and found["Bus 14"] == (10.0, 5.0)  # pandapower's CIGRE
+    assert net["transformations"] == [{"id": "joinByField", "options": {
+        "byField": "element", "mode": "outerTabular"}}]
+    assert [t["resultFormat"] for t in net["targets"]] == ["table"] * 4
+    assert all('GROUP BY "element"' in t["query"] for t in net["targets"])
+    # each series draws one kind: its y is the field twin.geo records for that kind
+    recorded = {f for p in geo_points(pn.create_cigre_network_mv(), "r", 0)
+                for f in p.fields}
+    series = {s["name"]["fixed"]: (s["x"]["matcher"]["options"], s["y"]["matcher"]["options"],
+                                   s["color"]["matcher"]["options"])
+              for s in net["options"]["series"]}
+    assert series == {"buses": ("x_km", "y_bus_km", "vm_pu"),
+                      "lines": ("x_km", "y_line_km", "line_loading_percent"),
+                      "transformers": ("x_km", "y_trafo_km", "trafo_loading_percent")}
+    assert {f for xs in series.values() for f in xs[:2]} == recorded
+    # one y scale for all kinds: Grafana keys scales by unit and range, so these must agree
+    y_props = [{p["id"]: p["value"] for p in o["properties"] if p["id"] != "custom.pointSize"
+                and p["id"] != "custom.pointShape"}
+               for o in net["fieldConfig"]["overrides"]
+               if o["matcher"]["options"] in ("y_bus_km", "y_line_km", "y_trafo_km")]
+    assert len(y_props) == 3 and all(p == y_props[0] for p in y_props)
 
 
 def test_kpi_point_keeps_numbers_as_floats():
@@ -412,7 +428,7 @@ def test_every_query_of_every_dashboard_returns_data(recorded):
                    for key, run in recorded["runs"].items()}
             if not any(got.values()):
                 empty.append(f"{name}: {where}: {query}")
-    assert n > 90
+    assert n > 80
     assert not empty, "queries without a series:\n" + "\n".join(empty)
 
 
@@ -488,3 +504,51 @@ def test_dashboard_figures_agree_with_the_run_kpis(recorded):
     row = dict(zip(kpi["columns"], kpi["values"][0]))
     for k in dash.RELIABILITY_KPIS:
         assert row[k] == pytest.approx(flisr[k], rel=1e-12), k
+
+
+def _grafana_table(series: list[dict]) -> list[dict]:
+    """A table-format InfluxQL result as Grafana builds it: one row per series and value
+    row, the GROUP BY tags as columns."""
+    return [{**s.get("tags", {}), **dict(zip(s["columns"], row))}
+            for s in series for row in s["values"]]
+
+
+@pytest.mark.influx
+def test_network_map_draws_every_element_of_the_run_with_its_value(recorded):
+    """The Overview map's four queries, joined on element as its transformation does: every
+    bus, line dot and transformer dot of the run has its recorded position and a value."""
+    from twin.grids import build_net
+    from twin.scenario import load_scenario
+
+    model = _committed()["overview.json"]
+    panel = _panel(model, dash.NETWORK_TITLE)
+    path = ROOT / "scenarios" / "flisr_cigre_mv.yaml"
+    want = {(p.tags["element"], p.tags.get("dot", "")): p.fields
+            for p in geo_points(build_net(load_scenario(path).grid, path), "r", 0)}
+    run = recorded["runs"]["flisr"]
+    geo, *values = [_grafana_table(_query(recorded, substitute(t["query"], model, run)))
+                    for t in panel["targets"]]
+    by_element = {}
+    for table in values:
+        for row in table:
+            assert row["element"] not in by_element  # one value row per element: no fan-out
+            by_element[row["element"]] = row
+    joined = [{**row, **by_element.get(row["element"], {})} for row in geo]
+    assert len(joined) == len(want) == 15 + DOTS * (15 + 2)
+    drawn = {"bus": 0, "line": 0, "trafo": 0}
+    for row in joined:
+        fields = want[(row["element"], row["dot"])]
+        for key, value in fields.items():
+            assert row[key] == pytest.approx(value)
+        kind = next(k for k in drawn if f"y_{k}_km" in fields)
+        color = {"bus": "vm_pu", "line": "line_loading_percent",
+                 "trafo": "trafo_loading_percent"}[kind]
+        assert row[color] is not None, row
+        drawn[kind] += 1
+        if kind == "bus":
+            assert 0.9 < row["vm_pu"] < 1.1
+        else:
+            assert 0.0 <= row[color] < 150.0
+    assert drawn == {"bus": 15, "line": DOTS * 15, "trafo": DOTS * 2}
+    # every element with a value is on the map (no value row left unjoined)
+    assert set(by_element) == {e for e, _dot in want}

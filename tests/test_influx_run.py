@@ -113,15 +113,17 @@ def test_influx_dying_mid_run_loses_nothing(make_scenario, tmp_path):
     spilled = read_points(run.run_dir / "store")
     assert len(spilled) == rec["points_spilled"]
 
+    reference = run_scenario(path.with_name(path.name), out=tmp_path / "ref", record="files")
     url = start()  # same data directory: what was written before the stop is still there
     try:
         db = InfluxV1Store(url, "dying")
-        written = [p for m in list_measurements(run.run_dir / "store")
+        # every measurement the run makes (the grid's positions, written at the start, went
+        # to the server only)
+        written = [p for m in list_measurements(reference.run_dir / "store")
                    for p in db.read_points(m)]
         db.close()
     finally:
         subprocess.run(["bash", str(script), "stop", str(data_dir)], check=False)
     assert len(written) == rec["points_written"]
     # together they are exactly what the recorder produced, each point once
-    reference = run_scenario(path.with_name(path.name), out=tmp_path / "ref", record="files")
     assert _comparable(written + spilled) == _comparable(read_points(reference.run_dir / "store"))

@@ -145,7 +145,7 @@ def test_report_of_the_default_scenario(default_run):
     _self_contained(page)
     assert page.count("<script") == page.count("</script>")
     assert page.count("Plotly.newPlot(") >= 6
-    for title in ("Key performance indicators", "Voltage band", "Bus voltage heatmap",
+    for title in ("Key performance indicators", "Network", "Voltage band", "Bus voltage heatmap",
                   "Line and transformer loading", "DER, EV and battery", "PV and wind",
                   "Batteries", "EV fleet", "Communication health",
                   "Telemetry latency per RTU", "Messages lost per RTU", "Reliability"):
@@ -161,6 +161,38 @@ def test_report_of_the_default_scenario(default_run):
     assert "Every load was supplied throughout the run." in page
     for rtu in ("RTU Substation", "RTU Bus 6", "RTU S1"):  # latency and loss tables
         assert page.count(f"<td>{rtu}</td>") >= 2, rtu
+
+
+def test_network_map_shows_each_elements_worst_value_at_its_position(default_run, tmp_path):
+    from twin.recording.files import read_measurement
+    from twin.report import load_run, network_figure
+
+    fig = network_figure(load_run(default_run))
+    traces = {t.name: t for t in fig.data if t.name}
+    store = default_run / "store"
+    geo = read_measurement(store, "grid_geo")
+    bus = read_measurement(store, "bus")
+    # every bus at its recorded place, coloured by the recorded voltage furthest from 1 p.u.
+    buses = traces["buses"]
+    assert len(buses.x) == 15 == (geo["kind"] == "bus").sum()
+    worst = {e: g.loc[(g["vm_pu"] - 1).abs().idxmax(), "vm_pu"] for e, g in bus.groupby("element")}
+    for text, colour in zip(buses.hovertext, buses.marker.color):
+        name = text.split(":")[0]
+        assert colour == pytest.approx(worst[name], abs=5e-5), name
+    assert min(buses.marker.color) == pytest.approx(json.loads(
+        (default_run / "kpis.json").read_text())["vm_min_pu"], abs=5e-5)
+    # lines and trafos: a dot every ninth of their length, coloured by their peak loading
+    dots = traces["lines, transformers"]
+    peaks = pd.concat([read_measurement(store, m) for m in ("line", "trafo")]).groupby(
+        "element")["loading_percent"].max().dropna()
+    assert len(dots.x) == 9 * len(peaks)
+    for text, colour in zip(dots.hovertext, dots.marker.color):
+        assert colour == pytest.approx(peaks[text.split(":")[0]], abs=0.05)
+    # a run without positions has no map (older runs, grids without geodata)
+    copy = shutil.copytree(default_run, tmp_path / "run")
+    shutil.rmtree(copy / "store" / "grid_geo")
+    assert network_figure(load_run(copy)) is None
+    assert ">Network<" not in write_report(copy).read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

@@ -15,12 +15,11 @@ re-solves between steps (switching, faults) the value of the step start holds fo
 whole step, so an interruption of a few seconds counts as one step; ``kpis.json`` (and the
 ``kpi`` point, :func:`twin.kpis.kpi_point`) integrate every solve exactly.
 
-The network picture on *Overview* is an XY chart of bus positions coloured by voltage. The
-twin's geodata are km on a plane (no lat/lon for a Geomap), the Node Graph panel lays its
-nodes out by itself (it takes no positions) and needs edge frames with ``source`` and
-``target`` columns that InfluxQL cannot produce from the recorded tags; the recording holds
-no positions either. So each bus's position is written into its query as constants
-(``last("vm_pu") * 0 + x``), from the grid of the default scenario.
+The network picture on *Overview* is an XY chart over the twin's geodata (km on a plane, so
+no lat/lon for a Geomap; the Node Graph panel ignores positions). The runner records every
+run's geometry once as ``grid_geo`` (:mod:`twin.geo`: buses, and dots along each line and
+transformer); the panel joins it on ``element`` with each element's last voltage or
+loading in the range, so any grid is drawn without the dashboards knowing it.
 """
 
 from __future__ import annotations
@@ -31,6 +30,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from twin.geo import GEO_MEASUREMENT
 
 
 #: The InfluxDB datasource provisioned for Grafana (dashboards/provisioning/datasources).
@@ -65,6 +66,7 @@ SCHEMA_VERSION = 39
 PLUGIN_VERSION = "11.3.0"  # the Grafana the compose file runs; panels carry it (xychart v2)
 
 RUN = '"run" =~ /^$run$/'
+GEO = GEO_MEASUREMENT
 WHERE = f"{RUN} AND $timeFilter"
 STEP = "${step_s}s"  # inside GROUP BY time(...)
 
@@ -326,30 +328,21 @@ def _rows(rows: list[list[dict]]) -> list[dict]:
 # --------------------------------------------------------------------------- the dashboards
 
 class Context:
-    """What the dashboards take from the default scenario: its grid's bus positions [km],
-    its voltage band, its step and its time range (the dashboards' default range)."""
+    """What the dashboards take from the default scenario: its voltage band, its step and
+    its time range (the dashboards' default range)."""
 
-    def __init__(self, buses: list[tuple[str, float, float]], band: tuple[float, float],
-                 step_s: float, time_range: tuple[str, str]):
-        self.buses, self.band, self.step_s, self.time_range = buses, band, step_s, time_range
+    def __init__(self, band: tuple[float, float], step_s: float, time_range: tuple[str, str]):
+        self.band, self.step_s, self.time_range = band, step_s, time_range
 
     @classmethod
     def from_scenario(cls, path: Path) -> "Context":
-        from twin.field import bus_xy_km
-        from twin.grids import build_net
         from twin.scenario import load_scenario
 
         sc = load_scenario(path)
-        net = build_net(sc.grid, path)
-        buses = []
-        for idx in net.bus.index:
-            xy = bus_xy_km(net, idx)
-            if xy is not None:
-                buses.append((str(net.bus.at[idx, "name"]), xy[0], xy[1]))
         end = sc.start + timedelta(seconds=sc.duration)
         fmt = "%Y-%m-%dT%H:%M:%S.000Z"
         band = tuple(sc.kpis.voltage_band_pu)
-        return cls(buses, (float(band[0]), float(band[1])), float(sc.step),
+        return cls((float(band[0]), float(band[1])), float(sc.step),
                    (sc.start.strftime(fmt), end.strftime(fmt)))
 
 
@@ -357,44 +350,66 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
+LOADING_THRESHOLDS = _thresholds((None, "green"), (80, "orange"), (100, "red"))
+NETWORK_TITLE = "Network: voltages and loadings at the end of the range"
+
+
 def network_panel(ctx: Context) -> dict[str, Any]:
-    """Buses at their geodata positions [km], coloured by their last voltage in the range."""
-    targets = []
-    for i, (name, x, y) in enumerate(ctx.buses):
-        q = (f'SELECT last("vm_pu") AS "vm_pu", last("vm_pu") * 0 + {x:g} AS "x_km", '
-             f'last("vm_pu") * 0 + {y:g} AS "y_km" FROM "bus" WHERE {WHERE} '
-             f"AND \"element\" = '{_quote(name)}' GROUP BY \"element\"")
-        targets.append(target(q, ref=_ref(i), fmt="table"))
-    fc = _field_config(unit="none", decimals=4, thresholds=band_thresholds(ctx.band),
-                       color="thresholds",
-                       custom={"show": "points", "pointSize": {"fixed": 14},
+    """Buses coloured by voltage, lines and transformers (dotted) by loading, at their
+    recorded positions [km]: ``grid_geo`` joined on ``element`` with last values."""
+    geo = ('SELECT last("x_km") AS "x_km", last("y_bus_km") AS "y_bus_km", '
+           'last("y_line_km") AS "y_line_km", last("y_trafo_km") AS "y_trafo_km" '
+           f'FROM "{GEO}" WHERE {RUN} GROUP BY "element", "dot"')  # once per run: no time filter
+    targets = [target(geo, ref="A", fmt="table")]
+    for ref, measurement, field, alias in (
+            ("B", "bus", "vm_pu", "vm_pu"),
+            ("C", "line", "loading_percent", "line_loading_percent"),
+            ("D", "trafo", "loading_percent", "trafo_loading_percent")):
+        targets.append(target(f'SELECT last("{field}") AS "{alias}" FROM "{measurement}" '
+                              f'WHERE {WHERE} GROUP BY "element"', ref=ref, fmt="table"))
+    # one y scale for every kind: same unit, no per-field range (Grafana keys scales by them)
+    y_km = {"unit": "lengthkm", "custom.axisLabel": "y [km]"}
+    overrides = [_override("x_km", unit="lengthkm", **{"custom.axisLabel": "x [km]"}),
+                 _override("y_bus_km", **y_km, **{"custom.pointSize": {"fixed": 14}}),
+                 _override("y_line_km", **y_km, **{"custom.pointSize": {"fixed": 5}}),
+                 _override("y_trafo_km", **y_km, **{"custom.pointSize": {"fixed": 9},
+                                                    "custom.pointShape": "square"}),
+                 _override("vm_pu", displayName="voltage [p.u.]", decimals=4,
+                           thresholds=band_thresholds(ctx.band)),
+                 _override("line_loading_percent", displayName="line loading", unit="percent",
+                           decimals=1, thresholds=LOADING_THRESHOLDS),
+                 _override("trafo_loading_percent", displayName="transformer loading",
+                           unit="percent", decimals=1, thresholds=LOADING_THRESHOLDS)]
+    fc = _field_config(unit="none", color="thresholds",
+                       custom={"show": "points", "pointSize": {"fixed": 8},
                                "pointShape": "circle", "fillOpacity": 90,
                                "pointStrokeWidth": 1, "axisPlacement": "auto",
                                "axisCenteredZero": False, "hideFrom": {"legend": False,
                                                                       "tooltip": False,
                                                                       "viz": False}},
-                       overrides=[_override(axis, unit="lengthkm",
-                                            **{"custom.axisLabel": f"{axis[0]} [km]"})
-                                  for axis in ("x_km", "y_km")]
-                       + [_override("vm_pu", displayName="voltage [p.u.]")])
+                       overrides=overrides)
+
+    def series(name: str, y: str, color: str) -> dict[str, Any]:
+        return {"name": {"fixed": name}, "frame": {"matcher": {"id": "byIndex", "options": 0}},
+                "x": {"matcher": {"id": "byName", "options": "x_km"}},
+                "y": {"matcher": {"id": "byName", "options": y}},
+                "color": {"matcher": {"id": "byName", "options": color}}}
+
+    # buses last: drawn on top of the dots that run into them
     options = {"mapping": "manual",
-               "series": [{"name": {"fixed": "buses"},
-                           "frame": {"matcher": {"id": "byIndex", "options": 0}},
-                           "x": {"matcher": {"id": "byName", "options": "x_km"}},
-                           "y": {"matcher": {"id": "byName", "options": "y_km"}},
-                           "color": {"matcher": {"id": "byName", "options": "vm_pu"}}}],
-               "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
+               "series": [series("lines", "y_line_km", "line_loading_percent"),
+                          series("transformers", "y_trafo_km", "trafo_loading_percent"),
+                          series("buses", "y_bus_km", "vm_pu")],
+               "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
                "tooltip": {"mode": "single", "sort": "none"}}
-    return panel("xychart", "Network: last bus voltage in the range", targets, 12, 16,
-                 "Buses at their geodata positions (km, from the default scenario's grid), "
-                 f"coloured blue below {ctx.band[0]}, green inside the band, red above "
-                 f"{ctx.band[1]} p.u. Hover for the bus and its voltage.",
-                 fc, options, [{"id": "merge", "options": {}}])
-
-
-def _ref(i: int) -> str:
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26]
+    join = {"id": "joinByField", "options": {"byField": "element", "mode": "outerTabular"}}
+    return panel("xychart", NETWORK_TITLE, targets, 12, 16,
+                 "The run's grid at its recorded positions (km): buses coloured blue below "
+                 f"{ctx.band[0]}, green inside the band, red above {ctx.band[1]} p.u.; lines "
+                 "(dots) and transformers (squares) green below 80 %, orange, red from 100 % "
+                 "loading. Values are each element's last in the time range: move the end "
+                 "of the range to replay the day. Hover for the element and its value.",
+                 fc, options, [join])
 
 
 def _violation_minutes_query(band: tuple[float, float]) -> str:

@@ -7,13 +7,13 @@ Plain data for the field simulator (:mod:`simulators.field`); nothing here runs.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
 import pandapower as pp
 
 from twin.fieldspec import LinkModel, split_ref
+from twin.geo import bus_xy_km
 from twin.grids import element_names, find_element
 from twin.models import comms
 from twin.models.crews import CrewSpec
@@ -250,14 +250,6 @@ def _line_middle_km(net: pp.pandapowerNet, line: int) -> tuple[float, float] | N
     if ends[0] is None or ends[1] is None:
         return ends[0] or ends[1]
     return ((ends[0][0] + ends[1][0]) / 2, (ends[0][1] + ends[1][1]) / 2)
-
-
-def bus_xy_km(net: pp.pandapowerNet, bus: int) -> tuple[float, float] | None:
-    """Bus position from the net's geodata (GeoJSON in pandapower 3), taken as km."""
-    if "geo" not in net.bus.columns or not isinstance(net.bus.at[bus, "geo"], str):
-        return None
-    x, y = json.loads(net.bus.at[bus, "geo"])["coordinates"][:2]
-    return (float(x), float(y))
 
 
 def _crew_spec(scenario: Scenario, net: pp.pandapowerNet) -> CrewSpec:

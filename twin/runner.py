@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from twin.geo import geo_points
 from twin.kpis import kpi_point
 from twin.live import LagMeter, live_progress
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
@@ -127,6 +128,9 @@ def run_scenario(
         live = live_progress(meter, scenario.clock.seconds, getattr(store, "flush", None),
                              then=progress)
     try:
+        # where the elements are, once: the dashboards' network map joins on it
+        geo = geo_points(prep.net, run_id, scenario.clock.time_ns(0))
+        recording.store.write(geo)
         outcome = run_world(prep, store, run_id, until_s=until_s,
                             progress=live if meter is not None else progress, hook=hook,
                             speed=speed)
@@ -139,7 +143,7 @@ def run_scenario(
             extra.append(Point("live", end_ns, {"run": run_id, "element": "run"},
                                meter.stats()))
         recording.store.write(extra)
-        outcome.points_recorded += len(extra)
+        outcome.points_recorded += len(geo) + len(extra)
     finally:
         report = recording.close()
 

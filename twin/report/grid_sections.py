@@ -1,0 +1,340 @@
+"""Sections about the run and its grid: header, KPIs, voltages, loadings, DER."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from twin.report.figures import Figures, Section, rounded, xs_ms
+from twin.report.formatting import (KPI_GROUPS, cell_text, duration_text, esc, format_value,
+                                    html_table, kpi_group, kpi_label, kpi_unit)
+from twin.report.frames import MAX_POINTS, natural_key, per_element, per_step
+from twin.report.run_data import RunData
+
+#: Most heatmap cells (buses × time points) in one figure.
+MAX_HEATMAP_CELLS = 150_000
+#: Most buses in the heatmap: those furthest from 1 p.u. beyond this.
+MAX_HEATMAP_BUSES = 150
+#: Elements drawn one by one (the most loaded, the most used).
+TOP_ELEMENTS = 5
+
+
+def header_section(run: RunData) -> Section:
+    """The run at a glance (run.json, scenario.yaml)."""
+    info, scenario = run.run_info, run.scenario
+    recording = info.get("recording") or {}
+    rows = [
+        ("scenario", info.get("scenario") or scenario.get("name")),
+        ("description", " ".join(str(scenario.get("description") or "").split())),
+        ("start (UTC)", info.get("start")),
+        ("duration simulated", duration_text(info.get("simulated_s"))
+         + (f" (scenario: {scenario['duration']})" if scenario.get("duration") else "")),
+        ("power-flow step", duration_text(info.get("step_s"))),
+        ("seed", info.get("seed")),
+        ("overrides", ", ".join(info.get("overrides") or []) or "none"),
+        ("run id", info.get("run_id")),
+        ("grid steps / power flows", f"{info.get('grid_steps', 'n/a')} / "
+                                     f"{info.get('grid_solves', 'n/a')}"),
+        ("points recorded", format_value("", info.get("points_recorded"))),
+        ("recording", recording.get("summary") or recording.get("target") or recording.get("kind")),
+        ("wall time [s]", f"{info.get('wall_time_s', 'n/a')} "
+                          f"(+ {info.get('prepare_wall_time_s', 'n/a')} preparing)"),
+        ("speed-up", f"{info['speed_up']}× real time" if info.get("speed_up") else "n/a"),
+        ("created (UTC)", info.get("created_utc")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())),
+    ]
+    body = html_table(["", ""], [(k, v) for k, v in rows if v not in (None, "")], css="facts")
+    events = info.get("events") or []
+    if events:
+        body += "<h3>Events (power-flow failures and the like)</h3>" + html_table(
+            ["time", "event"],
+            [(cell_text(pd.Timestamp(e.get("time_ns", 0), unit="ns")),
+              ", ".join(f"{k}={v}" for k, v in e.items() if k != "time_ns"))
+             for e in events])
+    if run.store_dir is None:
+        body += ('<p class="note">This run has no file store (it recorded to InfluxDB and '
+                 "spilled nothing), so the report shows its KPIs only; the time series are in "
+                 f"the database ({esc(recording.get('target'))}).</p>")
+    return Section("run", f"Run {info.get('run_id', '')}", body)
+
+
+def kpi_section(kpis: dict) -> Section | None:
+    """Every KPI of kpis.json, grouped, with its unit (from its name)."""
+    if not kpis:
+        return None
+    groups: dict[str, list[str]] = {}
+    for key in kpis:
+        groups.setdefault(kpi_group(key), []).append(key)
+    order = [title for title, _ in KPI_GROUPS] + ["Other"]
+    parts = []
+    for title in order:
+        keys = groups.get(title)
+        if not keys:
+            continue
+        rows = "".join(
+            f'<tr><td>{esc(kpi_label(key))}<span class="key">{esc(key)}</span></td>'
+            f'<td class="num" title="{esc(json.dumps(kpis[key]))}">'
+            f"{esc(format_value(key, kpis[key]))}</td><td>{esc(kpi_unit(key))}</td></tr>"
+            for key in keys)
+        parts.append(f'<div class="kpi-group"><h3>{esc(title)}</h3><table class="kpis">'
+                     f"<thead><tr><th>KPI</th><th>value</th><th>unit</th></tr></thead>"
+                     f"<tbody>{rows}</tbody></table></div>")
+    return Section("kpis", "Key performance indicators", '<div class="kpi-grid">'
+                   + "".join(parts) + "</div>")
+
+
+def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
+    """Min / mean / max bus voltage per step with the allowed band shaded."""
+    bus = run.read("bus")
+    if bus is None or "vm_pu" not in bus:
+        return None
+    step = per_step(bus, "vm_pu", ("min", "mean", "max"))
+    if step.empty:
+        return None
+    x = xs_ms(step.index)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=rounded(step["max"], 5), name="max", mode="lines",
+                             line=dict(color="#d62728", width=1.5)))
+    fig.add_trace(go.Scatter(x=x, y=rounded(step["mean"], 5), name="mean", mode="lines",
+                             line=dict(color="#2ca02c", width=1.5)))
+    fig.add_trace(go.Scatter(x=x, y=rounded(step["min"], 5), name="min", mode="lines",
+                             line=dict(color="#1f77b4", width=1.5)))
+    band = run.kpis.get("voltage_band_pu")
+    note = ""
+    if isinstance(band, (list, tuple)) and len(band) == 2:
+        fig.add_hrect(y0=band[0], y1=band[1], fillcolor="#2ca02c", opacity=0.10, line_width=0,
+                      layer="below")
+        note = (f"<p>Shaded: the allowed band {band[0]:g}–{band[1]:g} p.u.; "
+                f"violation: {format_value('', run.kpis.get('voltage_violation_minutes'))} min "
+                f"(bus·min: {format_value('', run.kpis.get('voltage_violation_bus_minutes'))}).</p>")
+    fig.update_layout(yaxis_title="bus voltage [p.u.]", xaxis_title="time (UTC)")
+    return Section("voltage", "Voltage band", note + figs.html(fig))
+
+
+def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
+    """Bus × time heatmap of vm_pu (buses furthest from 1 p.u. first if there are many)."""
+    bus = run.read("bus")
+    if bus is None or "vm_pu" not in bus:
+        return None
+    data = bus[["time", "element", "vm_pu"]].dropna()
+    if data.empty:
+        return None
+    buses = sorted(data["element"].unique(), key=natural_key)
+    note = ""
+    if len(buses) > MAX_HEATMAP_BUSES:
+        deviation = (data["vm_pu"] - 1.0).abs().groupby(data["element"]).max()
+        keep = set(deviation.nlargest(MAX_HEATMAP_BUSES).index)
+        note = (f'<p class="note">{MAX_HEATMAP_BUSES} of {len(buses)} buses: those that went '
+                "furthest from 1 p.u.</p>")
+        buses = [b for b in buses if b in keep]
+        data = data[data["element"].isin(keep)]
+    max_steps = max(10, min(MAX_POINTS, MAX_HEATMAP_CELLS // len(buses)))
+    grid = per_element(data, "vm_pu", buses, max_points=max_steps).reindex(columns=buses)
+    band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
+    # a colour scale centred on 1 p.u. that reaches at least the band edges, so red and blue
+    # mean "outside the band" when they are saturated
+    half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),
+               float(np.nanmax(np.abs(grid.to_numpy() - 1.0))))
+    fig = go.Figure(go.Heatmap(
+        x=xs_ms(grid.index), y=list(grid.columns), z=rounded(grid.to_numpy().T, 4),
+        colorscale="RdBu_r", zmid=1.0, zmin=1.0 - half, zmax=1.0 + half,
+        colorbar=dict(title="vm [p.u.]"), hoverongaps=False))
+    fig.update_layout(xaxis_title="time (UTC)", yaxis=dict(autorange="reversed", type="category"))
+    height = int(min(900, max(300, 120 + 18 * len(buses))))
+    return Section("heatmap", "Bus voltage heatmap", note + figs.html(fig, height))
+
+
+def loading_section(run: RunData, figs: Figures) -> Section | None:
+    """Max line and trafo loading per step, and the most loaded elements one by one."""
+    kinds = [(name, run.read(name)) for name in ("line", "trafo")]
+    kinds = [(name, frame) for name, frame in kinds
+             if frame is not None and "loading_percent" in frame
+             and frame["loading_percent"].notna().any()]
+    if not kinds:
+        return None
+    fig = make_subplots(rows=len(kinds), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[f"{name}s" for name, _ in kinds])
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    for row, (name, frame) in enumerate(kinds, start=1):
+        step = per_step(frame, "loading_percent", ("max",))
+        group = dict(legendgroup=name, legendgrouptitle_text=f"{name}s")
+        fig.add_trace(go.Scatter(x=xs_ms(step.index), y=rounded(step["max"], 2), mode="lines",
+                                 name=f"max over all {name}s", line=dict(color="#d62728",
+                                                                         width=2.5), **group),
+                      row=row, col=1)
+        peak = frame.groupby("element")["loading_percent"].max().dropna()
+        top = peak.nlargest(TOP_ELEMENTS).index
+        series = per_element(frame, "loading_percent", top, how="max")
+        for i, element in enumerate(top):
+            fig.add_trace(go.Scatter(x=xs_ms(series.index), y=rounded(series[element], 2),
+                                     mode="lines", name=f"{element} (peak {peak[element]:.1f} %)",
+                                     line=dict(width=1.2, dash="dot",
+                                               color=palette[i % len(palette)]), **group),
+                          row=row, col=1)
+        fig.add_hline(y=100, line=dict(color="#7f7f7f", dash="dash", width=1), row=row, col=1)
+        fig.update_yaxes(title_text="loading [%]", row=row, col=1)
+    fig.update_xaxes(title_text="time (UTC)", row=len(kinds), col=1)
+    fig.update_layout(legend=dict(orientation="v", x=1.01, y=1, groupclick="toggleitem"))
+    return Section("loading", "Line and transformer loading",
+                   f"<p>Bold: the maximum over all elements per step; dotted: the "
+                   f"{TOP_ELEMENTS} elements with the highest peak.</p>"
+                   + figs.html(fig, 300 * len(kinds) + 80))
+
+
+def der_section(run: RunData, figs: Figures) -> Section | None:
+    """PV and wind output and curtailment, battery SOC and power, EV charging."""
+    parts = []
+    plants = [(name, run.read(name)) for name in ("pv", "wind")]
+    plants = [(name, frame) for name, frame in plants if frame is not None]
+    if plants:
+        fig = go.Figure()
+        colours = {"pv": ("#ff9f1c", "#b35c00"), "wind": ("#1f77b4", "#0b3d66")}
+        for name, frame in plants:
+            label = "PV" if name == "pv" else "wind"
+            n_plants = frame["element"].nunique()
+            for column, text, colour, dash in (
+                    ("p_mw", "P", colours[name][0], None),
+                    ("p_available_mw", "available", colours[name][0], "dot"),
+                    ("curtailed_mw", "curtailed", colours[name][1], "dash")):
+                if column not in frame or frame[column].isna().all():
+                    continue
+                step = per_step(frame, column, ("sum",))
+                fig.add_trace(go.Scatter(
+                    x=xs_ms(step.index), y=rounded(step["sum"], 4), mode="lines",
+                    name=f"{label} {text} ({n_plants} plants) [MW]",
+                    line=dict(color=colour, dash=dash, width=2 if dash is None else 1.2),
+                    visible=True if column != "p_available_mw" else "legendonly"))
+        fig.update_layout(yaxis_title="power [MW]", xaxis_title="time (UTC)")
+        parts.append("<h3>PV and wind</h3><p>Sums over all plants; curtailed = available − "
+                     "delivered (the available power shows when its legend entry is clicked)."
+                     "</p>" + figs.html(fig))
+    battery = run.read("battery")
+    if battery is not None and {"soc", "p_mw"} <= set(battery.columns):
+        throughput = battery.groupby("element")["p_mw"].apply(lambda p: p.abs().sum())
+        units = sorted(throughput.nlargest(TOP_ELEMENTS * 2).index, key=natural_key)
+        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+        soc = per_element(battery, "soc", units)
+        power = per_element(battery, "p_mw", units)
+        palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+        for i, unit in enumerate(units):
+            colour = palette[i % len(palette)]
+            fig.add_trace(go.Scatter(x=xs_ms(soc.index), y=rounded(soc[unit], 4), mode="lines",
+                                     name=str(unit), legendgroup=str(unit),
+                                     line=dict(color=colour)), row=1, col=1)
+            fig.add_trace(go.Scatter(x=xs_ms(power.index), y=rounded(power[unit], 4), mode="lines",
+                                     name=str(unit), legendgroup=str(unit), showlegend=False,
+                                     line=dict(color=colour)), row=2, col=1)
+        fig.update_yaxes(title_text="SOC [–]", row=1, col=1)
+        fig.update_yaxes(title_text="P [MW] (+ charging)", row=2, col=1)
+        fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
+        shown = "" if len(units) == len(throughput) else (
+            f" ({len(units)} of {len(throughput)} units: the most used)")
+        parts.append(f"<h3>Batteries{shown}</h3>" + figs.html(fig, 560))
+    ev = run.read("ev")
+    if ev is not None and "p_mw" in ev:
+        fig = make_subplots(specs=[[{"secondary_y": True}]])
+        step = per_step(ev, "p_mw", ("sum",))
+        fig.add_trace(go.Scatter(x=xs_ms(step.index), y=rounded(step["sum"], 4), mode="lines",
+                                 name="EV charging P, all buses [MW]",
+                                 line=dict(color="#9467bd", width=2)), secondary_y=False)
+        if "n_connected" in ev:
+            connected = per_step(ev.assign(n_connected=ev["n_connected"].astype(float)),
+                                 "n_connected", ("sum",))
+            fig.add_trace(go.Scatter(x=xs_ms(connected.index), y=rounded(connected["sum"], 1),
+                                     mode="lines", name="EVs connected",
+                                     line=dict(color="#7f7f7f", width=1, dash="dot")),
+                          secondary_y=True)
+            fig.update_yaxes(title_text="EVs connected", secondary_y=True, showgrid=False,
+                             rangemode="tozero")
+        fig.update_yaxes(title_text="P [MW] (+ charging)", secondary_y=False)
+        fig.update_xaxes(title_text="time (UTC)")
+        parts.append(f"<h3>EV fleet ({ev['element'].nunique()} charging buses)</h3>"
+                     + figs.html(fig))
+    if not parts:
+        return None
+    return Section("der", "DER, EV and battery", "".join(parts))
+
+
+def network_section(run: RunData, figs: Figures) -> Section | None:
+    """The grid at its recorded positions: see :func:`network_figure`."""
+    fig = network_figure(run)
+    if fig is None:
+        return None
+    return Section("network", "Network", (
+        "<p>The grid at its geodata positions. Buses: the voltage furthest from 1 p.u. each "
+        "reached in the run (red above, blue below; saturated colours are outside the band). "
+        "Lines and transformers: their peak loading (green, amber from 80 %, red from "
+        "100 %). Hover for names and values.</p>") + figs.html(fig, 620, time_x=False))
+
+
+def network_figure(run: RunData) -> go.Figure | None:
+    """The grid at its recorded positions (``grid_geo``): each bus coloured by the voltage
+    furthest from 1 p.u. it reached, lines and transformers by their peak loading.
+
+    Traces: the routes (grey, one trace), the branch dots coloured by peak loading (named
+    ``lines, transformers``) and the buses (named ``buses``), each where recorded."""
+    geo = run.read("grid_geo")
+    if geo is None or "x_km" not in geo:
+        return None
+    geo = geo.assign(dot=pd.to_numeric(geo.get("dot"), errors="coerce"))
+    fig = go.Figure()
+    peaks = {}
+    for kind in ("line", "trafo"):
+        frame = run.read(kind)
+        if frame is not None and "loading_percent" in frame:
+            peaks.update(frame.groupby("element")["loading_percent"].max().dropna().to_dict())
+    branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
+    if not branch.empty:
+        y_km = pd.Series(np.nan, index=branch.index)
+        for column in ("y_line_km", "y_trafo_km"):
+            if column in branch:
+                y_km = y_km.fillna(branch[column])
+        branch["y_km"] = y_km
+        branch = branch.sort_values(["kind", "element", "dot"], kind="stable")
+        xs, ys = [], []  # every route in one grey trace, broken by None
+        for _, route in branch.groupby(["kind", "element"], sort=False):
+            xs += list(route["x_km"]) + [None]
+            ys += list(route["y_km"]) + [None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                 line=dict(color="#c8c8c8", width=2)))
+        loaded = branch.assign(peak=branch["element"].map(peaks)).dropna(subset=["peak"])
+        if not loaded.empty:
+            top = max(100.0, float(loaded["peak"].max()))
+            fig.add_trace(go.Scatter(
+                x=loaded["x_km"], y=loaded["y_km"], mode="markers", name="lines, transformers",
+                marker=dict(size=7, color=rounded(loaded["peak"], 1), cmin=0.0, cmax=top,
+                            colorscale=[[0.0, "#2ca02c"], [min(0.8, 80 / top), "#ffbf00"],
+                                        [min(1.0, 100 / top), "#d62728"], [1.0, "#7f0000"]],
+                            colorbar=dict(title="peak loading [%]", x=1.0, len=0.9)),
+                hovertext=[f"{e}: peak {p:.1f} %" for e, p in zip(loaded["element"],
+                                                                  loaded["peak"])],
+                hoverinfo="text"))
+    buses = geo[geo["kind"] == "bus"].dropna(subset=["y_bus_km"])
+    bus = run.read("bus")
+    if not buses.empty:
+        worst = pd.Series(dtype=float)
+        if bus is not None and "vm_pu" in bus:
+            vm = bus[["element", "vm_pu"]].dropna()
+            deviation = (vm["vm_pu"] - 1.0).abs()
+            worst = vm.loc[deviation.groupby(vm["element"]).idxmax()].set_index("element")["vm_pu"]
+        values = buses["element"].map(worst)
+        band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
+        half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),
+                   float(np.nanmax(np.abs(values - 1.0))) if values.notna().any() else 0.0)
+        fig.add_trace(go.Scatter(
+            x=buses["x_km"], y=buses["y_bus_km"], mode="markers", name="buses",
+            marker=dict(size=13, color=rounded(values, 4), colorscale="RdBu_r", cmid=1.0,
+                        cmin=1.0 - half, cmax=1.0 + half, line=dict(color="#333", width=1),
+                        colorbar=dict(title="worst vm [p.u.]", x=1.12, len=0.9)),
+            hovertext=[f"{e}: {v:.4f} p.u." if pd.notna(v) else f"{e}: no voltage"
+                       for e, v in zip(buses["element"], values)],
+            hoverinfo="text"))
+    fig.update_layout(xaxis=dict(title="x [km]", zeroline=False),
+                      yaxis=dict(title="y [km]", scaleanchor="x", scaleratio=1, zeroline=False),
+                      showlegend=False)
+    return fig

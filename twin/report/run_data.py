@@ -1,0 +1,123 @@
+"""A run directory as the report reads it: run.json, kpis.json, scenario.yaml, store/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from twin.recording.files import list_measurements, read_measurement
+
+
+class RunDirectoryError(FileNotFoundError):
+    """The directory is not a run directory (``twin run --out DIR`` writes one)."""
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunData:
+    """What a run directory holds, read lazily: one measurement at a time, once.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run directory.
+    run_info : dict
+        ``run.json``.
+    kpis : dict
+        ``kpis.json`` (empty if the run wrote none).
+    scenario : dict
+        ``scenario.yaml`` as plain data (empty if missing or unreadable).
+    store_dir : Path or None
+        The file store, None when the run recorded elsewhere (InfluxDB) and spilled nothing.
+    measurements : set of str
+        Measurements present in the file store.
+    """
+
+    run_dir: Path
+    run_info: dict
+    kpis: dict
+    scenario: dict
+    store_dir: Path | None
+    measurements: set[str]
+    _cache: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
+
+    def read(self, measurement: str) -> pd.DataFrame | None:
+        """The measurement as a DataFrame with naive-UTC ``time``, or None if not recorded."""
+        if measurement not in self._cache:
+            frame = None
+            if self.store_dir is not None and measurement in self.measurements:
+                frame = read_measurement(self.store_dir, measurement)
+                # plotly.js drops a time zone offset anyway; axes say "UTC" instead.
+                frame["time"] = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+                if frame.empty:
+                    frame = None
+            self._cache[measurement] = frame
+        return self._cache[measurement]
+
+    @property
+    def start(self) -> pd.Timestamp | None:
+        """Scenario start (naive UTC)."""
+        text = self.run_info.get("start")
+        if not text:
+            return None
+        stamp = pd.Timestamp(text)
+        return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+    @property
+    def end(self) -> pd.Timestamp | None:
+        """Start + simulated time (naive UTC)."""
+        start, simulated_s = self.start, self.run_info.get("simulated_s")
+        if start is None or simulated_s is None:
+            return None
+        return start + pd.Timedelta(seconds=float(simulated_s))
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run directory's JSON files and find its store.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A directory written by ``twin run`` (it holds ``run.json``).
+
+    Returns
+    -------
+    RunData
+
+    Raises
+    ------
+    RunDirectoryError
+        If ``run_dir`` is not a directory or holds no ``run.json``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: expected a run directory; found no such directory")
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        raise RunDirectoryError(
+            f"{run_dir}: expected a run directory (written by `twin run --out DIR`); "
+            "found no run.json in it")
+    try:
+        run_info = json.loads(run_json.read_text(encoding="utf-8"))
+        kpis_path = run_dir / "kpis.json"
+        kpis = json.loads(kpis_path.read_text(encoding="utf-8")) if kpis_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise RunDirectoryError(f"{run_dir}: a JSON file of the run is damaged: {exc}") from None
+    scenario: dict = {}
+    scenario_path = run_dir / "scenario.yaml"
+    if scenario_path.is_file():
+        try:
+            loaded = yaml.safe_load(scenario_path.read_text(encoding="utf-8"))
+            scenario = loaded if isinstance(loaded, dict) else {}
+        except yaml.YAMLError:
+            scenario = {}  # the header then lacks the description; the data still shows
+    store_dir = run_dir / "store"
+    measurements = set(list_measurements(store_dir)) if store_dir.is_dir() else set()
+    return RunData(run_dir, run_info, kpis, scenario, store_dir if measurements else None,
+                   measurements)
