@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install Debian's influxdb (and chromium, for the report test) if needed, start influxd on a
-# free loopback port with its data in a temp dir, run the whole pytest suite against it, and
-# stop it whatever happens.
+# Install Debian's influxdb (and chromium, for the report test; nodejs and npm, to run
+# Grafana's panel transformations) if needed, and Grafana's data library from npm; start
+# influxd on a free loopback port with its data in a temp dir, run the whole pytest suite
+# against it, and stop it whatever happens.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-.venv}
@@ -11,6 +12,8 @@ cd "$here"
 missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian's ${missing[*]} ..."
   sudo_=""
@@ -18,6 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Grafana's data library (the version of the compose file's Grafana, tests/grafana/package.json)
+grafana_dir=.cache/grafana-data
+if ! cmp -s tests/grafana/package.json "$grafana_dir/package.json" \
+    || [ ! -f "$grafana_dir/node_modules/@grafana/data/package.json" ]; then
+  echo "installing Grafana's data library (npm) ..."
+  mkdir -p "$grafana_dir"
+  cp tests/grafana/package.json "$grafana_dir/package.json"
+  (cd "$grafana_dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+export GRAFANA_NODE_MODULES="$here/$grafana_dir/node_modules" REQUIRE_GRAFANA_DATA=1
 
 influx_dir=$(mktemp -d)
 cleanup() { bash scripts/influxd.sh stop "$influx_dir" || true; rm -rf "$influx_dir"; }

@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pandapower.networks as pn
+import pandas as pd
 import pytest
 import requests
 import yaml
-
-import pandapower.networks as pn
 
 from twin import dashboards as dash
 from twin.geo import DOTS, GEO_MEASUREMENT, geo_points
@@ -115,26 +115,30 @@ def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
 def test_overview_network_joins_the_recorded_geometry_with_last_values():
     net = _panel(_committed()["overview.json"], dash.NETWORK_TITLE)
     assert net["type"] == "xychart"
-    assert net["transformations"] == [{"id": "joinByField", "options": {
-        "byField": "element", "mode": "outerTabular"}}]
+    # buses (A, B) and branches (C, D) are joined on element apart: two frames, in order
+    assert [(t["id"], t["options"], t["filter"]) for t in net["transformations"]] == [
+        ("joinByField", {"byField": "element", "mode": "outerTabular"},
+         {"id": "byRefId", "options": f"/^[{refs}]$/"}) for refs in ("AB", "CD")]
+    queries = {t["refId"]: t["query"] for t in net["targets"]}
     assert [t["resultFormat"] for t in net["targets"]] == ["table"] * 4
-    assert all('GROUP BY "element"' in t["query"] for t in net["targets"])
-    # each series draws one kind: its y is the field twin.geo records for that kind
-    recorded = {f for p in geo_points(pn.create_cigre_network_mv(), "r", 0)
-                for f in p.fields}
-    series = {s["name"]["fixed"]: (s["x"]["matcher"]["options"], s["y"]["matcher"]["options"],
-                                   s["color"]["matcher"]["options"])
+    assert f'FROM "{GEO_MEASUREMENT}"' in queries["A"] and "'bus'" in queries["A"]
+    assert f'FROM "{GEO_MEASUREMENT}"' in queries["C"] and '"dot"' in queries["C"]
+    assert 'FROM "bus"' in queries["B"] and 'FROM "line", "trafo"' in queries["D"]
+    # the geometry queries read what twin.geo records
+    recorded = {f for p in geo_points(pn.create_cigre_network_mv(), "r", 0) for f in p.fields}
+    assert recorded == {"x_km", "y_km"}
+    for ref in "AC":
+        assert all(f'last("{f}")' in queries[ref] for f in recorded)
+    series = {s["name"]["fixed"]: (s["frame"]["matcher"]["options"], s["x"]["matcher"]["options"],
+                                   s["y"]["matcher"]["options"], s["color"]["matcher"]["options"])
               for s in net["options"]["series"]}
-    assert series == {"buses": ("x_km", "y_bus_km", "vm_pu"),
-                      "lines": ("x_km", "y_line_km", "line_loading_percent"),
-                      "transformers": ("x_km", "y_trafo_km", "trafo_loading_percent")}
-    assert {f for xs in series.values() for f in xs[:2]} == recorded
-    # one y scale for all kinds: Grafana keys scales by unit and range, so these must agree
-    y_props = [{p["id"]: p["value"] for p in o["properties"] if p["id"] != "custom.pointSize"
-                and p["id"] != "custom.pointShape"}
+    assert series == {"buses": (0, "x_km", "y_bus_km", "vm_pu"),
+                      "lines and transformers": (1, "x_km", "y_branch_km", "loading_percent")}
+    # both y fields share one unit and label (one scale), only their point sizes differ
+    y_props = [{p["id"]: p["value"] for p in o["properties"] if p["id"] != "custom.pointSize"}
                for o in net["fieldConfig"]["overrides"]
-               if o["matcher"]["options"] in ("y_bus_km", "y_line_km", "y_trafo_km")]
-    assert len(y_props) == 3 and all(p == y_props[0] for p in y_props)
+               if o["matcher"]["options"] in ("y_bus_km", "y_branch_km")]
+    assert len(y_props) == 2 and y_props[0] == y_props[1]
 
 
 def test_kpi_point_keeps_numbers_as_floats():
@@ -506,49 +510,119 @@ def test_dashboard_figures_agree_with_the_run_kpis(recorded):
         assert row[k] == pytest.approx(flisr[k], rel=1e-12), k
 
 
-def _grafana_table(series: list[dict]) -> list[dict]:
-    """A table-format InfluxQL result as Grafana builds it: one row per series and value
-    row, the GROUP BY tags as columns."""
-    return [{**s.get("tags", {}), **dict(zip(s["columns"], row))}
-            for s in series for row in s["values"]]
+def grafana_table_frame(ref: str, series: list[dict]) -> dict:
+    """A table-format InfluxQL result as Grafana's InfluxDB datasource hands it to a panel:
+    one frame per query, ``Time``, then the GROUP BY tags and the selected columns, a row
+    per series and time (its converter's table format)."""
+    tags = list(series[0].get("tags", {})) if series else []
+    columns = [c for c in series[0]["columns"] if c != "time"] if series else []
+    rows = [(s.get("tags", {}), dict(zip(s["columns"], v))) for s in series for v in s["values"]]
+
+    def kind(values):
+        sample = next((v for v in values if v is not None), None)
+        return ("boolean" if isinstance(sample, bool) else
+                "number" if isinstance(sample, (int, float)) else "string")
+
+    fields = [{"name": "Time", "type": "time",
+               "values": [int(pd.Timestamp(r["time"]).value // 10**6) for _t, r in rows]}]
+    fields += [{"name": t, "type": "string", "values": [tg.get(t) for tg, _r in rows]}
+               for t in tags]
+    for c in columns:
+        values = [r.get(c) for _t, r in rows]
+        fields.append({"name": c, "type": kind(values), "values": values})
+    return {"refId": ref, "name": None, "fields": fields}
+
+
+@pytest.fixture(scope="session")
+def grafana_transform():
+    """Grafana's own transformations (@grafana/data, run by node): frames in, frames out."""
+    import os
+    import shutil
+    import subprocess
+
+    modules = os.environ.get("GRAFANA_NODE_MODULES")
+    script = ROOT / "tests" / "grafana" / "transform.cjs"
+    missing = (shutil.which("node") is None or not modules
+               or not (Path(modules) / "@grafana" / "data").is_dir())
+    if missing:
+        if os.environ.get("REQUIRE_GRAFANA_DATA") == "1":
+            pytest.fail("REQUIRE_GRAFANA_DATA=1 but node or GRAFANA_NODE_MODULES is missing")
+        pytest.skip("Grafana's data library not installed (make test installs it)")
+
+    def run(transformations: list[dict], frames: list[dict]) -> list[dict]:
+        out = subprocess.run(["node", str(script)], input=json.dumps(
+            {"transformations": transformations, "frames": frames}), text=True,
+            capture_output=True, env={**os.environ, "NODE_PATH": modules}, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["frames"]
+    return run
+
+
+def test_grafana_data_library_is_the_compose_grafanas_version():
+    package = json.loads((ROOT / "tests" / "grafana" / "package.json").read_text())
+    compose = yaml.safe_load(COMPOSE.read_text())
+    image = compose["services"]["grafana"]["image"]
+    assert image == f"grafana/grafana:{package['dependencies']['@grafana/data']}"
+    assert image.endswith(dash.PLUGIN_VERSION)
+
+
+def _columns(frame: dict) -> dict[str, list]:
+    return {f["name"]: f["values"] for f in frame["fields"]}
 
 
 @pytest.mark.influx
-def test_network_map_draws_every_element_of_the_run_with_its_value(recorded):
-    """The Overview map's four queries, joined on element as its transformation does: every
-    bus, line dot and transformer dot of the run has its recorded position and a value."""
+def test_network_map_draws_every_element_of_the_run_with_its_value(recorded, grafana_transform):
+    """The Overview map's four queries through the panel's own transformations, run by
+    Grafana's data library: the frame each XY series reads holds every bus, line dot and
+    transformer dot of the run at its recorded position, with a value."""
     from twin.grids import build_net
     from twin.scenario import load_scenario
 
     model = _committed()["overview.json"]
     panel = _panel(model, dash.NETWORK_TITLE)
     path = ROOT / "scenarios" / "flisr_cigre_mv.yaml"
-    want = {(p.tags["element"], p.tags.get("dot", "")): p.fields
+    want = {(p.tags["element"], p.tags.get("dot")): (p.fields["x_km"], p.fields["y_km"])
             for p in geo_points(build_net(load_scenario(path).grid, path), "r", 0)}
     run = recorded["runs"]["flisr"]
-    geo, *values = [_grafana_table(_query(recorded, substitute(t["query"], model, run)))
-                    for t in panel["targets"]]
-    by_element = {}
-    for table in values:
-        for row in table:
-            assert row["element"] not in by_element  # one value row per element: no fan-out
-            by_element[row["element"]] = row
-    joined = [{**row, **by_element.get(row["element"], {})} for row in geo]
-    assert len(joined) == len(want) == 15 + DOTS * (15 + 2)
-    drawn = {"bus": 0, "line": 0, "trafo": 0}
-    for row in joined:
-        fields = want[(row["element"], row["dot"])]
-        for key, value in fields.items():
-            assert row[key] == pytest.approx(value)
-        kind = next(k for k in drawn if f"y_{k}_km" in fields)
-        color = {"bus": "vm_pu", "line": "line_loading_percent",
-                 "trafo": "trafo_loading_percent"}[kind]
-        assert row[color] is not None, row
-        drawn[kind] += 1
-        if kind == "bus":
-            assert 0.9 < row["vm_pu"] < 1.1
-        else:
-            assert 0.0 <= row[color] < 150.0
-    assert drawn == {"bus": 15, "line": DOTS * 15, "trafo": DOTS * 2}
-    # every element with a value is on the map (no value row left unjoined)
-    assert set(by_element) == {e for e, _dot in want}
+    frames = []
+    for t in panel["targets"]:
+        series = _query(recorded, substitute(t["query"], model, run))
+        frame = grafana_table_frame(t["refId"], series)
+        # no empty cell: older Grafana table parsers drop a row that has one
+        for f in frame["fields"]:
+            assert None not in f["values"], (t["refId"], f["name"])
+        frames.append(frame)
+    out = grafana_transform(panel["transformations"], frames)
+    # the XY series read their frame by index: 0 buses, 1 lines and transformers
+    by_series = {s["name"]["fixed"]: s for s in panel["options"]["series"]}
+    assert len(out) == 2
+    buses = _columns(out[by_series["buses"]["frame"]["matcher"]["options"]])
+    branches = _columns(out[by_series["lines and transformers"]["frame"]["matcher"]["options"]])
+    bus_series, branch_series = by_series["buses"], by_series["lines and transformers"]
+    for cols, s in ((buses, bus_series), (branches, branch_series)):
+        for dim in ("x", "y", "color"):
+            assert s[dim]["matcher"]["options"] in cols, (s["name"], dim)
+    # every bus once, where it is, with its last voltage
+    assert len(buses["element"]) == 15
+    bus_vm = {s["tags"]["element"]: s["values"][0][1]
+              for s in _query(recorded, substitute(panel["targets"][1]["query"], model, run))}
+    for name, x, y, vm in zip(buses["element"], buses["x_km"], buses["y_bus_km"],
+                              buses["vm_pu"]):
+        assert (x, y) == pytest.approx(want[(name, None)])
+        assert vm == bus_vm[name] and 0.9 < vm < 1.1
+    # every line and trafo as DOTS dots from end to end, each with the element's loading
+    n_branches = 15 + 2
+    assert len(branches["element"]) == DOTS * n_branches
+    loading = {}
+    for name, dot, x, y, value in zip(branches["element"], branches["dot"],
+                                      branches["x_km"], branches["y_branch_km"],
+                                      branches["loading_percent"]):
+        assert (x, y) == pytest.approx(want[(name, dot)])
+        assert value is not None and 0.0 <= value < 150.0
+        assert loading.setdefault(name, value) == value  # one value per element
+    assert len(loading) == n_branches
+    # the ends of each line's dots are its buses: the layers line up
+    bus_xy = {(x, y) for x, y in zip(buses["x_km"], buses["y_bus_km"])}
+    ends = {(x, y) for d, x, y in zip(branches["dot"], branches["x_km"], branches["y_branch_km"])
+            if d in ("0", str(DOTS - 1))}
+    assert ends <= bus_xy

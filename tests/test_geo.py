@@ -40,19 +40,19 @@ def test_cigre_mv_points_put_every_element_at_its_geodata():
     assert all(p.time_ns == 123 and p.tags["run"] == "r1" for p in pts)
     buses = {p.tags["element"]: p for p in pts if p.tags["kind"] == "bus"}
     assert len(buses) == 15
-    assert (buses["Bus 0"].fields == {"x_km": 7.0, "y_bus_km": 16.0})  # pandapower's CIGRE
-    xy = {name: (p.fields["x_km"], p.fields["y_bus_km"]) for name, p in buses.items()}
-    for table, y in (("line", "y_line_km"), ("trafo", "y_trafo_km")):
+    assert buses["Bus 0"].fields == {"x_km": 7.0, "y_km": 16.0}  # pandapower's CIGRE
+    xy = {name: (p.fields["x_km"], p.fields["y_km"]) for name, p in buses.items()}
+    for table in ("line", "trafo"):
         a_col, b_col = ("from_bus", "to_bus") if table == "line" else ("hv_bus", "lv_bus")
         for idx, row in net[table].iterrows():
             dots = [p for p in pts if p.tags["kind"] == table and p.tags["element"] == row["name"]]
             assert [p.tags["dot"] for p in dots] == ["0", "1", "2", "3", "4"], row["name"]
             a, b = xy[net.bus.at[row[a_col], "name"]], xy[net.bus.at[row[b_col], "name"]]
             for p in dots:
-                assert set(p.fields) == {"x_km", y}
-                assert _on_segment((p.fields["x_km"], p.fields[y]), a, b), (row["name"], p)
+                assert set(p.fields) == {"x_km", "y_km"}
+                assert _on_segment((p.fields["x_km"], p.fields["y_km"]), a, b), (row["name"], p)
             # from the first bus to the second, in order
-            d = [math.dist(a, (p.fields["x_km"], p.fields[y])) for p in dots]
+            d = [math.dist(a, (p.fields["x_km"], p.fields["y_km"])) for p in dots]
             assert d == sorted(d) and d[0] == 0.0 and d[-1] == pytest.approx(math.dist(a, b))
     assert len(pts) == 15 + 5 * (len(net.line) + len(net.trafo))
 
@@ -68,6 +68,6 @@ def test_a_line_with_its_own_route_follows_it_and_elements_without_positions_are
     assert bus_xy_km(net, b[2]) is None
     pts = geo_points(net, "r", 0, dots=4)
     assert sorted(p.tags["element"] for p in pts) == ["B0", "B1"] + ["bent"] * 4
-    bent = [(p.fields["x_km"], p.fields["y_line_km"]) for p in pts if p.tags["element"] == "bent"]
+    bent = [(p.fields["x_km"], p.fields["y_km"]) for p in pts if p.tags["element"] == "bent"]
     # 3 km up, across and down: the dots at 1 and 2 km are the route's corners
     assert bent == [pytest.approx(p) for p in [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0)]]

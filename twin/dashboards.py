@@ -356,32 +356,32 @@ NETWORK_TITLE = "Network: voltages and loadings at the end of the range"
 
 def network_panel(ctx: Context) -> dict[str, Any]:
     """Buses coloured by voltage, lines and transformers (dotted) by loading, at their
-    recorded positions [km]: ``grid_geo`` joined on ``element`` with last values."""
-    geo = ('SELECT last("x_km") AS "x_km", last("y_bus_km") AS "y_bus_km", '
-           'last("y_line_km") AS "y_line_km", last("y_trafo_km") AS "y_trafo_km" '
-           f'FROM "{GEO}" WHERE {RUN} GROUP BY "element", "dot"')  # once per run: no time filter
-    targets = [target(geo, ref="A", fmt="table")]
-    for ref, measurement, field, alias in (
-            ("B", "bus", "vm_pu", "vm_pu"),
-            ("C", "line", "loading_percent", "line_loading_percent"),
-            ("D", "trafo", "loading_percent", "trafo_loading_percent")):
-        targets.append(target(f'SELECT last("{field}") AS "{alias}" FROM "{measurement}" '
-                              f'WHERE {WHERE} GROUP BY "element"', ref=ref, fmt="table"))
-    # one y scale for every kind: same unit, no per-field range (Grafana keys scales by them)
-    y_km = {"unit": "lengthkm", "custom.axisLabel": "y [km]"}
+    recorded positions [km]: ``grid_geo`` joined on ``element`` with last values.
+
+    Two joins, each on the frames of two queries (buses: A with B; branches: C with D), so
+    each join is one-to-one or one-to-many and no query returns a row with an empty cell
+    (Grafana's InfluxQL table parser drops such rows)."""
+    # the y of each layer has its own name so that its points get their own size; both
+    # layers span the same box (lines run from bus to bus), so they line up either way
+    geo = (f'SELECT last("x_km") AS "x_km", last("y_km") AS "{{}}" FROM "{GEO}" '
+           f"WHERE {RUN} AND \"kind\" {{}} 'bus' GROUP BY {{}}")  # once per run: no time filter
+    targets = [
+        target(geo.format("y_bus_km", "=", '"element"'), ref="A", fmt="table"),
+        target(f'SELECT last("vm_pu") AS "vm_pu" FROM "bus" WHERE {WHERE} GROUP BY "element"',
+               ref="B", fmt="table"),
+        target(geo.format("y_branch_km", "!=", '"element", "dot"'), ref="C", fmt="table"),
+        target('SELECT last("loading_percent") AS "loading_percent" FROM "line", "trafo" '
+               f'WHERE {WHERE} GROUP BY "element"', ref="D", fmt="table")]
     overrides = [_override("x_km", unit="lengthkm", **{"custom.axisLabel": "x [km]"}),
-                 _override("y_bus_km", **y_km, **{"custom.pointSize": {"fixed": 14}}),
-                 _override("y_line_km", **y_km, **{"custom.pointSize": {"fixed": 5}}),
-                 _override("y_trafo_km", **y_km, **{"custom.pointSize": {"fixed": 9},
-                                                    "custom.pointShape": "square"}),
+                 *(_override(y, unit="lengthkm", **{"custom.axisLabel": "y [km]",
+                                                     "custom.pointSize": {"fixed": size}})
+                   for y, size in (("y_bus_km", 14), ("y_branch_km", 6))),
                  _override("vm_pu", displayName="voltage [p.u.]", decimals=4,
                            thresholds=band_thresholds(ctx.band)),
-                 _override("line_loading_percent", displayName="line loading", unit="percent",
-                           decimals=1, thresholds=LOADING_THRESHOLDS),
-                 _override("trafo_loading_percent", displayName="transformer loading",
-                           unit="percent", decimals=1, thresholds=LOADING_THRESHOLDS)]
+                 _override("loading_percent", displayName="loading", unit="percent",
+                           decimals=1, thresholds=LOADING_THRESHOLDS)]
     fc = _field_config(unit="none", color="thresholds",
-                       custom={"show": "points", "pointSize": {"fixed": 8},
+                       custom={"show": "points", "pointSize": {"fixed": 6},
                                "pointShape": "circle", "fillOpacity": 90,
                                "pointStrokeWidth": 1, "axisPlacement": "auto",
                                "axisCenteredZero": False, "hideFrom": {"legend": False,
@@ -389,27 +389,30 @@ def network_panel(ctx: Context) -> dict[str, Any]:
                                                                       "viz": False}},
                        overrides=overrides)
 
-    def series(name: str, y: str, color: str) -> dict[str, Any]:
-        return {"name": {"fixed": name}, "frame": {"matcher": {"id": "byIndex", "options": 0}},
+    def series(name: str, frame: int, y: str, color: str) -> dict[str, Any]:
+        return {"name": {"fixed": name}, "frame": {"matcher": {"id": "byIndex", "options": frame}},
                 "x": {"matcher": {"id": "byName", "options": "x_km"}},
                 "y": {"matcher": {"id": "byName", "options": y}},
                 "color": {"matcher": {"id": "byName", "options": color}}}
 
-    # buses last: drawn on top of the dots that run into them
+    def join(refs: str) -> dict[str, Any]:
+        return {"id": "joinByField", "options": {"byField": "element", "mode": "outerTabular"},
+                "filter": {"id": "byRefId", "options": f"/^[{refs}]$/"}}
+
+    # frame 0: buses (A ⋈ B), frame 1: line and transformer dots (C ⋈ D); buses drawn last,
+    # on top of the dots that end in them
     options = {"mapping": "manual",
-               "series": [series("lines", "y_line_km", "line_loading_percent"),
-                          series("transformers", "y_trafo_km", "trafo_loading_percent"),
-                          series("buses", "y_bus_km", "vm_pu")],
+               "series": [series("lines and transformers", 1, "y_branch_km", "loading_percent"),
+                          series("buses", 0, "y_bus_km", "vm_pu")],
                "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
                "tooltip": {"mode": "single", "sort": "none"}}
-    join = {"id": "joinByField", "options": {"byField": "element", "mode": "outerTabular"}}
     return panel("xychart", NETWORK_TITLE, targets, 12, 16,
                  "The run's grid at its recorded positions (km): buses coloured blue below "
                  f"{ctx.band[0]}, green inside the band, red above {ctx.band[1]} p.u.; lines "
-                 "(dots) and transformers (squares) green below 80 %, orange, red from 100 % "
-                 "loading. Values are each element's last in the time range: move the end "
-                 "of the range to replay the day. Hover for the element and its value.",
-                 fc, options, [join])
+                 "and transformers (dots) green below 80 %, orange, red from 100 % loading. "
+                 "Values are each element's last in the time range: move the end of the "
+                 "range to replay the day. Hover for the element and its value.",
+                 fc, options, [join("AB"), join("CD")])
 
 
 def _violation_minutes_query(band: tuple[float, float]) -> str:

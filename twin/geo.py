@@ -1,21 +1,18 @@
 """Where the grid's elements are: positions [km] from the net's geodata, as points.
 
 The twin takes pandapower's geodata (GeoJSON) as km on a plane: the crews drive over it
-and the dashboards draw the network on it. :func:`geo_points` is what the runner records
-once per run, at the scenario start, as measurement ``grid_geo``, so Grafana's network map
-and the report's draw any grid without knowing it in advance:
+and the maps draw the network on it. :func:`geo_points` is what the runner records once per
+run, at the scenario start, as measurement ``grid_geo`` (fields ``x_km``, ``y_km``), so
+Grafana's network map and the report's draw any grid without knowing it in advance:
 
-* a bus: tags ``kind=bus``, ``element``; fields ``x_km``, ``y_bus_km``;
+* a bus: tags ``kind=bus``, ``element``;
 * a line: ``dots`` points along its route from its from-bus to its to-bus (its own
-  LineString geodata where it has one, else straight from bus to bus), tags
-  ``kind=line``, ``element``, ``dot`` (0…); fields ``x_km``, ``y_line_km``;
-* a two-winding transformer: likewise from its HV to its LV bus, ``kind=trafo``,
-  ``y_trafo_km``.
+  LineString geodata where it has one, else straight from bus to bus), tags ``kind=line``,
+  ``element``, ``dot`` (0, 1, …);
+* a two-winding transformer: likewise from its HV to its LV bus, ``kind=trafo``.
 
-The y field is named per kind so that, once joined on ``element`` with the elements' last
-``vm_pu`` / ``loading_percent``, one table gives a separate XY series per kind (a row
-without that kind's y is not drawn in its series). Elements without positions are left
-out.
+Joined on ``element`` with each element's voltage or loading, a map needs no other
+knowledge of the grid. Elements without positions are left out.
 """
 
 from __future__ import annotations
@@ -99,7 +96,7 @@ def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOT
         if xy is not None:
             out.append(Point(GEO_MEASUREMENT, time_ns,
                              {"run": run_id, "element": name, "kind": "bus"},
-                             {"x_km": xy[0], "y_bus_km": xy[1]}))
+                             {"x_km": xy[0], "y_km": xy[1]}))
     for table in ("line", "trafo"):
         for idx, name in zip(net[table].index, element_names(net, table)):
             route = branch_route_km(net, table, int(idx))
@@ -108,5 +105,5 @@ def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOT
             for k, (x, y) in enumerate(dots_along(route, dots)):
                 out.append(Point(GEO_MEASUREMENT, time_ns,
                                  {"run": run_id, "element": name, "kind": table, "dot": str(k)},
-                                 {"x_km": x, f"y_{table}_km": y}))
+                                 {"x_km": x, "y_km": y}))
     return out

@@ -279,9 +279,10 @@ def network_figure(run: RunData) -> go.Figure | None:
     Traces: the routes (grey, one trace), the branch dots coloured by peak loading (named
     ``lines, transformers``) and the buses (named ``buses``), each where recorded."""
     geo = run.read("grid_geo")
-    if geo is None or "x_km" not in geo:
+    if geo is None or not {"x_km", "y_km", "kind"} <= set(geo.columns):
         return None
-    geo = geo.assign(dot=pd.to_numeric(geo.get("dot"), errors="coerce"))
+    if "dot" in geo:  # "0".."8" as tags: sort them as numbers
+        geo = geo.assign(dot=pd.to_numeric(geo["dot"], errors="coerce"))
     fig = go.Figure()
     peaks = {}
     for kind in ("line", "trafo"):
@@ -290,11 +291,6 @@ def network_figure(run: RunData) -> go.Figure | None:
             peaks.update(frame.groupby("element")["loading_percent"].max().dropna().to_dict())
     branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
     if not branch.empty:
-        y_km = pd.Series(np.nan, index=branch.index)
-        for column in ("y_line_km", "y_trafo_km"):
-            if column in branch:
-                y_km = y_km.fillna(branch[column])
-        branch["y_km"] = y_km
         branch = branch.sort_values(["kind", "element", "dot"], kind="stable")
         xs, ys = [], []  # every route in one grey trace, broken by None
         for _, route in branch.groupby(["kind", "element"], sort=False):
@@ -314,7 +310,7 @@ def network_figure(run: RunData) -> go.Figure | None:
                 hovertext=[f"{e}: peak {p:.1f} %" for e, p in zip(loaded["element"],
                                                                   loaded["peak"])],
                 hoverinfo="text"))
-    buses = geo[geo["kind"] == "bus"].dropna(subset=["y_bus_km"])
+    buses = geo[geo["kind"] == "bus"]
     bus = run.read("bus")
     if not buses.empty:
         worst = pd.Series(dtype=float)
@@ -327,7 +323,7 @@ def network_figure(run: RunData) -> go.Figure | None:
         half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),
                    float(np.nanmax(np.abs(values - 1.0))) if values.notna().any() else 0.0)
         fig.add_trace(go.Scatter(
-            x=buses["x_km"], y=buses["y_bus_km"], mode="markers", name="buses",
+            x=buses["x_km"], y=buses["y_km"], mode="markers", name="buses",
             marker=dict(size=13, color=rounded(values, 4), colorscale="RdBu_r", cmid=1.0,
                         cmin=1.0 - half, cmax=1.0 + half, line=dict(color="#333", width=1),
                         colorbar=dict(title="worst vm [p.u.]", x=1.12, len=0.9)),
