@@ -346,10 +346,6 @@ class Context:
                    (sc.start.strftime(fmt), end.strftime(fmt)))
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
 LOADING_THRESHOLDS = _thresholds((None, "green"), (80, "orange"), (100, "red"))
 NETWORK_TITLE = "Network: voltages and loadings at the end of the range"
 
@@ -359,8 +355,8 @@ def network_panel(ctx: Context) -> dict[str, Any]:
     recorded positions [km]: ``grid_geo`` joined on ``element`` with last values.
 
     Two joins, each on the frames of two queries (buses: A with B; branches: C with D), so
-    each join is one-to-one or one-to-many and no query returns a row with an empty cell
-    (Grafana's InfluxQL table parser drops such rows)."""
+    each join is one-to-one or one-to-many, and no query returns a row with an empty cell
+    (Grafana before 10.2 dropped such rows from InfluxQL tables)."""
     # the y of each layer has its own name so that its points get their own size; both
     # layers span the same box (lines run from bus to bus), so they line up either way
     geo = (f'SELECT last("x_km") AS "x_km", last("y_km") AS "{{}}" FROM "{GEO}" '
