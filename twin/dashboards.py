@@ -66,7 +66,6 @@ SCHEMA_VERSION = 39
 PLUGIN_VERSION = "11.3.0"  # the Grafana the compose file runs; panels carry it (xychart v2)
 
 RUN = '"run" =~ /^$run$/'
-GEO = GEO_MEASUREMENT
 WHERE = f"{RUN} AND $timeFilter"
 STEP = "${step_s}s"  # inside GROUP BY time(...)
 
@@ -359,7 +358,7 @@ def network_panel(ctx: Context) -> dict[str, Any]:
     (Grafana before 10.2 dropped such rows from InfluxQL tables)."""
     # the y of each layer has its own name so that its points get their own size; both
     # layers span the same box (lines run from bus to bus), so they line up either way
-    geo = (f'SELECT last("x_km") AS "x_km", last("y_km") AS "{{}}" FROM "{GEO}" '
+    geo = (f'SELECT last("x_km") AS "x_km", last("y_km") AS "{{}}" FROM "{GEO_MEASUREMENT}" '
            f"WHERE {RUN} AND \"kind\" {{}} 'bus' GROUP BY {{}}")  # once per run: no time filter
     targets = [
         target(geo.format("y_bus_km", "=", '"element"'), ref="A", fmt="table"),

@@ -58,14 +58,15 @@ def live_progress(meter: LagMeter, seconds_of: Callable[[int], float],
                   flush_every_s: float = 1.0) -> Callable[[int], None]:
     """A recorder progress callback that measures the lag and flushes the store about every
     ``flush_every_s`` wall-clock seconds (then calls ``then``, e.g. a progress bar)."""
-    last_flush = [meter.clock()]
+    last_flush = meter.clock()
 
     def progress(tick: int) -> None:
+        nonlocal last_flush
         meter.observe(seconds_of(tick))
         now = meter.clock()
-        if flush is not None and now - last_flush[0] >= flush_every_s:
+        if flush is not None and now - last_flush >= flush_every_s:
             flush()
-            last_flush[0] = now
+            last_flush = now
         if then is not None:
             then(tick)
 

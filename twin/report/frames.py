@@ -85,6 +85,11 @@ def per_element(frame: pd.DataFrame, column: str, elements: Iterable[str],
     return data.pivot_table(index="time", columns="element", values=column, aggfunc=how)
 
 
+def peak_per_element(frame: pd.DataFrame, column: str = "loading_percent") -> pd.Series:
+    """Each element's highest ``column`` over the run (elements without a value left out)."""
+    return frame.groupby("element")[column].max().dropna()
+
+
 def interruptions(load: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
     """Intervals in which a load was not supplied.
 

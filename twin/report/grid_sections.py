@@ -12,7 +12,8 @@ from plotly.subplots import make_subplots
 from twin.report.figures import Figures, Section, rounded, xs_ms
 from twin.report.formatting import (KPI_GROUPS, cell_text, duration_text, esc, format_value,
                                     html_table, kpi_group, kpi_label, kpi_unit)
-from twin.report.frames import MAX_POINTS, natural_key, per_element, per_step
+from twin.report.frames import (MAX_POINTS, natural_key, peak_per_element, per_element,
+                                per_step)
 from twin.report.run_data import RunData
 
 #: Most heatmap cells (buses × time points) in one figure.
@@ -166,7 +167,7 @@ def loading_section(run: RunData, figs: Figures) -> Section | None:
                                  name=f"max over all {name}s", line=dict(color="#d62728",
                                                                          width=2.5), **group),
                       row=row, col=1)
-        peak = frame.groupby("element")["loading_percent"].max().dropna()
+        peak = peak_per_element(frame)
         top = peak.nlargest(TOP_ELEMENTS).index
         series = per_element(frame, "loading_percent", top, how="max")
         for i, element in enumerate(top):
@@ -288,7 +289,7 @@ def network_figure(run: RunData) -> go.Figure | None:
     for kind in ("line", "trafo"):
         frame = run.read(kind)
         if frame is not None and "loading_percent" in frame:
-            peaks.update(frame.groupby("element")["loading_percent"].max().dropna().to_dict())
+            peaks.update(peak_per_element(frame).to_dict())
     branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
     if not branch.empty:
         branch = branch.sort_values(["kind", "element", "dot"], kind="stable")
