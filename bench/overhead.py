@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandapower as pp
 
-from twin.grids import element_names
-from twin.powerflow import GridModel
+from twin.build.wiring import prepare
+from twin.grid.model import GridModel
+from twin.grid.names import element_names
 from twin.recording.files import read_measurement
 from twin.runner import run_scenario
 from twin.scenario import load_scenario
-from twin.world import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandapower as pp
+from overhead import bare_loop, injections  # noqa: E402  (same folder)
 
 import simulators
-from twin.grids import element_names
+from twin.build.wiring import prepare
+from twin.grid.names import element_names
 from twin.runner import run_scenario
 from twin.scenario import load_scenario
-from twin.world import prepare
-
-from overhead import bare_loop, injections  # noqa: E402  (same folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_MODULES = ("grid", "recorder", "field", "der", "storage", "timeseries", "dms", "scripted")

@@ -17,8 +17,8 @@ import time
 import pandapower as pp
 
 from twin.dms.reconfiguration import minimize_losses, with_line_switches
-from twin.grids import build_net
-from twin.paper_grids import create_paper_load_management_net
+from twin.grid.build import build_net
+from twin.grid.paper import create_paper_load_management_net
 from twin.scenario import GridSpec
 
 

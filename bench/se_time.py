@@ -20,7 +20,7 @@ import pandapower as pp
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.state_estimation import estimate_state, estimation_error
 from twin.dms.synthetic_telemetry import full_metering
-from twin.grids import build_net
+from twin.grid.build import build_net
 from twin.scenario import GridSpec
 
 

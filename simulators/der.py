@@ -13,9 +13,8 @@ import numpy as np
 
 from twin.models import pv as pv_model
 from twin.models import wind as wind_model
+from twin.models.weather import WEATHER_ATTRS
 
-WEATHER_ATTRS = ("ghi_w_m2", "dni_w_m2", "dhi_w_m2", "solar_zenith_deg", "solar_azimuth_deg",
-                 "temp_air_c", "wind_speed_m_s")
 PLANT_OUTPUTS = ("p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
 PLANT_INPUTS = ("p_limit_mw", "q_setpoint_mvar")
 

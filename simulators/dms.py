@@ -9,18 +9,12 @@ field) and ``records`` (to the recorder: estimates, cycle status, decisions).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
 import mosaik_api_v3
-import numpy as np
 
-from twin.dms.cycle import (CycleSettings, DMSState, believed_topology, forecast_model, issue,
-                            run_cycle)
-from twin.dms.flisr_control import FlisrController
-from twin.dms.load_management import LoadManager
+from twin.dms.controller import DMSPlan
+from twin.dms.cycle import believed_topology, forecast_model, issue, run_cycle
 from twin.dms.measurements import telemetry_frame
-from twin.dms.switchgear import SwitchgearWatch
 
 META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
@@ -35,24 +29,6 @@ META: mosaik_api_v3.Meta = {
         },
     },
 }
-
-
-@dataclass
-class DMSPlan:
-    """Everything the DMS starts with (prepared by the world builder)."""
-
-    state: DMSState
-    settings: CycleSettings
-    cycle_offset_ticks: int
-    cycle_ticks: int
-    # t [s] -> per-load and per-sgen forecast factors of the DMS (its profiles, not truth)
-    forecast: Callable[[float], tuple[np.ndarray, np.ndarray]]
-    # event-driven: acts on trip reports and command outcomes between cycles
-    flisr: FlisrController | None = None
-    # after each estimate: overloads → switching plans
-    load_manager: LoadManager | None = None
-    # the switchgear against fault currents, on every topology change the DMS sees
-    switchgear: SwitchgearWatch | None = None
 
 
 def telemetry_row(m: dict, grid_refs: dict[str, str] | None = None) -> dict:

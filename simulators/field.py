@@ -20,9 +20,9 @@ from typing import Any
 import mosaik_api_v3
 import simpy
 
-from twin.field import ACTIONS, FieldPlan
 from twin.models.comms import CommNetwork
 from twin.models.crews import CrewDispatcher
+from twin.models.field import ACTIONS, FieldPlan
 from twin.rng import component_rng
 
 ACTUATOR_KINDS = ("switch", "trafo", "shunt", "line")
@@ -95,7 +95,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         if model != "Field" or num != 1 or self.plan is not None:
             raise ValueError("FieldSim holds exactly one Field")
         if plan is None:
-            raise ValueError("Field needs plan=<twin.field.FieldPlan>")
+            raise ValueError("Field needs plan=<twin.models.field.FieldPlan>")
         self.plan = plan
         # each point's noise σ, so the DMS can weigh what it receives
         self.sigma = {(r.name, p.name): p.sigma for r in plan.rtus for p in r.points}

@@ -1,4 +1,4 @@
-"""mosaik adapter for the pandapower grid model (:class:`twin.powerflow.GridModel`).
+"""mosaik adapter for the pandapower grid model (:class:`twin.grid.model.GridModel`).
 
 Hybrid simulator: it solves on its regular step and, in between, whenever a switching or
 tap input arrives (those attributes are triggers), so switching is seen within the tick it
@@ -10,15 +10,14 @@ Entities: one ``Grid`` (whole-network summary) whose children are the elements, 
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import mosaik_api_v3
 
-from twin.grids import element_names
+from twin.grid.model import RESULT_SPEC, SUMMARY_ATTRS, GridModel
+from twin.grid.names import element_names
 from twin.models.protection import Fault
-from twin.powerflow import RESULT_SPEC, SUMMARY_ATTRS, GridModel
 
 # model name -> (net table, input attrs, trigger attrs, output attrs). One table drives the
 # META, entity creation, inputs and outputs.

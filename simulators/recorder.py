@@ -9,23 +9,14 @@ schema lives in :mod:`twin.recording.schema`, not here.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import mosaik_api_v3
 
-from twin.kpis import KpiAccumulator
+from twin.evaluation.kpis import KpiAccumulator
 from twin.recording.schema import Point, Store, clean_fields, table_points
+from twin.recording.tally import Tally
 from twin.timebase import Clock
-
-@dataclass
-class Tally:
-    """What the recorder counted, for the run summary (shared with the caller in-process)."""
-
-    points: int = 0
-    grid_solves: int = 0
-    events: list[Point] = field(default_factory=list)
-
 
 META: mosaik_api_v3.Meta = {
     "api_version": "3.0",

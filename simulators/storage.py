@@ -12,8 +12,8 @@ import mosaik_api_v3
 import numpy as np
 
 from twin.models import battery as bat
-from twin.models.ev import sum_by
-from twin.storage_plan import BatteryPlan, EVPlan
+from twin.models.battery import BatteryPlan
+from twin.models.ev import EVPlan, sum_by
 
 CP_OUTPUTS = ("p_mw", "q_mvar", "n_connected", "soc_mean", "flex_up_mw", "flex_down_mw",
               "energy_short_mwh", "droop_mw_per_hz")

@@ -23,8 +23,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from twin.geo import geo_points
-from twin.kpis import kpi_point
+from twin.build.wiring import RunOutcome, WorldHandles, prepare, run_world
+from twin.evaluation.kpis import kpi_point
+from twin.grid.geo import geo_points
 from twin.live import LagMeter, live_progress
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.factory import open_recording
@@ -32,7 +33,6 @@ from twin.recording.schema import Point
 from twin.report import write_report
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
 from twin.timebase import parse_duration_s
-from twin.world import RunOutcome, WorldHandles, prepare, run_world
 
 DEFAULT_INFLUX_DB = "dms_twin"
 

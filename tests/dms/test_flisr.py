@@ -12,13 +12,20 @@ import pandapower.networks as pn
 import pandapower.topology as top
 import pytest
 
-from twin.dms.flisr import (build_sections, isolation, live_sections, locate, restoration,
-                            switching_sequence, switch_states)
+from twin.build.protection import protection_settings
+from twin.build.resolve import find_element
+from twin.dms.flisr import (
+    build_sections,
+    isolation,
+    live_sections,
+    locate,
+    restoration,
+    switch_states,
+    switching_sequence,
+)
 from twin.dms.short_circuit import default_ratings, short_circuit_report
-from twin.grids import find_element
+from twin.grid.paper import create_paper_flisr_net
 from twin.models.protection import Fault, Protection
-from twin.paper_grids import create_paper_flisr_net
-from twin.protection_setup import protection_settings
 
 
 def protection_for(net: pp.pandapowerNet) -> Protection:
@@ -136,7 +143,7 @@ def test_every_single_line_fault_on_cigre(line):
 
 
 def _energised(net, line) -> bool:
-    from twin.iec60909 import live_buses
+    from twin.grid.iec60909 import live_buses
     from twin.models.protection import line_energised as energised
 
     g = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from twin.dms.flisr_control import FlisrController, FlisrSettings
-from twin.paper_grids import create_paper_flisr_net
+from twin.grid.paper import create_paper_flisr_net
 
 
 def telemetry(trip_t_s: float) -> dict:

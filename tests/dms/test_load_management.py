@@ -11,7 +11,7 @@ import pandapower as pp
 import pandas as pd
 
 from twin.dms.load_management import LoadManagementSettings, LoadManager
-from twin.paper_grids import create_paper_load_management_net
+from twin.grid.paper import create_paper_load_management_net
 
 
 def estimate(net) -> SimpleNamespace:

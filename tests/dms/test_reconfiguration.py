@@ -12,7 +12,8 @@ import pandapower.topology as top
 import pytest
 
 from twin.dms.reconfiguration import minimize_losses, with_line_switches
-from twin.grids import build_net, element_names
+from twin.grid.build import build_net
+from twin.grid.names import element_names
 from twin.scenario import GridSpec
 
 
@@ -103,7 +104,7 @@ def test_simbench_rural_feeder_with_its_loop_switches():
 def test_paper_load_management_relieves_the_overload():
     """Paper II.F, Fig. 6–7: all loads on Grid A overload Line A-1; the plan moves Loads 1
     and 2 to Grid B and Load 3 to Grid C, the brute-force optimum of this net."""
-    from twin.paper_grids import create_paper_load_management_net
+    from twin.grid.paper import create_paper_load_management_net
 
     net = create_paper_load_management_net()
     before = copy.deepcopy(net)
@@ -124,7 +125,7 @@ def test_paper_load_management_relieves_the_overload():
 def test_two_sources_joined_through_the_grid_are_a_loop():
     """With one ext_grid per substation the loop runs through the external grid: a tie
     between two feeders of different sources is still a loop to the search."""
-    from twin.paper_grids import create_paper_load_management_net
+    from twin.grid.paper import create_paper_load_management_net
 
     net = create_paper_load_management_net()
     hv = int(net.ext_grid.bus.iloc[0])

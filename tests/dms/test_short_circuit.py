@@ -20,8 +20,8 @@ import pandas.testing as pdt
 import pytest
 
 from twin.dms.short_circuit import BreakerRating, default_ratings, short_circuit_report
-from twin.grids import build_net
-from twin.iec60909 import fault_currents, prepare_for_sc
+from twin.grid.build import build_net
+from twin.grid.iec60909 import fault_currents, prepare_for_sc
 from twin.scenario import GridSpec
 
 PATH_TO_LINE_4_5 = (0, 1, 2)   # lines from bus 1 to the from bus of Line 4-5

@@ -10,7 +10,7 @@ import pandapower as pp
 import pytest
 
 from twin.dms.volt_var import VoltVarSettings, volt_var
-from twin.grids import build_net
+from twin.grid.build import build_net
 from twin.scenario import GridSpec
 
 DER = ("PV 8", "PV 10", "PV 11")
@@ -118,8 +118,8 @@ def test_the_estimate_is_judged_and_the_model_gives_the_effect():
 
 
 def test_inside_the_band_a_capacitor_that_only_costs_losses_is_switched_out():
-    from twin.devices import add_capacitors
-    from twin.fieldspec import DevicesSpec
+    from twin.build.devices import add_capacitors
+    from twin.scenario.field import DevicesSpec
 
     net = build_net(GridSpec(builtin="cigre_mv"))
     net.load[["p_mw", "q_mvar"]] *= 0.5  # light load: the bank pushes Mvar back upstream

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from twin.grids import find_element
+from twin.build.protection import protection_settings
+from twin.build.resolve import find_element
+from twin.grid.paper import create_paper_flisr_net
 from twin.models.protection import Fault, Protection
-from twin.paper_grids import create_paper_flisr_net
-from twin.protection_setup import protection_settings
 
 
 def setup(reclose_s: float | None = None, pickup_factor: float = 2.0):

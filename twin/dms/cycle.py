@@ -13,16 +13,21 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 
 from twin.dms.decisions import Decision
 from twin.dms.load_estimation import pseudo_measurements
-from twin.dms.measurements import (apply_switch_states, apply_tap_positions, element_index,
-                                   newest, telemetry_frame)
+from twin.dms.measurements import (
+    apply_switch_states,
+    apply_tap_positions,
+    element_index,
+    newest,
+    telemetry_frame,
+)
 from twin.dms.state_estimation import SEResult, estimate_state
 from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 
 @dataclass(frozen=True)

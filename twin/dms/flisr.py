@@ -37,7 +37,7 @@ import numpy as np
 import pandapower as pp
 
 from twin.dms.pf import runpp_warm
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 Node = tuple[str, int]  # ("bus", 3), ("line", 7), ("trafo", 0)
 

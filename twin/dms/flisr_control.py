@@ -18,9 +18,18 @@ from typing import Callable, Literal
 import pandapower as pp
 
 from twin.dms.decisions import Decision
-from twin.dms.flisr import (FaultLocation, Restoration, Sections, build_sections, isolation, locate,
-                            restoration, switch_states, switching_sequence)
-from twin.grids import element_names
+from twin.dms.flisr import (
+    FaultLocation,
+    Restoration,
+    Sections,
+    build_sections,
+    isolation,
+    locate,
+    restoration,
+    switch_states,
+    switching_sequence,
+)
+from twin.grid.names import element_names
 
 Phase = Literal["idle", "isolating", "restoring", "repairing", "normalising", "stopped"]
 

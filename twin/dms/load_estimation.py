@@ -4,7 +4,7 @@ A distribution grid meters its substation and a few feeder points, not its loads
 state estimator still needs two equations per bus, so the DMS supplies its best guess of
 every unmetered injection — a *pseudo-measurement*: each load's and generator's nominal
 power times a profile factor (the DMS's forecast, e.g. the synthetic daily shape of
-:mod:`twin.profiles`), optionally rescaled so that the forecast matches the metered
+:mod:`twin.build.profiles`), optionally rescaled so that the forecast matches the metered
 feeder-head flows, with a large standard deviation that says how little it is trusted.
 Buses with nothing connected carry *zero-injection* pseudo-measurements with a tiny
 standard deviation: that zero is exact knowledge, not a guess.
@@ -31,13 +31,13 @@ from typing import Mapping, Sequence
 
 import networkx as nx
 import numpy as np
-import pandas as pd
 import pandapower as pp
 import pandapower.topology as top
+import pandas as pd
 
-from twin.dms.pf import runpp_warm
 from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index, split_ref
-from twin.grids import element_names
+from twin.dms.pf import runpp_warm
+from twin.grid.names import element_names
 
 FactorLike = float | Sequence[float] | np.ndarray | pd.Series
 

@@ -22,7 +22,7 @@ from twin.dms.decisions import Decision
 from twin.dms.flisr import build_sections, switch_states, switching_sequence
 from twin.dms.reconfiguration import minimize_losses
 from twin.dms.state_estimation import SEResult
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 
 @dataclass(frozen=True)

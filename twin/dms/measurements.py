@@ -1,7 +1,7 @@
 """Telemetry as the DMS receives it, turned into pandapower measurements and topology.
 
 The field delivers rows ``(element, quantity, value, source_t_s, delivery_t_s, sigma)``;
-``element`` is ``"<table>:<name>"`` with the names of :func:`twin.grids.element_names`.
+``element`` is ``"<table>:<name>"`` with the names of :func:`twin.grid.build.element_names`.
 This module
 
 * collects such rows into one table (:func:`telemetry_frame`),
@@ -29,10 +29,10 @@ import copy
 from typing import Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 #: Columns of a telemetry table, in order. ``value`` is in the quantity's unit (p.u., MW,
 #: Mvar, kA; 1.0/0.0 for ``closed``); ``source_t_s`` is the scan time and

@@ -33,7 +33,7 @@ import pandapower as pp
 import pandapower.topology as top
 
 from twin.dms.pf import p_loss_mw, runpp_warm
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 
 @dataclass(frozen=True)

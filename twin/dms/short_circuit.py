@@ -1,4 +1,4 @@
-"""The DMS's short-circuit analysis: IEC 60909 currents (:mod:`twin.iec60909`) at every
+"""The DMS's short-circuit analysis: IEC 60909 currents (:mod:`twin.grid.iec60909`) at every
 energised bus of a present or proposed topology, and every switch against its breaking and
 making capability (:func:`short_circuit_report`, :func:`default_ratings`).
 
@@ -17,13 +17,19 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
 import pandapower.shortcircuit as sc
+import pandas as pd
 
-from twin.grids import element_names
-from twin.iec60909 import (HV_ABOVE_KV, LV_UP_TO_KV, check_fault, live_buses, prepare_for_sc,
-                           quiet)
+from twin.grid.iec60909 import (
+    HV_ABOVE_KV,
+    LV_UP_TO_KV,
+    check_fault,
+    live_buses,
+    prepare_for_sc,
+    quiet,
+)
+from twin.grid.names import element_names
 
 
 # ---------------------------------------------------------------- switchgear ratings
@@ -87,7 +93,7 @@ class BreakerCheck:
     """One switch against the fault currents at its terminals."""
 
     switch: int
-    name: str                  # as twin.grids.element_names gives it
+    name: str                  # as twin.grid.build.element_names gives it
     type: str
     ikss_max_ka: float         # largest max-case I"k of a fault at a terminal
     ip_max_ka: float           # largest peak current of a fault at a terminal

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 from pandapower.estimation import StateEstimation
 from scipy.stats import chi2 as chi2_dist
 
@@ -48,7 +48,7 @@ from twin.dms.measurements import (
     telemetry_frame,
     to_pandapower_measurements,
 )
-from twin.grids import element_names
+from twin.grid.names import element_names
 
 # pandapower reports failures through its logger as well as through return values and
 # exceptions; the latter go into SEResult.message, so its log stays quiet here.

@@ -7,10 +7,11 @@ rating (lines: √3·V_n·I_max, trafos: sn_mva), current 1 % of I_max.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 
-from twin.grids import build_net, element_names
+from twin.grid.build import build_net
+from twin.grid.names import element_names
 from twin.scenario import GridSpec
 
 V_SIGMA_FRACTION = 0.005

@@ -37,9 +37,9 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.dms.pf import p_loss_mw, runpp_warm
 from twin.dms.decisions import Decision, Mode
-from twin.grids import element_names
+from twin.dms.pf import p_loss_mw, runpp_warm
+from twin.grid.names import element_names
 
 
 @dataclass(frozen=True)

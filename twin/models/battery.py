@@ -422,3 +422,17 @@ def price_request(
     plan = price_schedule(price_times_s, prices, spec, horizon_s=horizon_s,
                           start_hour_local=start_hour_local)
     return schedule_request(t_s, price_times_s, plan)
+
+
+@dataclass
+class BatteryPlan:
+    """The batteries as the battery simulator runs them (built by :mod:`twin.build.storage`)."""
+
+    names: list[str]
+    storage_idx: list[int]
+    spec: BatterySpec
+    modes: list[str]
+    schedule_times_s: np.ndarray   # requests for "schedule" and "price" batteries
+    schedule_p_mw: np.ndarray      # (n_times, n_batteries)
+    price_times_s: np.ndarray
+    prices_eur_mwh: np.ndarray

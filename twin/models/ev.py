@@ -1002,3 +1002,13 @@ def _freeze(obj: object, name: str, value: np.ndarray) -> None:
 def _require(ok: np.ndarray | bool, message: str) -> None:
     if not np.all(ok):
         raise ValueError(f"EVFleetSpec: {message}")
+
+
+@dataclass
+class EVPlan:
+    """The fleet as the EV simulator runs it (built by :mod:`twin.build.storage`)."""
+
+    fleet: EVFleet
+    points: list[str]          # charging point names = bus names
+    load_idx: list[int]        # the net's load per charging point
+    strategy: str

@@ -1,14 +1,14 @@
 """Faults in the grid and the protection that clears them: overcurrent relays on circuit
 breakers, one auto-reclose shot, and fault-passage indicators (FPIs).
 
-Plain Python over a pandapower net; the grid model (:mod:`twin.powerflow`) owns one
+Plain Python over a pandapower net; the grid model (:mod:`twin.grid.model`) owns one
 :class:`Protection` and calls it whenever faults or the topology change. Times are float
 seconds since the run start.
 
 Rules
 -----
 Fault currents
-    IEC 60909 initial short-circuit currents (:func:`twin.iec60909.fault_currents`,
+    IEC 60909 initial short-circuit currents (:func:`twin.grid.iec60909.fault_currents`,
     case "max") of the fault at its place on the line, in the topology of the moment.
 Which relay trips
     Of the relays whose breaker is closed and carries more than their pick-up, the one
@@ -35,7 +35,7 @@ import networkx as nx
 import pandapower as pp
 import pandapower.topology as top
 
-from twin.iec60909 import FaultCurrents, fault_currents, live_buses
+from twin.grid.iec60909 import FaultCurrents, fault_currents, live_buses
 
 
 @dataclass(frozen=True)

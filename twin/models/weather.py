@@ -37,6 +37,10 @@ WEATHER_COLUMNS = (
     "solar_azimuth_deg",
 )
 
+#: The weather the DER plants take in (the weather simulator's outputs, in this order).
+WEATHER_ATTRS = ("ghi_w_m2", "dni_w_m2", "dhi_w_m2", "solar_zenith_deg", "solar_azimuth_deg",
+                 "temp_air_c", "wind_speed_m_s")
+
 # --- clear sky: simplified Solis with a clean, mid-latitude atmosphere -------------------
 # Aerosol optical depth at 700 nm and precipitable water are the model's own defaults-ish
 # values for rural Europe; they need no lookup files (unlike Ineichen's Linke turbidity).

@@ -8,13 +8,20 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from twin.reliability import MOMENTARY_S
-from twin.timebase import parse_duration_s
+from twin.evaluation.reliability import MOMENTARY_S
 from twin.report.figures import Figures, Section, count_axis, rounded, xs_ms
-from twin.report.formatting import (RELIABILITY_KEYS, cell_text, format_value, html_table,
-                                    kpi_label, kpi_unit, limited)
+from twin.report.formatting import (
+    RELIABILITY_KEYS,
+    cell_text,
+    format_value,
+    html_table,
+    kpi_label,
+    kpi_unit,
+    limited,
+)
 from twin.report.frames import interruptions, natural_key
 from twin.report.run_data import RunData
+from twin.timebase import parse_duration_s
 
 
 def comm_section(run: RunData, figs: Figures) -> Section | None:

@@ -1,0 +1,109 @@
+"""Where the grid's elements are: positions [km] from the net's geodata, as points.
+
+The twin takes pandapower's geodata (GeoJSON) as km on a plane: the crews drive over it
+and the maps draw the network on it. :func:`geo_points` is what the runner records once per
+run, at the scenario start, as measurement ``grid_geo`` (fields ``x_km``, ``y_km``), so
+Grafana's network map and the report's draw any grid without knowing it in advance:
+
+* a bus: tags ``kind=bus``, ``element``;
+* a line: ``dots`` points along its route from its from-bus to its to-bus (its own
+  LineString geodata where it has one, else straight from bus to bus), tags ``kind=line``,
+  ``element``, ``dot`` (0, 1, …);
+* a two-winding transformer: likewise from its HV to its LV bus, ``kind=trafo``.
+
+Joined on ``element`` with each element's voltage or loading, a map needs no other
+knowledge of the grid. Elements without positions are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandapower as pp
+
+from twin.grid.names import element_names
+from twin.recording.schema import Point
+
+GEO_MEASUREMENT = "grid_geo"
+#: Points along each line or transformer, both ends included (drawn under the bus markers,
+#: they let a plot join the dots into the element's route).
+DOTS = 9
+
+XY = tuple[float, float]
+
+
+def bus_xy_km(net: pp.pandapowerNet, bus: int) -> XY | None:
+    """Bus position from the net's geodata (GeoJSON in pandapower 3), taken as km."""
+    if "geo" not in net.bus.columns or not isinstance(net.bus.at[bus, "geo"], str):
+        return None
+    x, y = json.loads(net.bus.at[bus, "geo"])["coordinates"][:2]
+    return (float(x), float(y))
+
+
+def _own_route(net: pp.pandapowerNet, line: int) -> list[XY] | None:
+    geo = net.line.at[line, "geo"] if "geo" in net.line.columns else None
+    if not isinstance(geo, str):
+        return None
+    coords = json.loads(geo).get("coordinates") or []
+    route = [(float(c[0]), float(c[1])) for c in coords if len(c) >= 2]
+    return route if len(route) >= 2 else None
+
+
+def branch_route_km(net: pp.pandapowerNet, table: str, idx: int) -> list[XY] | None:
+    """The route of a line (its own geodata, else bus to bus) or trafo (HV to LV bus)."""
+    if table == "line":
+        route = _own_route(net, idx)
+        if route is not None:
+            return route
+        ends = ("from_bus", "to_bus")
+    else:
+        ends = ("hv_bus", "lv_bus")
+    a, b = (bus_xy_km(net, int(net[table].at[idx, end])) for end in ends)
+    if a is None or b is None:
+        return None
+    return [a, b]
+
+
+def dots_along(route: list[XY], n: int) -> list[XY]:
+    """``n`` ≥ 2 points evenly spaced along ``route`` by length, from its first point to its
+    last; one point when the route has no length."""
+    seg = [math.dist(p, q) for p, q in zip(route, route[1:])]
+    total = sum(seg)
+    if total == 0.0:  # both ends at one place (e.g. a trafo's HV and LV bus)
+        return [route[0]]
+    out = [route[0]]
+    for k in range(1, n - 1):
+        s = total * k / (n - 1)
+        for (p, q), length in zip(zip(route, route[1:]), seg):
+            if s <= length and length > 0.0:
+                f = s / length
+                out.append((p[0] + f * (q[0] - p[0]), p[1] + f * (q[1] - p[1])))
+                break
+            s -= length
+        else:  # rounding at the far end
+            out.append(route[-1])
+    out.append(route[-1])
+    return out
+
+
+def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOTS
+               ) -> list[Point]:
+    """The ``grid_geo`` points of ``net`` (see the module docstring)."""
+    out = []
+    for idx, name in zip(net.bus.index, element_names(net, "bus")):
+        xy = bus_xy_km(net, int(idx))
+        if xy is not None:
+            out.append(Point(GEO_MEASUREMENT, time_ns,
+                             {"run": run_id, "element": name, "kind": "bus"},
+                             {"x_km": xy[0], "y_km": xy[1]}))
+    for table in ("line", "trafo"):
+        for idx, name in zip(net[table].index, element_names(net, table)):
+            route = branch_route_km(net, table, int(idx))
+            if route is None:
+                continue
+            for k, (x, y) in enumerate(dots_along(route, dots)):
+                out.append(Point(GEO_MEASUREMENT, time_ns,
+                                 {"run": run_id, "element": name, "kind": table, "dot": str(k)},
+                                 {"x_km": x, "y_km": y}))
+    return out

@@ -1,0 +1,379 @@
+"""The scenario file: one YAML file explains one whole run.
+
+Validated by the pydantic model :class:`Scenario`; ``twin schema`` prints its JSON Schema.
+:func:`load_scenario` turns any problem into one :class:`ScenarioError` that names the file,
+the key path, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from twin.scenario.base import Seconds
+from twin.scenario.base import Strict as _Strict
+from twin.scenario.dms import DMSSpec
+from twin.scenario.faults import FaultSpecModel, ProtectionSpec, ReliabilitySpec
+from twin.scenario.field import (
+    BatteriesSpec,
+    CommandSpec,
+    CrewSpecModel,
+    DevicesSpec,
+    EVFleetSpecModel,
+    RTUSpecModel,
+)
+from twin.timebase import Clock
+
+
+# --------------------------------------------------------------------------- grid
+class GridSpec(_Strict):
+    """Exactly one of ``builtin``, ``simbench`` or ``file``."""
+
+    builtin: Literal["cigre_mv", "paper_flisr", "paper_load_management"] | None = Field(
+        None, description="A built-in grid: 'cigre_mv' (CIGRE MV with PV, wind and storage); "
+        "'paper_flisr', 'paper_load_management' (the DMS paper's three-load cases)."
+    )
+    simbench: str | None = Field(None, description="A SimBench code, e.g. '1-MV-rural--0-sw'.")
+    file: str | None = Field(
+        None, description="A pandapower net saved as JSON; relative to the scenario file."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "GridSpec":
+        given = [k for k in ("builtin", "simbench", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one of 'builtin', 'simbench', 'file'; found "
+                + (", ".join(given) if given else "none")
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- profiles
+class ProfilesSpec(_Strict):
+    source: Literal["synthetic", "simbench"] = Field(
+        "synthetic",
+        description="'synthetic': seeded daily shapes by load type; 'simbench': the SimBench "
+        "profiles of the grid's elements (needs a 'simbench' grid).",
+    )
+    load_scaling: float = Field(1.0, ge=0, description="Factor on every load's P and Q.")
+    sgen_scaling: float = Field(
+        1.0, ge=0, description="Factor on profile-driven generators (not the PV/wind plants)."
+    )
+    noise: float = Field(
+        0.03, ge=0, le=0.5, description="Relative σ of the seeded load noise (synthetic only)."
+    )
+
+
+# --------------------------------------------------------------------------- DER plants
+class PVPlantSpec(_Strict):
+    name: str
+    sgen: str | None = Field(None, description="Name of an existing sgen this plant drives.")
+    bus: str | None = Field(None, description="Bus name for a new plant.")
+    p_peak_kw: float | None = Field(None, gt=0, description="DC peak power [kW].")
+    s_inverter_kva: float | None = Field(None, gt=0, description="Inverter limit [kVA].")
+    tilt_deg: float | None = Field(None, ge=0, le=90)
+    azimuth_deg: float | None = Field(None, ge=0, lt=360, description="180 = south.")
+
+    @model_validator(mode="after")
+    def _where(self) -> "PVPlantSpec":
+        if (self.sgen is None) == (self.bus is None):
+            raise ValueError("exactly one of 'sgen' (existing) or 'bus' (new plant)")
+        if self.bus is not None and self.p_peak_kw is None:
+            raise ValueError("a new plant (with 'bus') needs 'p_peak_kw'")
+        return self
+
+
+class PVSpec(_Strict):
+    attach_existing: bool = Field(
+        True, description="Model every existing sgen of type PV with the defaults below."
+    )
+    tilt_deg: float = Field(30.0, ge=0, le=90)
+    azimuth_deg: float = Field(180.0, ge=0, lt=360)
+    dc_ac_ratio: float = Field(1.1, gt=0, description="DC peak / inverter rating.")
+    plants: list[PVPlantSpec] = []
+
+
+class WindPlantSpec(_Strict):
+    name: str
+    sgen: str | None = None
+    bus: str | None = None
+    p_rated_kw: float | None = Field(None, gt=0)
+    hub_height_m: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _where(self) -> "WindPlantSpec":
+        if (self.sgen is None) == (self.bus is None):
+            raise ValueError("exactly one of 'sgen' (existing) or 'bus' (new plant)")
+        if self.bus is not None and self.p_rated_kw is None:
+            raise ValueError("a new plant (with 'bus') needs 'p_rated_kw'")
+        return self
+
+
+class WindSpec(_Strict):
+    attach_existing: bool = Field(True, description="Model every existing sgen of type WP.")
+    hub_height_m: float = Field(100.0, gt=0)
+    shear_exponent: float = Field(0.14, ge=0, le=0.6)
+    plants: list[WindPlantSpec] = []
+
+
+# --------------------------------------------------------------------------- weather
+class WeatherSpec(_Strict):
+    source: Literal["synthetic", "csv"] = "synthetic"
+    csv: str | None = Field(None, description="CSV file (relative to the scenario file).")
+    latitude_deg: float = Field(52.5, ge=-90, le=90)
+    longitude_deg: float = Field(13.4, ge=-180, le=180)
+    altitude_m: float = 40.0
+    cloud_cover: float = Field(0.3, ge=0, le=1, description="Mean cloudiness, 0 = clear.")
+    cloud_variability: float = Field(0.5, ge=0, le=1)
+    wind_mean_m_s: float = Field(6.0, ge=0)
+    temp_min_c: float = 8.0
+    temp_max_c: float = 18.0
+
+    @model_validator(mode="after")
+    def _csv(self) -> "WeatherSpec":
+        if self.source == "csv" and not self.csv:
+            raise ValueError("source 'csv' needs 'csv: <file>'")
+        return self
+
+
+# --------------------------------------------------------------------------- recording
+class InfluxSpec(_Strict):
+    url: str = Field(..., description="e.g. http://127.0.0.1:8086")
+    api: Literal["v1", "v2"] = "v1"
+    database: str | None = Field(None, description="v1: database name.")
+    username: str | None = Field(None, description="v1: user (optional).")
+    password_env: str | None = Field(
+        None, description="v1: NAME of the environment variable holding the password."
+    )
+    bucket: str | None = Field(None, description="v2: bucket.")
+    org: str | None = Field(None, description="v2: organisation.")
+    token_env: str | None = Field(
+        None, description="v2: NAME of the environment variable holding the token."
+    )
+    batch_size: int = Field(5000, gt=0, description="Points per write request.")
+    retries: int = Field(4, ge=0, description="Retries of a failed write before spilling.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each retry.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("password", "token"):
+                if key in data:
+                    raise ValueError(
+                        f"secrets do not belong in a scenario file: replace '{key}' by "
+                        f"'{key}_env: <NAME of an environment variable>'"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _per_api(self) -> "InfluxSpec":
+        if self.api == "v1" and not self.database:
+            raise ValueError("api 'v1' needs 'database'")
+        if self.api == "v2" and not (self.bucket and self.org and self.token_env):
+            raise ValueError("api 'v2' needs 'bucket', 'org' and 'token_env'")
+        return self
+
+
+class RecordingSpec(_Strict):
+    store: Literal["files", "influx"] = "files"
+    influx: InfluxSpec | None = None
+
+    @model_validator(mode="after")
+    def _influx(self) -> "RecordingSpec":
+        if self.store == "influx" and self.influx is None:
+            raise ValueError("store 'influx' needs an 'influx:' section with at least 'url'")
+        return self
+
+
+class KpiSpec(_Strict):
+    voltage_band_pu: tuple[float, float] = Field(
+        (0.95, 1.05), description="Allowed bus voltage band [p.u.]."
+    )
+
+    @field_validator("voltage_band_pu")
+    @classmethod
+    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < band[0] < band[1]:
+            raise ValueError("two numbers, low < high, e.g. [0.95, 1.05]")
+        return band
+
+
+# --------------------------------------------------------------------------- scenario
+class Scenario(_Strict):
+    """One whole run of the twin."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Letters, digits, _ . -")
+    description: str = ""
+    start: datetime = Field(..., description="ISO 8601; without a zone it is UTC.")
+    duration: Seconds = Field(..., description="e.g. '1d', '6h', 'PT30M' or seconds.")
+    step: Seconds = Field(60.0, description="Grid (power flow) step, e.g. '1min'.")
+    time_resolution: float = Field(
+        1.0, gt=0, description="Seconds per mosaik tick (0.01 resolves tens of ms)."
+    )
+    seed: int = Field(..., ge=0)
+    grid: GridSpec
+    profiles: ProfilesSpec = ProfilesSpec()
+    pv: PVSpec = PVSpec()
+    wind: WindSpec = WindSpec()
+    weather: WeatherSpec = WeatherSpec()
+    devices: DevicesSpec = DevicesSpec()
+    ev_fleet: EVFleetSpecModel = EVFleetSpecModel()
+    batteries: BatteriesSpec = BatteriesSpec()
+    rtus: list[RTUSpecModel] = []
+    crews: CrewSpecModel = CrewSpecModel()
+    dms: DMSSpec = DMSSpec()
+    commands: list[CommandSpec] = Field(
+        [], description="Operator commands sent at given times through the command path.")
+    faults: list[FaultSpecModel] = Field([], description="Faults injected into the grid.")
+    protection: ProtectionSpec = ProtectionSpec()
+    reliability: ReliabilitySpec = ReliabilitySpec()
+    recording: RecordingSpec = RecordingSpec()
+    kpis: KpiSpec = KpiSpec()
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, start: datetime) -> datetime:
+        if start.tzinfo is None:
+            return start.replace(tzinfo=timezone.utc)
+        return start.astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _ticks(self) -> "Scenario":
+        clock = self.clock
+        step_ticks = clock.ticks(self.step)  # raises with a clear message
+        dur_ticks = clock.ticks(self.duration)
+        if dur_ticks % step_ticks:
+            raise ValueError(
+                f"duration ({self.duration:g} s) is not a whole number of steps ({self.step:g} s)"
+            )
+        names = [r.name for r in self.rtus]
+        if len(set(names)) != len(names):
+            raise ValueError(f"unique RTU names; found {names}")
+        if self.profiles.source == "simbench" and self.grid.simbench is None:
+            raise ValueError("profiles.source 'simbench' needs a 'grid: {simbench: <code>}'")
+        return self
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.start, self.time_resolution)
+
+    @property
+    def step_ticks(self) -> int:
+        return self.clock.ticks(self.step)
+
+    @property
+    def n_steps(self) -> int:
+        return round(self.duration / self.step)
+
+
+# --------------------------------------------------------------------------- loading
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; the message says where and why."""
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(item, str) and not item.startswith("function-"):
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    found = error.get("input")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return f"unknown key (found {found!r})"
+    msg = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if kind == "value_error":
+        text = f"expected {msg}"
+    else:
+        text = f"expected: {msg[0].lower() + msg[1:]}"
+    if found is not None and not isinstance(found, dict) and "found" not in text:
+        text += f"; found {found!r}"
+    return text
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: ``file: key.path: expected …; found …``."""
+    lines = [f"{source}: {_loc(err['loc'])}: {_describe(err)}" for err in exc.errors()]
+    return "\n".join(lines)
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{source}: (top level): expected a mapping of keys (name, start, …); "
+            f"found {type(data).__name__}"
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(format_validation_error(source, exc)) from None
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
+    """``["dms.volt_var.mode=direct", "seed=7"]`` applied to the raw scenario mapping.
+
+    Values are read as YAML (``3`` is a number, ``[1, 2]`` a list). Only keys that exist in
+    the file or in the model can be set; validation happens afterwards as usual.
+    """
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise ScenarioError(f"--set: expected KEY.PATH=VALUE; found {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ScenarioError(f"--set {path}: expected a YAML value; found {raw!r}") from None
+        node = data
+        keys = path.strip().split(".")
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ScenarioError(f"{source}: --set {path}: {key} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read and validate a scenario file, with ``--set KEY.PATH=VALUE`` overrides."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{path}: {where}: expected valid YAML; found {problem}") from None
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, overrides, str(path))
+    return parse_scenario(data, str(path) + (" (with --set)" if overrides else ""))
+
+
+def resolve_path(scenario_file: Path | None, relative: str) -> Path:
+    """Paths inside a scenario are relative to the scenario file."""
+    p = Path(relative)
+    if p.is_absolute() or scenario_file is None:
+        return p
+    return scenario_file.parent / p
