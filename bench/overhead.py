@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandapower as pp
 
-from twin.build.wiring import prepare
+from twin.build.prepare import prepare
 from twin.grid.model import GridModel
 from twin.grid.names import element_names
 from twin.recording.files import read_measurement

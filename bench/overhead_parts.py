@@ -27,7 +27,7 @@ import pandapower as pp
 from overhead import bare_loop, injections  # noqa: E402  (same folder)
 
 import simulators
-from twin.build.wiring import prepare
+from twin.build.prepare import prepare
 from twin.grid.names import element_names
 from twin.runner import run_scenario
 from twin.scenario import load_scenario

@@ -14,6 +14,7 @@ import numpy as np
 from twin.models import pv as pv_model
 from twin.models import wind as wind_model
 from twin.models.weather import WEATHER_ATTRS
+from twin.recording.schema import PV, WIND
 
 PLANT_OUTPUTS = ("p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
 PLANT_INPUTS = ("p_limit_mw", "q_setpoint_mvar")
@@ -76,7 +77,7 @@ class _Park:
         self.kind, self.eid, self.plants, self.pv, self.wind = kind, eid, plants, pv, wind
 
     def available_mw(self, weather: dict[str, float]) -> np.ndarray:
-        if self.kind == "pv":
+        if self.kind == PV:
             missing = [a for a in WEATHER_ATTRS if a not in weather]
             if missing:
                 raise ValueError(f"{self.eid} needs weather inputs; missing {missing}")
@@ -114,14 +115,14 @@ class DERSim(mosaik_api_v3.Simulator):
         if model == "PVPark":
             if plants is None:
                 raise ValueError("PVPark needs plants=<twin.models.pv.PVPlants>")
-            park = _Park("pv", "pv-park", _Plants(list(names), np.asarray(
+            park = _Park(PV, "pv-park", _Plants(list(names), np.asarray(
                 plants.s_inverter_mva, dtype=float)), pv=plants)
             child = "PV"
         elif model == "WindFarm":
             rated = np.asarray(p_rated_mw, dtype=float)
             if rated.shape != (len(names),):
                 raise ValueError("WindFarm needs one p_rated_mw per name")
-            park = _Park("wind", "wind-park", _Plants(list(names), rated.copy()), wind={
+            park = _Park(WIND, "wind-park", _Plants(list(names), rated.copy()), wind={
                 "p_rated_mw": rated, "hub_height_m": np.asarray(hub_height_m, dtype=float),
                 "shear_exponent": float(shear_exponent),
                 "curve": wind_model.PowerCurve.generic()})

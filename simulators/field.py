@@ -23,7 +23,9 @@ import simpy
 from twin.models.comms import CommNetwork
 from twin.models.crews import CrewDispatcher
 from twin.models.field import ACTIONS, FieldPlan
+from twin.recording.schema import comm_record, command_record, crew_record, telemetry_record
 from twin.rng import component_rng
+from twin.timebase import ticks_at_or_after, ticks_nearest
 
 ACTUATOR_KINDS = ("switch", "trafo", "shunt", "line")
 ACTUATOR_ATTRS = ["closed", "tap_pos", "step", "repaired"]
@@ -66,7 +68,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.snapshot: dict | None = None
         self.snapshot_tick: int | None = None  # when the grid solved the held snapshot
         self.next_scan: dict[str, int] = {}
-        self.period_ticks: dict[str, float] = {}
+        self.period_ticks: dict[str, int] = {}
         self.in_flight = 0
         self.reports_due: list[float] = []  # delivery times of reports by exception [s]
         self.n_commands = 0
@@ -97,15 +99,13 @@ class FieldSim(mosaik_api_v3.Simulator):
         if plan is None:
             raise ValueError("Field needs plan=<twin.models.field.FieldPlan>")
         self.plan = plan
-        # each point's noise σ, so the DMS can weigh what it receives
-        self.sigma = {(r.name, p.name): p.sigma for r in plan.rtus for p in r.points}
         rngs = {r.name: component_rng(seed, f"rtu/{r.name}") for r in plan.rtus}
         self.net = CommNetwork(self.env, plan.rtus, rngs,
                                command_timeout_s=plan.command_timeout_s)
         if plan.crew is not None:
             self.crews = CrewDispatcher(self.env, plan.crew)
         for rtu in plan.rtus:
-            self.period_ticks[rtu.name] = rtu.scan_period_s / self.res_s
+            self.period_ticks[rtu.name] = max(1, ticks_nearest(rtu.scan_period_s, self.res_s))
             self.next_scan[rtu.name] = self._ticks(rtu.scan_offset_s)
         self.record_every = int(record_every_ticks)
         self.grid_step = int(grid_step_ticks)
@@ -123,7 +123,7 @@ class FieldSim(mosaik_api_v3.Simulator):
 
     def _ticks(self, seconds: float) -> int:
         # An event inside a tick is handled at the end of that tick (never early).
-        return int(math.ceil(seconds / self.res_s - 1e-9))
+        return ticks_at_or_after(seconds, self.res_s)
 
     # ------------------------------------------------------------------ step
     def step(self, time, inputs, max_advance):
@@ -170,7 +170,7 @@ class FieldSim(mosaik_api_v3.Simulator):
             if tick > last_tick:
                 return
             self.net.scan(rtu, self._truth(rtu), t_s=tick * self.res_s)
-            self.next_scan[rtu] = tick + max(1, round(self.period_ticks[rtu]))
+            self.next_scan[rtu] = tick + self.period_ticks[rtu]
 
     def _report_changes(self, before: dict, t_s: float) -> None:
         """RTUs whose status points changed report at once (by exception)."""
@@ -279,11 +279,8 @@ class FieldSim(mosaik_api_v3.Simulator):
                               f"{c.started_t_s - c.requested_t_s:.0f} s, travelled "
                               f"{c.arrived_t_s - c.started_t_s:.0f} s, worked "
                               f"{c.completed_t_s - c.arrived_t_s:.0f} s", rtu="crew")
-        self.records.append({"measurement": "crew", "t_s": c.completed_t_s,
-                             "tags": {"element": target, "crew": str(c.crew)},
-                             "fields": {"wait_s": c.started_t_s - c.requested_t_s,
-                                        "travel_s": c.arrived_t_s - c.started_t_s,
-                                        "work_s": c.completed_t_s - c.arrived_t_s}})
+        self.records.append(crew_record(target, c.crew, c.requested_t_s, c.started_t_s,
+                                        c.arrived_t_s, c.completed_t_s))
         self.in_flight -= 1
 
     def _on_outcome_dict(self, cid, target, action, value, sent_s, applied_s, result_s, status,
@@ -292,33 +289,24 @@ class FieldSim(mosaik_api_v3.Simulator):
                    "sent_t_s": sent_s, "applied_t_s": applied_s, "result_t_s": result_s,
                    "status": status, "reason": reason, "via": rtu or ""}
         self.out_outcomes.append(outcome)
-        self.records.append({
-            "measurement": "command", "t_s": result_s,
-            "tags": {"element": target, "action": action, "status": status,
-                     "via": rtu or ""},
-            "fields": {"id": cid, "value": float(value) if value is not None else math.nan,
-                       "result_delay_s": result_s - sent_s,
-                       "applied_delay_s": (applied_s - sent_s) if applied_s is not None
-                       else math.nan,
-                       "reason": reason}})
+        self.records.append(command_record(target, action, status, rtu or "", cid, value,
+                                           reason, sent_s, applied_s, result_s))
 
     # ------------------------------------------------------------------ telemetry
     def _on_measurement(self, m) -> None:
         value = float(m.value)
-        self.out_measurements.append({"rtu": m.rtu, "point": m.point, "value": value,
-                                      "sigma": self.sigma.get((m.rtu, m.point), 0.0),
-                                      "source_t_s": m.source_t_s,
-                                      "delivery_t_s": m.delivery_t_s})
-        self.records.append({"measurement": "telemetry", "t_s": m.delivery_t_s,
-                             "tags": {"element": m.rtu, "point": m.point},
-                             "fields": {"value": value,
-                                        "latency_s": m.delivery_t_s - m.source_t_s}})
+        # a DMS telemetry row (twin.dms.controller.TelemetryRow): the grid element was
+        # resolved when the field was built, so the receiver never parses the point name
+        self.out_measurements.append({"element": m.element, "quantity": m.quantity,
+                                      "value": value, "source_t_s": m.source_t_s,
+                                      "delivery_t_s": m.delivery_t_s, "sigma": m.sigma,
+                                      "rtu": m.rtu, "point": m.point})
+        self.records.append(telemetry_record(m.rtu, m.point, value, m.source_t_s,
+                                             m.delivery_t_s))
 
     def _comm_records(self, t_s: float) -> list[dict]:
         assert self.net is not None
-        return [{"measurement": "comm", "t_s": t_s, "tags": {"element": rtu},
-                 "fields": {k: int(v) for k, v in counts.items()}}
-                for rtu, counts in self.net.stats().items()]
+        return [comm_record(t_s, rtu, counts) for rtu, counts in self.net.stats().items()]
 
     # ------------------------------------------------------------------ outputs
     def get_data(self, outputs):

@@ -16,8 +16,10 @@ from typing import Any
 import mosaik_api_v3
 
 from twin.grid.model import RESULT_SPEC, SUMMARY_ATTRS, GridModel
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 from twin.models.protection import Fault
+from twin.recording.schema import protection_record
+from twin.timebase import ticks_at_or_after
 
 # model name -> (net table, input attrs, trigger attrs, output attrs). One table drives the
 # META, entity creation, inputs and outputs.
@@ -147,16 +149,15 @@ class GridSim(mosaik_api_v3.Simulator):
             nxt = min(nxt, self.faults[-1][0])
         protection_s = model.next_protection_s()
         if math.isfinite(protection_s):
-            nxt = min(nxt, max(time + 1, math.ceil(protection_s / self.res_s - 1e-9)))
+            nxt = min(nxt, max(time + 1, ticks_at_or_after(protection_s, self.res_s)))
         return nxt
 
     def _record(self, events) -> None:
         names = self.names
         for e in events:
-            table, _, idx = e.element.partition(":")
-            self.records.append({"measurement": "protection", "t_s": e.t_s,
-                                 "tags": {"element": names[table][int(idx)], "kind": e.kind},
-                                 "fields": dict(e.fields) or {"count": 1}})
+            table, idx = split_ref(e.element)  # "<table>:<index>"
+            self.records.append(protection_record(e.t_s, names[table][int(idx)], e.kind,
+                                                  e.fields))
 
     def _grid_value(self, attr: str) -> Any:
         assert self.model is not None

@@ -14,7 +14,17 @@ from typing import Any, Callable
 import mosaik_api_v3
 
 from twin.evaluation.kpis import KpiAccumulator
-from twin.recording.schema import Point, Store, clean_fields, table_points
+from twin.recording.schema import (
+    GRID,
+    MEASUREMENTS,
+    RECORDS_ONLY_SOURCES,
+    Store,
+    check_measurement,
+    element_point,
+    event_point,
+    record_point,
+    table_points,
+)
 from twin.recording.tally import Tally
 from twin.timebase import Clock
 
@@ -47,6 +57,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.kpis: KpiAccumulator | None = None
         self.progress: Callable[[int], None] | None = None
         self.tally = Tally()
+        self._checked = False  # the registry's measurements, at the first step
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         return self.meta
@@ -69,6 +80,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         assert self.clock is not None and self.store is not None
         time_ns = self.clock.time_ns(time)
+        if not self._checked:  # complete only once the world is wired
+            self._check_registry()
         by_source: dict[str, dict[str, Any]] = defaultdict(dict)
         for attrs in inputs.values():
             for attr, sources in attrs.items():
@@ -89,28 +102,24 @@ class RecorderSim(mosaik_api_v3.Simulator):
             records = fields.pop("records", None)
             if records:
                 # Points a simulator made itself, each with its own time (e.g. a telemetry
-                # message's delivery time): {"measurement", "t_s", "tags", "fields"}.
+                # message's delivery time): twin.recording.schema.Record.
                 for r in records:
-                    points.append(Point(r["measurement"], self.clock.time_ns_at(r["t_s"]),
-                                        {"run": self.run_id, **r["tags"]},
-                                        clean_fields(r["fields"])))
+                    points.append(record_point(r, self.run_id, self.clock.time_ns_at(r["t_s"])))
             snapshot = fields.pop("snapshot", None)
             if snapshot is not None:
                 names = self.tables[src]
                 for table, columns in snapshot.items():
                     points.extend(table_points(table, names[table], columns, self.run_id, time_ns))
-            if measurement == "grid":
+            if measurement == GRID:
                 self.tally.grid_solves += 1
                 message = fields.pop("pf_message", "")
                 if not fields.get("converged", 1):
-                    event = Point("event", time_ns, {"run": self.run_id, "element": element,
-                                                      "kind": "powerflow_failed"},
-                                  {"message": message or "power flow failed"})
+                    event = event_point(self.run_id, time_ns, element, "powerflow_failed",
+                                        message or "power flow failed")
                     points.append(event)
                     self.tally.events.append(event)
             if fields:
-                points.append(Point(measurement, time_ns, {"run": self.run_id, "element": element},
-                                    clean_fields(fields)))
+                points.append(element_point(measurement, self.run_id, time_ns, element, fields))
         points = [p for p in points if p.fields]  # e.g. a failed solve: no results at all
         self.store.write(points)
         self.tally.points += len(points)
@@ -124,6 +133,16 @@ class RecorderSim(mosaik_api_v3.Simulator):
         if self.step_ticks:
             return (time // self.step_ticks + 1) * self.step_ticks
         return None
+
+    def _check_registry(self) -> None:
+        """Every source's measurement is in the schema (or names a records-only source)."""
+        for src, (measurement, _element) in sorted(self.registry.items()):
+            if measurement not in MEASUREMENTS and measurement not in RECORDS_ONLY_SOURCES:
+                check_measurement(measurement, f"recorder source {src}")
+        for src, tables in sorted(self.tables.items()):
+            for measurement in tables:
+                check_measurement(measurement, f"recorder source {src}")
+        self._checked = True
 
     def get_data(self, outputs):
         return {}

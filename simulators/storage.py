@@ -14,6 +14,7 @@ import numpy as np
 from twin.models import battery as bat
 from twin.models.battery import BatteryPlan
 from twin.models.ev import EVPlan, sum_by
+from twin.recording.schema import BATTERY, EV
 
 CP_OUTPUTS = ("p_mw", "q_mvar", "n_connected", "soc_mean", "flex_up_mw", "flex_down_mw",
               "energy_short_mwh", "droop_mw_per_hz")
@@ -87,7 +88,7 @@ class _Base(mosaik_api_v3.Simulator):
 class EVSim(_Base):
     """One EV fleet; children are its charging points (one per bus)."""
 
-    measurement = "ev"
+    measurement = EV
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,7 +126,7 @@ class EVSim(_Base):
 class BatterySim(_Base):
     """The batteries; requests from their timetable (schedule or price) or the DMS."""
 
-    measurement = "battery"
+    measurement = BATTERY
 
     def __init__(self) -> None:
         super().__init__()

@@ -23,13 +23,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from twin.build.wiring import RunOutcome, WorldHandles, prepare, run_world
+from twin.build.prepare import prepare
+from twin.build.wiring import RunOutcome, WorldHandles, run_world
 from twin.evaluation.kpis import kpi_point
 from twin.grid.geo import geo_points
 from twin.live import LagMeter, live_progress
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.factory import open_recording
-from twin.recording.schema import Point
+from twin.recording.schema import live_point
 from twin.report import write_report
 from twin.scenario import InfluxSpec, Scenario, ScenarioError, load_scenario
 from twin.timebase import parse_duration_s
@@ -140,8 +141,7 @@ def run_scenario(
         end_ns = scenario.clock.time_ns(outcome.ticks)
         extra = [kpi_point(run_id, outcome.kpis, end_ns)]
         if meter is not None:
-            extra.append(Point("live", end_ns, {"run": run_id, "element": "run"},
-                               meter.stats()))
+            extra.append(live_point(run_id, end_ns, **meter.stats()))
         recording.store.write(extra)
         outcome.points_recorded += len(geo) + len(extra)
     finally:

@@ -6,6 +6,7 @@ is the scenario's ``start`` (UTC). Nothing here assumes one tick is one second.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -84,6 +85,44 @@ def format_duration(seconds: float) -> str:
     return f"{days}d {clock}" if days else clock
 
 
+#: Relative slack when rounding seconds to ticks: a time computed as a sum or product of
+#: seconds (``k * period_s``) lands a hair above a whole tick and must not round up a tick.
+_TICK_SLACK = 1e-9
+
+
+def ticks_at_or_after(t_s: float, time_resolution_s: float) -> int:
+    """The first tick at or after ``t_s`` seconds since start (an event due at ``t_s`` is
+    handled at that tick, never before it).
+
+    A time within ``1e-9`` tick above a whole tick counts as that tick, so floating-point
+    noise (``0.1 + 0.2``) does not delay an event by one tick.
+    """
+    return int(math.ceil(t_s / time_resolution_s - _TICK_SLACK))
+
+
+#: How far (in ticks) a scheduled time may sit from a whole tick and still be that tick.
+_SCHEDULE_SNAP = 1e-6
+
+
+def scheduled_tick(t_s: float, time_resolution_s: float) -> int:
+    """The tick of a scheduled time ``t_s`` [s] computed from whole ticks in seconds (a
+    cycle ``offset_s + k * cycle_s``): within ``1e-6`` tick of a whole tick, on either side,
+    it is that tick; otherwise the next tick (a wake-up between ticks is never early).
+
+    Unlike :func:`ticks_at_or_after` it also snaps down: a schedule in seconds over a long
+    run at a fine resolution (10⁸ ticks) carries more float noise than 1e-9 tick.
+    """
+    ticks = t_s / time_resolution_s
+    nearest = round(ticks)
+    return int(nearest) if abs(ticks - nearest) < _SCHEDULE_SNAP else int(math.ceil(ticks))
+
+
+def ticks_nearest(duration_s: float, time_resolution_s: float) -> int:
+    """``duration_s`` as the nearest whole number of ticks (halves to even, like ``round``);
+    for periods that need not be whole ticks."""
+    return int(round(duration_s / time_resolution_s))
+
+
 @dataclass(frozen=True)
 class Clock:
     """Maps mosaik ticks to scenario time."""
@@ -107,6 +146,16 @@ class Clock:
                 f"{seconds:g} s is not a whole number of ticks of {self.time_resolution_s:g} s"
             )
         return int(rounded)
+
+    def ticks_at_or_after(self, t_s: float) -> int:
+        """The first tick at or after ``t_s`` seconds since start; see
+        :func:`ticks_at_or_after`."""
+        return ticks_at_or_after(t_s, self.time_resolution_s)
+
+    def ticks_nearest(self, duration_s: float) -> int:
+        """``duration_s`` rounded to the nearest whole number of ticks; see
+        :func:`ticks_nearest`."""
+        return ticks_nearest(duration_s, self.time_resolution_s)
 
     def seconds(self, tick: int) -> float:
         return tick * self.time_resolution_s

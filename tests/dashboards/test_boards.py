@@ -1,4 +1,5 @@
-"""Grafana dashboards, provisioning and docker compose (twin/dashboards/boards.py, dashboards/, docker/).
+"""Grafana dashboards, provisioning and docker compose (twin/dashboards/,
+dashboards/, docker/).
 
 Without a Grafana server here, the dashboards are checked as data and every query they hold
 (panels, template variables, annotations) is run against the real InfluxDB 1.x after two
@@ -19,7 +20,9 @@ import pytest
 import requests
 import yaml
 
+from twin.dashboards import blocks
 from twin.dashboards import boards as dash
+from twin.dashboards.__main__ import DEFAULT_SCENARIO, main
 from twin.evaluation.kpis import kpi_point
 from twin.grid.geo import DOTS, GEO_MEASUREMENT, geo_points
 
@@ -69,11 +72,22 @@ def _panel(model: dict, title: str) -> dict:
 
 
 def test_committed_dashboards_are_what_the_module_generates():
-    generated = dash.build_all(dash.Context.from_scenario(ROOT / dash.DEFAULT_SCENARIO))
+    generated = dash.build_all(dash.Context.from_scenario(ROOT / DEFAULT_SCENARIO))
     assert sorted(generated) == sorted(p.name for p in DASH_DIR.glob("*.json"))
     for name, model in generated.items():
         assert (DASH_DIR / name).read_text(encoding="utf-8") == dash.render(model), (
             f"{name} is stale: run python -m twin.dashboards")
+
+
+def test_the_command_writes_and_checks_the_files(tmp_path, capsys):
+    scenario = str(ROOT / DEFAULT_SCENARIO)
+    assert main(["--scenario", scenario, "--out", str(tmp_path), "--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert main(["--scenario", scenario, "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(dash.FILES)
+    for path in tmp_path.glob("*.json"):
+        assert path.read_bytes() == (DASH_DIR / path.name).read_bytes()
+    assert main(["--scenario", scenario, "--out", str(tmp_path), "--check"]) == 0
 
 
 def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
@@ -81,13 +95,13 @@ def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
     assert {n: m["uid"] for n, m in models.items()} == EXPECTED_UIDS == dash.FILES
     assert len({m["uid"] for m in models.values()}) == len(models) == 7
     provisioned = yaml.safe_load(DATASOURCES.read_text())["datasources"]
-    assert [d["uid"] for d in provisioned] == [dash.DATASOURCE_UID]
+    assert [d["uid"] for d in provisioned] == [blocks.DATASOURCE_UID]
     for name, model in models.items():
         refs = list(_walk(model, "datasource"))
         assert len(refs) > 5, name
         for ref in refs:
             # Grafana's own annotation source is the only other one allowed
-            assert ref in ({"type": "influxdb", "uid": dash.DATASOURCE_UID},
+            assert ref in ({"type": "influxdb", "uid": blocks.DATASOURCE_UID},
                            {"type": "grafana", "uid": "-- Grafana --"}), (name, ref)
         # every InfluxQL query is scoped to the chosen run and the time range
         for title, q in _panel_queries(model):
@@ -417,7 +431,7 @@ def _all_queries(model: dict) -> list[tuple[str, str]]:
     out += [(f"variable {v['name']}", v["query"]) for v in model["templating"]["list"]
             if v["type"] == "query"]
     out += [(f"annotation {a['name']}", a["target"]["query"])
-            for a in model["annotations"]["list"] if a["datasource"] == dash.DATASOURCE]
+            for a in model["annotations"]["list"] if a["datasource"] == blocks.DATASOURCE]
     return out
 
 
@@ -563,7 +577,7 @@ def test_grafana_data_library_is_the_compose_grafanas_version():
     compose = yaml.safe_load(COMPOSE.read_text())
     image = compose["services"]["grafana"]["image"]
     assert image == f"grafana/grafana:{package['dependencies']['@grafana/data']}"
-    assert image.endswith(dash.PLUGIN_VERSION)
+    assert image.endswith(blocks.PLUGIN_VERSION)
 
 
 def _columns(frame: dict) -> dict[str, list]:

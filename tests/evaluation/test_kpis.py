@@ -62,3 +62,28 @@ def test_ev_battery_and_field_counts():
     assert out["battery_discharge_mwh"] == pytest.approx(0.4)
     assert out["battery_charge_mwh"] == pytest.approx(0.1)
     assert out["telemetry_values_delivered"] == 2 and out["commands_timeout"] == 2
+
+
+def test_a_misspelt_measurement_fails_loudly():
+    """A point under a name the schema does not know would silently count nothing."""
+    k = KpiAccumulator()
+    k.add(0.0, [_grid(0.1), Point("switch", 0, {"run": "r", "element": "S1"}, {"closed": True})])
+    with pytest.raises(ValueError, match=r"'telemetri'.*'telemetry'"):
+        k.add(60.0, [Point("telemetri", 0, {"run": "r", "element": "RTU 1"}, {"value": 1.0})])
+
+
+def test_dispatch_uses_the_schema_builders():
+    """Records made by the schema's builders reach the KPIs they feed."""
+    from twin.recording import schema
+
+    k = KpiAccumulator()
+    records = [schema.telemetry_record("RTU 1", "p", 1.0, 0.0, 0.5),
+               schema.command_record("switch:S1", "open", "success", "RTU 1", "c1", None, "ok",
+                                     0.0, 1.0, 2.0),
+               schema.protection_record(1.0, "S1", "trip", {"fault": "F1"}),
+               schema.dms_estimation_record(1.0, False, True, 3, 2, None, 1, 0, "")]
+    k.add(0.0, [schema.record_point(r, "r", 0) for r in records])
+    out = k.finish(60.0)
+    assert (out["telemetry_values_delivered"], out["commands_success"],
+            out["switching_operations"], out["protection_trips"], out["dms_cycles"],
+            out["dms_cycles_failed"], out["bad_data_detected"]) == (1, 1, 1, 1, 1, 1, 1)

@@ -151,6 +151,18 @@ def test_advance_to_delivers_events_due_exactly_then():
     assert net.next_event_s() == math.inf
 
 
+def test_a_measurement_carries_its_grid_element_and_sigma():
+    # the receiver places and weighs the value without the point specs or the point name
+    point = PointSpec("ev:Bus 10/p_mw", "p_mw", (-2.0, 2.0), noise_pct=0.5,
+                      element="load:EV Bus 10")
+    rtu = RTUSpec("R", (point,), 1.0, LinkSpec(NO_JITTER, NO_JITTER))
+    net = network([rtu])
+    net.scan("R", {"ev:Bus 10/p_mw": 0.3})
+    (m,), _ = net.advance_to(0.5)
+    assert (m.point, m.element, m.quantity) == ("ev:Bus 10/p_mw", "load:EV Bus 10", "p_mw")
+    assert m.sigma == pytest.approx(0.005 * 4.0)  # 0.5 % of the 4 MW range
+
+
 # --------------------------------------------------------------------------- latency, loss
 def test_delivered_latency_statistics_and_loss_rate_match_the_configured_link():
     link = LinkSpec(uplink=LOGNORMAL, downlink=LOGNORMAL, loss_prob=0.05)

@@ -11,12 +11,13 @@ from twin.build.resolve import find_element
 from twin.dms.controller import DMSPlan
 from twin.dms.cycle import CycleSettings, DMSState
 from twin.dms.flisr_control import FlisrController, FlisrSettings
+from twin.dms.forecast import ProfileForecast
 from twin.dms.load_management import LoadManagementSettings, LoadManager
 from twin.dms.short_circuit import BreakerRating, default_ratings, short_circuit_report
 from twin.dms.switchgear import SwitchgearWatch
 from twin.dms.volt_var import VoltVarSettings
 from twin.grid.names import element_names
-from twin.models.load_shapes import daily_shape, load_kind
+from twin.models.load_shapes import load_kind
 from twin.scenario import Scenario, ScenarioError
 
 
@@ -24,7 +25,8 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
              wind_names: list[str], field_refs: dict[str, str] | None = None
              ) -> DMSPlan | None:
     """The DMS's plan, or None when the scenario has no DMS. ``field_refs`` maps the
-    field's device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``)."""
+    field's device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``):
+    the DMS decides on grid elements and commands the devices."""
     spec = scenario.dms
     if not spec.enabled:
         return None
@@ -35,26 +37,17 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
     unknown = [n for n in spec.volt_var.der if n not in sgen_names]
     if unknown:
         raise ScenarioError(f"dms.volt_var.der: expected PV/wind plant names; found {unknown}")
-    clock = scenario.clock
     load_names = element_names(net, "load")
-    kinds = [None if str(t) == "EV" else load_kind(n)
-             for n, t in zip(load_names, net.load.get("type", [None] * len(net.load)))]
-    is_pv = np.array([n in pv_names for n in sgen_names])
-    is_wind = np.array([n in wind_names for n in sgen_names])
-    clear_sky = weather["clearsky_ghi_w_m2"].to_numpy() / 1000.0
-    step_s = scenario.step
-    lon = scenario.weather.longitude_deg
-    start_h = scenario.start.hour + scenario.start.minute / 60 + scenario.start.second / 3600
-
-    def forecast(t_s: float) -> tuple[np.ndarray, np.ndarray]:
-        # The DMS's own knowledge: typical daily load shapes and a clear-sky PV forecast
-        # (derated for clouds), never the loads or weather the twin actually draws.
-        hour_local = np.array([(start_h + t_s / 3600 + lon / 15) % 24])
-        load_f = np.array([0.0 if k is None else float(daily_shape(hour_local, k)[0])
-                           for k in kinds])
-        row = min(int(t_s // step_s), len(clear_sky) - 1)
-        sgen_f = np.where(is_pv, 0.8 * clear_sky[row], np.where(is_wind, 0.3, 1.0))
-        return load_f, sgen_f
+    start = scenario.start
+    # EV charging points have no typical daily shape: the DMS forecasts them at zero
+    forecast = ProfileForecast(
+        load_kinds=tuple(None if str(t) == "EV" else load_kind(n) for n, t in
+                         zip(load_names, net.load.get("type", [None] * len(net.load)))),
+        is_pv=np.array([n in pv_names for n in sgen_names]),
+        is_wind=np.array([n in wind_names for n in sgen_names]),
+        clear_sky_ghi_w_m2=weather["clearsky_ghi_w_m2"].to_numpy(),
+        weather_step_s=scenario.step, start_hour_utc=start.hour + start.minute / 60
+        + start.second / 3600, longitude_deg=scenario.weather.longitude_deg)
 
     vv = spec.volt_var
     settings = CycleSettings(
@@ -68,11 +61,11 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
                                  min_loss_gain_mw=vv.min_loss_gain_kw / 1000.0,
                                  loss_check_every_s=vv.loss_check_every,
                                  advice_hold_s=vv.advice_hold),
-        device_refs={grid: device for device, grid in (field_refs or {}).items()},
-        grid_refs=dict(field_refs or {}))
+        device_refs={grid: device for device, grid in (field_refs or {}).items()})
+    scenario.clock.ticks(spec.cycle)  # a whole number of ticks, or a clear error now
     return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
-                   cycle_offset_ticks=clock.ticks(spec.cycle_offset) if spec.cycle_offset else 0,
-                   cycle_ticks=clock.ticks(spec.cycle), forecast=forecast,
+                   cycle_offset_s=float(spec.cycle_offset or 0.0), cycle_s=float(spec.cycle),
+                   forecast=forecast,
                    flisr=_flisr(scenario, net), load_manager=_load_manager(scenario, net),
                    switchgear=SwitchgearWatch(switchgear_ratings(scenario, net))
                    if spec.short_circuit else None)

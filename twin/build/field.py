@@ -14,12 +14,12 @@ import pandapower as pp
 from twin.build.resolve import find_element
 from twin.grid.geo import bus_xy_km
 from twin.grid.model import snapshot_attrs
-from twin.grid.names import element_names
+from twin.grid.names import ELEMENT_KINDS, element_names, split_ref
 from twin.models import comms
 from twin.models.crews import CrewSpec
 from twin.models.field import ACTIONS, KIND_TABLE, Device, FieldPlan, TruthRef
 from twin.scenario import Scenario, ScenarioError
-from twin.scenario.field import LinkModel, split_ref
+from twin.scenario.field import LinkModel
 
 # A point's quantity → the snapshot attribute, where a table names it differently.
 _ALIASES = {
@@ -52,9 +52,10 @@ def link_spec(link: str | LinkModel, start_s: float = 0.0) -> comms.LinkSpec:
 
 
 def grid_refs(net: pp.pandapowerNet, extra: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Field device reference → the grid element that holds it, for everyone who reads
-    telemetry against the net: ``{"ev:Bus 10": "load:EV Bus 10", "wind:WKA 7":
-    "sgen:WKA 7", …}``; ``extra`` is {kind: {name: index in the kind's table}}."""
+    """Field device reference → the grid element that holds it, for whoever names field
+    devices by grid elements (the DMS's command targets): ``{"ev:Bus 10": "load:EV Bus 10",
+    "wind:WKA 7": "sgen:WKA 7", …}``; ``extra`` is {kind: {name: index in the kind's
+    table}}."""
     out: dict[str, str] = {}
     for kind, by_name in extra.items():
         table = KIND_TABLE[kind]
@@ -75,10 +76,15 @@ class _Names:
                          for t in ("bus", "line", "trafo", "switch", "shunt", "load", "sgen",
                                    "storage")}
         self.extra = {"pv": pv, "wind": wind, "battery": batteries, "ev": ev_loads}
+        self.names = {t: element_names(net, t) for t in self.by_table}
+
+    def grid_element(self, table: str, position: int) -> str:
+        """The element at ``position`` of ``table`` as the grid names it: ``"load:EV Bus 10"``."""
+        return f"{table}:{self.names[table][position]}"
 
     def find(self, ref: str, key: str) -> tuple[str, str, int, int]:
         """``ref`` → (kind, table, index, position in table)."""
-        kind, name = split_ref(ref)
+        kind, name = split_ref(ref, ELEMENT_KINDS, strip=True)  # as the scenario checked it
         table = KIND_TABLE[kind]
         if kind in self.extra:
             idx = self.extra[kind].get(name)
@@ -135,13 +141,16 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
                 raise ScenarioError(f"{key}.quantity: expected one of "
                                     f"{sorted(snapshot_attrs(table))} for a {kind}; "
                                     f"found {pt.quantity!r}")
+            # the display name keeps the scenario's reference ("ev:Bus 10/p_mw"); the
+            # element is the grid's ("load:EV Bus 10"), resolved here once for every reader
             name = f"{pt.element}/{pt.quantity}"
             discrete = attr in _DISCRETE
             rng = pt.range or (None if discrete else _default_range(net, table, idx, attr))
             points.append(comms.PointSpec(name=name, quantity=pt.quantity,
                                           range=rng if rng is not None else (0.0, 1.0),
                                           noise_pct=0.0 if discrete else pt.noise_pct,
-                                          quantum=1.0 if discrete else pt.quantum))
+                                          quantum=1.0 if discrete else pt.quantum,
+                                          element=names.grid_element(table, pos)))
             refs[name] = TruthRef(table, pos, attr)
         rtus.append(comms.RTUSpec(name=rtu.name, points=tuple(points),
                                   scan_period_s=rtu.scan_period,

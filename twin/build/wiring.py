@@ -1,8 +1,8 @@
-"""Scenario → mosaik world → run.
+"""Prepared run → mosaik world → run.
 
-The builder prepares everything that does not change during the run (the net, the plants,
-the profiles, the weather), starts the in-process simulators, wires them as in DESIGN's data
-flow, and runs. Recording and KPIs happen in the recorder simulator as the data streams.
+Starts the in-process simulators for what :mod:`twin.build.prepare` built, wires them as in
+DESIGN's data flow, and runs. Recording and KPIs happen in the recorder simulator as the
+data streams.
 """
 
 from __future__ import annotations
@@ -11,36 +11,28 @@ import logging
 import time as wallclock
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import mosaik
-import pandapower as pp
-import pandas as pd
 
-from twin.build.devices import add_capacitors, add_line_switches, manual_switches
-from twin.build.dms import plan_dms
-from twin.build.field import build_field_plan, grid_refs
-from twin.build.plants import PlantSet, pv_plants, wind_plants
-from twin.build.profiles import Profiles, simbench_profiles, synthetic_profiles
-from twin.build.protection import plan_protection
-from twin.build.storage import plan_batteries, plan_ev_fleet
-from twin.dms.controller import DMSPlan
+from twin.build.prepare import Prepared, customers
 from twin.evaluation.kpis import KpiAccumulator
-from twin.evaluation.reliability import default_customers
-from twin.grid.build import build_net
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
-from twin.grid.names import ELEMENT_TABLES, element_names
 from twin.models import pv as pv_model
-from twin.models.battery import BatteryPlan
-from twin.models.ev import EVPlan
-from twin.models.field import FieldPlan
-from twin.models.protection import Fault, Protection
-from twin.models.weather import WEATHER_ATTRS, read_weather_csv, synthetic_weather
-from twin.recording.schema import Store
+from twin.models.weather import WEATHER_ATTRS
+from twin.recording.schema import (
+    BATTERY,
+    DMS_SOURCE,
+    EV,
+    FIELD_SOURCE,
+    GRID,
+    PV,
+    WEATHER,
+    WIND,
+    Store,
+)
 from twin.recording.tally import Tally
-from twin.rng import component_rng
-from twin.scenario import Scenario, ScenarioError, resolve_path
+from twin.scenario import ScenarioError
 
 SIM_CONFIG: mosaik.SimConfig = {
     "Grid": {"python": "simulators.grid:GridSim"},
@@ -53,27 +45,6 @@ SIM_CONFIG: mosaik.SimConfig = {
     "Battery": {"python": "simulators.storage:BatterySim"},
     "DMS": {"python": "simulators.dms:DMSSim"},
 }
-
-
-@dataclass
-class Prepared:
-    """Everything the world is built from, computed once before the run."""
-
-    scenario: Scenario
-    net: pp.pandapowerNet
-    names: dict[str, list[str]]
-    times: pd.DatetimeIndex
-    pv: PlantSet
-    wind: PlantSet
-    profiled_sgens: list[int]
-    profiles: Profiles
-    weather: pd.DataFrame
-    ev: EVPlan | None = None
-    batteries: BatteryPlan | None = None
-    field: FieldPlan | None = None
-    dms: DMSPlan | None = None
-    protection: Protection | None = None
-    faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
 
 
 @dataclass
@@ -94,62 +65,6 @@ class RunOutcome:
     grid_solves: int
     points_recorded: int
     events: list = field(default_factory=list)
-
-
-def prepare(scenario: Scenario, scenario_file: Path | None = None,
-            net: pp.pandapowerNet | None = None) -> Prepared:
-    """Build the net, plants, profiles and weather of ``scenario``."""
-    net = build_net(scenario.grid, scenario_file) if net is None else net
-    add_capacitors(net, scenario.devices)
-    add_line_switches(net, scenario.devices)
-    pv = pv_plants(net, scenario.pv)
-    wind = wind_plants(net, scenario.wind)
-    overlap = set(pv.sgen_idx) & set(wind.sgen_idx)
-    same_name = sorted(set(pv.names) & set(wind.names))
-    if same_name:
-        raise ScenarioError(f"pv/wind: expected different plant names; found {same_name} in both")
-    if overlap:
-        raise ScenarioError(f"pv/wind: an sgen cannot be both a PV and a wind plant ({sorted(overlap)})")
-    names = {t: element_names(net, t) for t in ELEMENT_TABLES}
-    driven = set(pv.sgen_idx) | set(wind.sgen_idx)
-    profiled = [int(i) for i in net.sgen.index if int(i) not in driven]
-    times = scenario.clock.timestamps(scenario.n_steps, scenario.step_ticks)
-    w = scenario.weather
-    if scenario.profiles.source == "simbench":
-        profiles = simbench_profiles(net, times, scenario.profiles, profiled)
-    else:
-        profiles = synthetic_profiles(net, names, times, scenario.profiles, profiled,
-                                      w.longitude_deg, scenario.seed)
-    if w.source == "csv":
-        assert w.csv is not None
-        weather = read_weather_csv(resolve_path(scenario_file, w.csv), times,
-                                   w.latitude_deg, w.longitude_deg, w.altitude_m)
-    else:
-        weather = synthetic_weather(
-            times, w.latitude_deg, w.longitude_deg, w.altitude_m,
-            component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
-            cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
-            temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
-    start_hour_utc = scenario.start.hour + scenario.start.minute / 60.0
-    ev_plan = plan_ev_fleet(net, scenario.ev_fleet, scenario.seed, scenario.duration,
-                            start_hour_utc, w.longitude_deg)  # adds the EV loads
-    battery_plan = plan_batteries(net, scenario.batteries, scenario.duration, start_hour_utc)
-    names = {t: element_names(net, t) for t in ELEMENT_TABLES}  # with the new elements
-    prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather,
-                        ev=ev_plan, batteries=battery_plan)
-    prepared.protection, prepared.faults = plan_protection(scenario, net)
-    manual = manual_switches(net, scenario.devices)
-    devices = {"pv": dict(zip(pv.names, pv.sgen_idx)), "wind": dict(zip(wind.names, wind.sgen_idx)),
-               "battery": dict(zip(battery_plan.names, battery_plan.storage_idx))
-               if battery_plan else {},
-               "ev": dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {}}
-    if scenario.rtus or manual or scenario.commands or scenario.faults:
-        prepared.field = build_field_plan(
-            scenario, net, pv=devices["pv"], wind=devices["wind"],
-            batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
-    prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
-                            field_refs=grid_refs(net, devices))
-    return prepared
 
 
 @dataclass
@@ -206,7 +121,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         grid = world.start("Grid", sim_id="grid").Grid(
             net=prep.net, step_ticks=sc.step_ticks, protection=prep.protection,
             faults=prep.faults)
-        registry: dict[str, tuple[str, str]] = {grid.full_id: ("grid", "grid")}
+        registry: dict[str, tuple[str, str]] = {grid.full_id: (GRID, "grid")}
         periods: dict[str, int] = {}  # filled by the wiring: periodic sources of the recorder
         tables: dict[str, dict[str, list[str]]] = {grid.full_id: prep.names}
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
@@ -253,19 +168,6 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     )
 
 
-def customers(prep: Prepared) -> dict[str, int]:
-    """Customers per load name: the scenario's, else derived from the load's size; EV
-    charging points are not customers of their own."""
-    net, given = prep.net, prep.scenario.reliability.customers
-    names = prep.names["load"]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise ScenarioError(f"reliability.customers: expected load names; found {unknown}")
-    types = net.load["type"] if "type" in net.load.columns else [None] * len(net.load)
-    return {name: given.get(name, default_customers(float(p)))
-            for name, p, kind in zip(names, net.load.p_mw, types) if str(kind) != "EV"}
-
-
 def _wire_profiles(w: _Wiring) -> None:
     """Loads and the generators no physical model drives replay their profiles."""
     prep = w.prep
@@ -284,12 +186,12 @@ def _wire_weather_and_der(w: _Wiring) -> None:
     prep, world, sc = w.prep, w.world, w.prep.scenario
     weather = w.series.Series(eid="weather", step_ticks=w.step, columns={
         a: prep.weather[a] for a in WEATHER_ATTRS})
-    w.record(weather, "weather", "weather", *WEATHER_ATTRS)
+    w.record(weather, WEATHER, "weather", *WEATHER_ATTRS)
     sim = world.start("DER", sim_id="der") if prep.pv.names or prep.wind.names else None
-    for kind, plants in (("pv", prep.pv), ("wind", prep.wind)):
+    for kind, plants in ((PV, prep.pv), (WIND, prep.wind)):
         if not plants.names:
             continue
-        if kind == "pv":
+        if kind == PV:
             p = plants.params
             park = sim.PVPark(names=plants.names, step_ticks=w.step, plants=pv_model.PVPlants(
                 p_peak_mw=p["p_peak_mw"], tilt_deg=p["tilt_deg"],
@@ -312,17 +214,26 @@ def _wire_storage(w: _Wiring) -> None:
     prep, world = w.prep, w.world
     if prep.ev is not None:
         fleet = world.start("EV", sim_id="ev").EVFleet(plan=prep.ev, step_ticks=w.step)
-        w.record_table(fleet, "ev", prep.ev.points)
+        w.record_table(fleet, EV, prep.ev.points)
         for cp, load_idx in zip(fleet.children, prep.ev.load_idx):
             world.connect(cp, w.children[f"load-{load_idx}"], "p_mw", "q_mvar")
             w.plants[f"ev:{cp.eid}"] = cp
     if prep.batteries is not None:
         sim = world.start("Battery", sim_id="battery")
         batteries = sim.Batteries(plan=prep.batteries, step_ticks=w.step)
-        w.record_table(batteries, "battery", prep.batteries.names)
+        w.record_table(batteries, BATTERY, prep.batteries.names)
         for unit, idx in zip(batteries.children, prep.batteries.storage_idx):
             world.connect(unit, w.children[f"storage-{idx}"], "p_mw", "q_mvar")
             w.plants[f"battery:{unit.eid}"] = unit
+
+
+def _dms_handover(clock, dms) -> tuple[int, int] | None:
+    """(first cycle, cycle) of the DMS [ticks]: the field steps then too, handing over all
+    telemetry delivered up to the cycle."""
+    if dms is None:
+        return None
+    return (clock.ticks(dms.cycle_offset_s) if dms.cycle_offset_s else 0,
+            clock.ticks(dms.cycle_s))
 
 
 def _wire_field(w: _Wiring) -> None:
@@ -339,9 +250,9 @@ def _wire_field(w: _Wiring) -> None:
         plan=plan, seed=sc.seed, until_ticks=w.until, grid_step_ticks=w.step,
         record_every_ticks=w.step,
         scheduled_commands=operator,
-        handover_ticks=(prep.dms.cycle_offset_ticks, prep.dms.cycle_ticks) if prep.dms else None)
+        handover_ticks=_dms_handover(sc.clock, prep.dms))
     w.field = field_ent
-    w.registry[field_ent.full_id] = ("field", "field")  # it sends "records" only
+    w.registry[field_ent.full_id] = (FIELD_SOURCE, "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
     # commands the field sends back to the grid.
     world.connect(w.grid, field_ent, "snapshot", time_shifted=True,
@@ -372,7 +283,7 @@ def _wire_dms(w: _Wiring) -> None:
     w.world.connect(w.field, dms, "measurements", "command_outcomes")
     # commands go out one tick after the cycle that decided them (no same-tick loop)
     w.world.connect(dms, w.field, "commands", time_shifted=1)
-    w.registry[dms.full_id] = ("dms", "dms")  # it sends "records" only
+    w.registry[dms.full_id] = (DMS_SOURCE, "dms")  # it sends "records" only
     w.world.connect(dms, w.recorder, "records")
 
 

@@ -1,19 +1,9 @@
 """Grafana dashboards as code: the one source of the JSON files in ``dashboards/``.
 
-Each dashboard is a plain dict in Grafana's dashboard JSON model, built here and written
-by ``python -m twin.dashboards`` (run from the repository root; ``--check`` exits 1 when
-the committed files differ from what this module builds). Queries are InfluxQL only, so the
-same files work on InfluxDB 1.x, 2.x (through a DBRP mapping) and 3.x; every query filters
-``"run" =~ /^$run$/`` and ``$timeFilter``. All queries name the datasource provisioned by
-``dashboards/provisioning/datasources/influxdb.yaml`` by its fixed uid.
-
-Conventions
------------
-Energies [MWh] are *step-sampled*: the first value in each power-flow step (``$step_s``,
-a constant variable, 60 s like every shipped scenario) times the step. Where the grid
-re-solves between steps (switching, faults) the value of the step start holds for the
-whole step, so an interruption of a few seconds counts as one step; ``kpis.json`` (and the
-``kpi`` point, :func:`twin.evaluation.kpis.kpi_point`) integrate every solve exactly.
+Each dashboard is a plain dict in Grafana's dashboard JSON model, built here from the
+building blocks of :mod:`twin.dashboards.blocks` and written by ``python -m twin.dashboards``
+(run from the repository root; ``--check`` exits 1 when the committed files differ from
+what is built).
 
 The network picture on *Overview* is an XY chart over the twin's geodata (km on a plane, so
 no lat/lon for a Geomap; the Node Graph panel ignores positions). The runner records every
@@ -24,19 +14,39 @@ loading in the range, so any grid is drawn without the dashboards knowing it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from twin.dashboards.blocks import (
+    PROTECTION_QUERY,
+    RUN,
+    STEP,
+    WHERE,
+    band_thresholds,
+    bargauge,
+    dashboard,
+    element_variable,
+    field_override,
+    flow,
+    influx_annotation,
+    make_field_config,
+    panel,
+    run_variable,
+    stack_rows,
+    stat,
+    state_timeline,
+    step_energy_query,
+    step_variable,
+    table,
+    tag_variable,
+    target,
+    text,
+    threshold_steps,
+    timeseries,
+)
 from twin.grid.geo import GEO_MEASUREMENT
-
-#: The InfluxDB datasource provisioned for Grafana (dashboards/provisioning/datasources).
-DATASOURCE_UID = "dms-twin-influxdb"
-DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
-GRAFANA_BUILTIN = {"type": "grafana", "uid": "-- Grafana --"}
 
 OVERVIEW_UID = "dms-twin-overview"
 VOLTAGES_UID = "dms-twin-voltages"
@@ -57,273 +67,6 @@ FILES = {
     "reliability.json": RELIABILITY_UID,
 }
 
-DEFAULT_SCENARIO = Path("scenarios/cigre_mv_day.yaml")
-DEFAULT_OUT = Path("dashboards")
-
-TAG = "dms-twin"
-SCHEMA_VERSION = 39
-PLUGIN_VERSION = "11.3.0"  # the Grafana the compose file runs; panels carry it (xychart v2)
-
-RUN = '"run" =~ /^$run$/'
-WHERE = f"{RUN} AND $timeFilter"
-STEP = "${step_s}s"  # inside GROUP BY time(...)
-
-
-def _step_energy(measurement: str, field: str, extra: str = "") -> str:
-    """Step-sampled energy [MWh] of ``field`` [MW] summed over the elements."""
-    return (f'SELECT sum("p") * $step_s / 3600 FROM (SELECT first("{field}") AS "p" '
-            f'FROM "{measurement}" WHERE {WHERE}{extra} GROUP BY time({STEP}), "element") '
-            f"WHERE $timeFilter")
-
-
-# --------------------------------------------------------------------------- building blocks
-
-def target(query: str, ref: str = "A", fmt: str = "time_series", alias: str | None = None
-           ) -> dict[str, Any]:
-    """One raw InfluxQL query of a panel."""
-    t: dict[str, Any] = {"refId": ref, "datasource": DATASOURCE, "query": query,
-                         "rawQuery": True, "resultFormat": fmt}
-    if alias:
-        t["alias"] = alias
-    return t
-
-
-def _thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
-
-
-def band_thresholds(band: tuple[float, float]) -> dict[str, Any]:
-    """Blue below the voltage band, green inside, red above."""
-    return _thresholds((None, "blue"), (band[0], "green"), (band[1], "red"))
-
-
-def _field_config(unit: str | None = None, decimals: int | None = None,
-                  thresholds: dict | None = None, no_value: str | None = None,
-                  color: str | None = None, custom: dict | None = None,
-                  overrides: list | None = None, mappings: list | None = None,
-                  min_: float | None = None, max_: float | None = None) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if unit:
-        d["unit"] = unit
-    if decimals is not None:
-        d["decimals"] = decimals
-    if thresholds:
-        d["thresholds"] = thresholds
-    if no_value is not None:
-        d["noValue"] = no_value
-    if color:
-        d["color"] = {"mode": color}
-    if custom:
-        d["custom"] = custom
-    if mappings:
-        d["mappings"] = mappings
-    if min_ is not None:
-        d["min"] = min_
-    if max_ is not None:
-        d["max"] = max_
-    return {"defaults": d, "overrides": overrides or []}
-
-
-def _override(name: str, **props: Any) -> dict[str, Any]:
-    return {"matcher": {"id": "byName", "options": name},
-            "properties": [{"id": k, "value": v} for k, v in props.items()]}
-
-
-def panel(kind: str, title: str, targets: list[dict], w: int, h: int, description: str = "",
-          field_config: dict | None = None, options: dict | None = None,
-          transformations: list | None = None) -> dict[str, Any]:
-    """A panel; ``gridPos`` x/y and ``id`` are set when the dashboard lays it out."""
-    p: dict[str, Any] = {"type": kind, "title": title, "datasource": DATASOURCE,
-                         "gridPos": {"h": h, "w": w, "x": 0, "y": 0}, "targets": targets,
-                         "fieldConfig": field_config or _field_config(),
-                         "options": options or {}, "pluginVersion": PLUGIN_VERSION}
-    if description:
-        p["description"] = description
-    if transformations:
-        p["transformations"] = transformations
-    return p
-
-
-def timeseries(title: str, targets: list[dict], unit: str, w: int = 12, h: int = 8,
-               description: str = "", thresholds: dict | None = None,
-               threshold_style: str = "off", draw: str = "line",
-               interpolation: str = "linear", stack: bool = False,
-               overrides: list | None = None) -> dict[str, Any]:
-    custom = {"drawStyle": draw, "lineInterpolation": interpolation, "lineWidth": 1,
-              "fillOpacity": 80 if draw == "bars" else 0, "pointSize": 4,
-              "showPoints": "always" if draw == "points" else "never", "spanNulls": False,
-              "thresholdsStyle": {"mode": threshold_style},
-              "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
-    return panel("timeseries", title, targets, w, h, description,
-                 _field_config(unit=unit, thresholds=thresholds, color="palette-classic",
-                               custom=custom, overrides=overrides),
-                 {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                  "tooltip": {"mode": "multi", "sort": "desc"}})
-
-
-def stat(title: str, query: str, unit: str, decimals: int | None = None, w: int = 4,
-         h: int = 4, description: str = "", thresholds: dict | None = None,
-         no_value: str | None = None, calc: str = "lastNotNull", fmt: str = "time_series",
-         overrides: list | None = None, alias: str | None = None) -> dict[str, Any]:
-    return panel("stat", title, [target(query, fmt=fmt, alias=alias)], w, h, description,
-                 _field_config(unit=unit, decimals=decimals,
-                               thresholds=thresholds or _thresholds((None, "text")),
-                               no_value=no_value, color="thresholds", overrides=overrides),
-                 {"reduceOptions": {"calcs": [calc], "fields": "", "values": False},
-                  "colorMode": "value", "graphMode": "none", "textMode": "auto",
-                  "justifyMode": "auto", "orientation": "auto"})
-
-
-def table(title: str, targets: list[dict], w: int = 24, h: int = 8, description: str = "",
-          sort_by: str | None = None, overrides: list | None = None,
-          transformations: list | None = None) -> dict[str, Any]:
-    options: dict[str, Any] = {"showHeader": True, "cellHeight": "sm",
-                               "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
-    if sort_by:
-        options["sortBy"] = [{"displayName": sort_by, "desc": True}]
-    return panel("table", title, targets, w, h, description,
-                 _field_config(custom={"align": "auto", "cellOptions": {"type": "auto"},
-                                       "inspect": True}, overrides=overrides),
-                 options, transformations)
-
-
-def state_timeline(title: str, query: str, w: int = 24, h: int = 10, description: str = "",
-                   thresholds: dict | None = None, mappings: list | None = None,
-                   unit: str = "none") -> dict[str, Any]:
-    return panel("state-timeline", title, [target(query, alias="$tag_element")], w, h,
-                 description,
-                 _field_config(unit=unit, thresholds=thresholds, mappings=mappings,
-                               color="thresholds",
-                               custom={"fillOpacity": 80, "lineWidth": 0}),
-                 {"showValue": "never", "mergeValues": False, "rowHeight": 0.9,
-                  "alignValue": "left",
-                  "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                  "tooltip": {"mode": "single"}})
-
-
-def bargauge(title: str, query: str, unit: str, w: int = 12, h: int = 8,
-             description: str = "", thresholds: dict | None = None) -> dict[str, Any]:
-    return panel("bargauge", title, [target(query, alias="$tag_element")], w, h, description,
-                 _field_config(unit=unit, thresholds=thresholds, color="thresholds", min_=0),
-                 {"reduceOptions": {"calcs": ["max"], "fields": "", "values": False},
-                  "orientation": "horizontal", "displayMode": "gradient",
-                  "showUnfilled": True, "valueMode": "color"})
-
-
-def text(title: str, content: str, w: int = 24, h: int = 3) -> dict[str, Any]:
-    return {"type": "text", "title": title, "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
-            "options": {"mode": "markdown", "content": content}}
-
-
-def run_variable() -> dict[str, Any]:
-    q = 'SHOW TAG VALUES WITH KEY = "run"'
-    return {"type": "query", "name": "run", "label": "Run", "datasource": DATASOURCE,
-            "query": q, "definition": q, "refresh": 2, "sort": 2, "multi": False,
-            "includeAll": False, "regex": "", "hide": 0, "current": {}, "options": []}
-
-
-def element_variable(name: str, label: str, measurement: str) -> dict[str, Any]:
-    """Elements of ``measurement`` in the chosen run; multi-select, 'All' = ``.*``."""
-    q = f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "element" WHERE {RUN}'
-    return {"type": "query", "name": name, "label": label, "datasource": DATASOURCE,
-            "query": q, "definition": q, "refresh": 2, "sort": 1, "multi": True,
-            "includeAll": True, "allValue": ".*", "regex": "", "hide": 0,
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-            "options": []}
-
-
-def tag_variable(name: str, label: str, measurement: str, key: str) -> dict[str, Any]:
-    v = element_variable(name, label, measurement)
-    q = f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "{key}" WHERE {RUN}'
-    v.update(query=q, definition=q)
-    return v
-
-
-def step_variable(step_s: float) -> dict[str, Any]:
-    value = f"{step_s:g}"
-    return {"type": "constant", "name": "step_s", "label": "power-flow step [s]",
-            "query": value, "hide": 2, "skipUrlSync": True,
-            "current": {"text": value, "value": value}, "options": []}
-
-
-DECISIONS_QUERY = ('SELECT "reason", "function", "action", "mode", "element" '
-                   f'FROM "dms_decision" WHERE {WHERE}')
-PROTECTION_QUERY = ('SELECT "element", "kind", "fault", "name" '
-                    f'FROM "protection" WHERE {WHERE}')
-
-
-def influx_annotation(name: str, query: str, text_column: str, tags_column: str,
-                      color: str, enable: bool = True) -> dict[str, Any]:
-    """An annotation from an InfluxQL query (shown on every time-series panel)."""
-    columns = {"textColumn": text_column, "tagsColumn": tags_column, "titleColumn": ""}
-    return {"name": name, "datasource": DATASOURCE, "enable": enable, "hide": False,
-            "iconColor": color, "query": query, **columns,  # legacy form, older Grafana
-            "target": {"refId": "Anno", "query": query, "rawQuery": True,
-                       "fromAnnotations": True, "textEditor": True, **columns}}
-
-
-def annotations(extra: Iterable[dict] = ()) -> dict[str, Any]:
-    return {"list": [
-        {"builtIn": 1, "datasource": GRAFANA_BUILTIN, "enable": True, "hide": True,
-         "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
-         "type": "dashboard", "target": {"type": "dashboard", "limit": 100,
-                                          "matchAny": False, "tags": []}},
-        influx_annotation("DMS decisions", DECISIONS_QUERY, "reason",
-                          "function,action,mode,element", "purple"),
-        # Posted by the twin itself when GRAFANA_URL/GRAFANA_TOKEN are set (the same
-        # decisions as above, so off by default).
-        {"name": "DMS decisions (posted by the twin)", "datasource": GRAFANA_BUILTIN,
-         "enable": False, "hide": False, "iconColor": "orange",
-         "target": {"type": "tags", "tags": ["dms", "run:$run"], "matchAny": False,
-                    "limit": 1000}},
-        *extra,
-    ]}
-
-
-def flow(rows: list[list[dict]], x0: int = 0, y0: int = 0, width: int = 24) -> int:
-    """Place ``rows`` of panels left to right from (x0, y0), each row as high as its tallest
-    panel; returns the y below the last row."""
-    y = y0
-    for row in rows:
-        x = x0
-        for p in row:
-            w = p["gridPos"]["w"]
-            if x + w > x0 + width:
-                raise ValueError(f"row wider than {width}: {p['title']}")
-            p["gridPos"].update(x=x, y=y)
-            x += w
-        y += max(p["gridPos"]["h"] for p in row)
-    return y
-
-
-def dashboard(uid: str, title: str, description: str, panels: list[dict],
-              variables: list[dict], time_range: tuple[str, str],
-              extra_annotations: Iterable[dict] = ()) -> dict[str, Any]:
-    """The dashboard around ``panels`` (placed with :func:`flow`); panel ids in order."""
-    panels = sorted(panels, key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
-    for i, p in enumerate(panels, start=1):
-        p["id"] = i
-    return {
-        "uid": uid, "title": title, "description": description, "tags": [TAG],
-        "timezone": "utc", "editable": True, "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION,
-        "version": 1, "refresh": "10s", "liveNow": False, "fiscalYearStartMonth": 0,
-        "time": {"from": time_range[0], "to": time_range[1]},
-        "timepicker": {"refresh_intervals": ["5s", "10s", "30s", "1m", "5m"]},
-        "links": [{"title": "dms-twin", "type": "dashboards", "tags": [TAG], "asDropdown": True,
-                   "includeVars": True, "keepTime": True, "icon": "external link",
-                   "targetBlank": False, "tooltip": "", "url": ""}],
-        "annotations": annotations(extra_annotations),
-        "templating": {"list": variables},
-        "panels": panels,
-    }
-
-
-def _rows(rows: list[list[dict]]) -> list[dict]:
-    flow(rows)
-    return [p for row in rows for p in row]
-
-
-# --------------------------------------------------------------------------- the dashboards
 
 class Context:
     """What the dashboards take from the default scenario: its voltage band, its step and
@@ -344,7 +87,7 @@ class Context:
                    (sc.start.strftime(fmt), end.strftime(fmt)))
 
 
-LOADING_THRESHOLDS = _thresholds((None, "green"), (80, "orange"), (100, "red"))
+LOADING_THRESHOLDS = threshold_steps((None, "green"), (80, "orange"), (100, "red"))
 NETWORK_TITLE = "Network: voltages and loadings at the end of the range"
 
 
@@ -366,15 +109,15 @@ def network_panel(ctx: Context) -> dict[str, Any]:
         target(geo.format("y_branch_km", "!=", '"element", "dot"'), ref="C", fmt="table"),
         target('SELECT last("loading_percent") AS "loading_percent" FROM "line", "trafo" '
                f'WHERE {WHERE} GROUP BY "element"', ref="D", fmt="table")]
-    overrides = [_override("x_km", unit="lengthkm", **{"custom.axisLabel": "x [km]"}),
-                 *(_override(y, unit="lengthkm", **{"custom.axisLabel": "y [km]",
+    overrides = [field_override("x_km", unit="lengthkm", **{"custom.axisLabel": "x [km]"}),
+                 *(field_override(y, unit="lengthkm", **{"custom.axisLabel": "y [km]",
                                                      "custom.pointSize": {"fixed": size}})
                    for y, size in (("y_bus_km", 14), ("y_branch_km", 6))),
-                 _override("vm_pu", displayName="voltage [p.u.]", decimals=4,
+                 field_override("vm_pu", displayName="voltage [p.u.]", decimals=4,
                            thresholds=band_thresholds(ctx.band)),
-                 _override("loading_percent", displayName="loading", unit="percent",
+                 field_override("loading_percent", displayName="loading", unit="percent",
                            decimals=1, thresholds=LOADING_THRESHOLDS)]
-    fc = _field_config(unit="none", color="thresholds",
+    fc = make_field_config(unit="none", color="thresholds",
                        custom={"show": "points", "pointSize": {"fixed": 6},
                                "pointShape": "circle", "fillOpacity": 90,
                                "pointStrokeWidth": 1, "axisPlacement": "auto",
@@ -424,28 +167,28 @@ def overview(ctx: Context) -> dict[str, Any]:
              w=3, thresholds=band),
         stat("Voltage-violation minutes", _violation_minutes_query(ctx.band), "m", 0, w=3,
              no_value="0", description="Steps with any bus outside the band × the step "
-             "(step-sampled).", thresholds=_thresholds((None, "green"), (1, "red"))),
+             "(step-sampled).", thresholds=threshold_steps((None, "green"), (1, "red"))),
         stat("Highest line loading", f'SELECT max("loading_percent") FROM "line" WHERE {WHERE}',
-             "percent", 1, w=3, thresholds=_thresholds((None, "green"), (80, "orange"),
+             "percent", 1, w=3, thresholds=threshold_steps((None, "green"), (80, "orange"),
                                                         (100, "red"))),
     ]
     energy = [
-        stat("Losses", _step_energy("grid", "p_loss_mw"), "MWh", 3, w=3,
+        stat("Losses", step_energy_query("grid", "p_loss_mw"), "MWh", 3, w=3,
              description="Step-sampled energy of the network losses."),
-        stat("Grid import", _step_energy("grid", "p_ext_grid_mw"), "MWh", 3, w=3,
+        stat("Grid import", step_energy_query("grid", "p_ext_grid_mw"), "MWh", 3, w=3,
              description="Step-sampled energy from the external grid (negative: export)."),
-        stat("PV energy", _step_energy("pv", "p_mw"), "MWh", 3, w=3),
-        stat("Wind energy", _step_energy("wind", "p_mw"), "MWh", 3, w=3),
+        stat("PV energy", step_energy_query("pv", "p_mw"), "MWh", 3, w=3),
+        stat("Wind energy", step_energy_query("wind", "p_mw"), "MWh", 3, w=3),
     ]
     events = [
         stat("DMS decisions", f'SELECT count("reason") FROM "dms_decision" WHERE {WHERE}',
              "none", 0, w=3, no_value="0"),
         stat("Protection trips", f'SELECT count("delay_s") FROM "protection" WHERE {WHERE} '
              "AND \"kind\" = 'trip'", "none", 0, w=3, no_value="0",
-             thresholds=_thresholds((None, "green"), (1, "red"))),
+             thresholds=threshold_steps((None, "green"), (1, "red"))),
         stat("Loads not supplied at the end", 'SELECT count("s") FROM (SELECT last("supplied") '
              f'AS "s" FROM "load" WHERE {WHERE} GROUP BY "element") WHERE "s" = false',
-             "none", 0, w=3, no_value="0", thresholds=_thresholds((None, "green"), (1, "red"))),
+             "none", 0, w=3, no_value="0", thresholds=threshold_steps((None, "green"), (1, "red"))),
         stat("Commands by outcome", f'SELECT count("id") FROM "command" WHERE {WHERE} '
              'GROUP BY "status"', "none", 0, w=3, no_value="0", alias="$tag_status",
              description="Commands through the field (RTU links or crews) by their outcome."),
@@ -515,13 +258,13 @@ def voltages(ctx: Context) -> dict[str, Any]:
         "none", w=8, interpolation="stepAfter")
     return dashboard(VOLTAGES_UID, "dms-twin: Voltages",
                      "Bus voltages against the band, the DMS's estimate and its controls.",
-                     _rows([[timeline], [extremes, per_bus], [minutes, estimate, devices]]),
+                     stack_rows([[timeline], [extremes, per_bus], [minutes, estimate, devices]]),
                      [run_variable(), element_variable("bus", "Bus", "bus"),
                       step_variable(ctx.step_s)], ctx.time_range)
 
 
 def loading(ctx: Context) -> dict[str, Any]:
-    limits = _thresholds((None, "green"), (80, "orange"), (100, "red"))
+    limits = threshold_steps((None, "green"), (80, "orange"), (100, "red"))
     lines = timeseries(
         "Line loading", [target(f'SELECT mean("loading_percent") FROM "line" WHERE {WHERE} AND '
                                 '"element" =~ /^$line$/ GROUP BY time($__interval), "element" '
@@ -544,10 +287,10 @@ def loading(ctx: Context) -> dict[str, Any]:
     losses = timeseries("Losses", [target(f'SELECT mean("p_loss_mw") AS "losses" FROM "grid" '
                                           f"WHERE {WHERE} GROUP BY time($__interval) fill(none)",
                                           alias="$col")], "MW", w=18)
-    losses_e = stat("Energy losses", _step_energy("grid", "p_loss_mw"), "MWh", 3, w=6, h=8)
+    losses_e = stat("Energy losses", step_energy_query("grid", "p_loss_mw"), "MWh", 3, w=6, h=8)
     return dashboard(LOADING_UID, "dms-twin: Loading",
                      "Line and transformer loading and the network losses.",
-                     _rows([[lines, trafos], [line_max, trafo_max], [losses, losses_e]]),
+                     stack_rows([[lines, trafos], [line_max, trafo_max], [losses, losses_e]]),
                      [run_variable(), element_variable("line", "Line", "line"),
                       element_variable("trafo", "Transformer", "trafo"),
                       step_variable(ctx.step_s)], ctx.time_range)
@@ -591,21 +334,21 @@ def der(ctx: Context) -> dict[str, Any]:
          target('SELECT sum("n") AS "connected EVs" FROM (SELECT mean("n_connected") AS "n" '
                 f'FROM "ev" WHERE {WHERE} GROUP BY time($__interval), "element") WHERE '
                 "$timeFilter GROUP BY time($__interval) fill(none)", "B", alias="$col")],
-        "MW", overrides=[_override("connected EVs", unit="none",
+        "MW", overrides=[field_override("connected EVs", unit="none",
                                    **{"custom.axisPlacement": "right"})])
     energies = [
-        stat("PV energy", _step_energy("pv", "p_mw"), "MWh", 3, w=4),
-        stat("PV curtailed", _step_energy("pv", "curtailed_mw"), "MWh", 3, w=4),
-        stat("Wind energy", _step_energy("wind", "p_mw"), "MWh", 3, w=4),
-        stat("Wind curtailed", _step_energy("wind", "curtailed_mw"), "MWh", 3, w=4),
-        stat("EV energy", _step_energy("ev", "p_mw"), "MWh", 3, w=4),
+        stat("PV energy", step_energy_query("pv", "p_mw"), "MWh", 3, w=4),
+        stat("PV curtailed", step_energy_query("pv", "curtailed_mw"), "MWh", 3, w=4),
+        stat("Wind energy", step_energy_query("wind", "p_mw"), "MWh", 3, w=4),
+        stat("Wind curtailed", step_energy_query("wind", "curtailed_mw"), "MWh", 3, w=4),
+        stat("EV energy", step_energy_query("ev", "p_mw"), "MWh", 3, w=4),
         stat("EV energy short at departure",
              f'SELECT sum("e") FROM (SELECT last("energy_short_mwh") AS "e" FROM "ev" WHERE '
              f'{WHERE} GROUP BY "element")', "MWh", 3, w=4),
     ]
     return dashboard(DER_UID, "dms-twin: DER, storage and EVs",
                      "PV and wind output and curtailment, batteries and the EV fleet.",
-                     _rows([energies, [pv, wind], [curtailed, soc], [battery_p, ev_p],
+                     stack_rows([energies, [pv, wind], [curtailed, soc], [battery_p, ev_p],
                             [ev_flex]]),
                      [run_variable(), element_variable("pv", "PV plant", "pv"),
                       step_variable(ctx.step_s)], ctx.time_range)
@@ -655,7 +398,7 @@ def communications(ctx: Context) -> dict[str, Any]:
         h=8, sort_by="Time")
     return dashboard(COMMS_UID, "dms-twin: Communications",
                      "Telemetry latency, message counters and command outcomes per RTU.",
-                     _rows([[latency, lost], [latency_table, counters],
+                     stack_rows([[latency, lost], [latency_table, counters],
                             [outcomes, delay, delivered], [commands]]),
                      [run_variable(), element_variable("rtu", "RTU", "comm")], ctx.time_range)
 
@@ -666,7 +409,7 @@ def decisions(ctx: Context) -> dict[str, Any]:
         "Decisions",
         [target('SELECT "function", "action", "mode", "element", "reason", "value" FROM '
                 f'"dms_decision" WHERE {WHERE}{fn}', fmt="table")],
-        h=12, sort_by="Time", overrides=[_override("reason", **{"custom.width": 900})],
+        h=12, sort_by="Time", overrides=[field_override("reason", **{"custom.width": 900})],
         description="Every DMS decision: function, action, mode (direct, remote, manual, "
                     "advisory), target element and the reason in one sentence.")
     by_kind = table(
@@ -695,7 +438,7 @@ def decisions(ctx: Context) -> dict[str, Any]:
                     "capability, as the DMS last computed them (ok = 1).")
     return dashboard(DECISIONS_UID, "dms-twin: DMS decisions",
                      "The DMS's decision log, its cycles and its short-circuit check.",
-                     _rows([[log], [by_kind, per_interval, cycles], [short_circuit]]),
+                     stack_rows([[log], [by_kind, per_interval, cycles], [short_circuit]]),
                      [run_variable(), tag_variable("function", "Function", "dms_decision",
                                                    "function")], ctx.time_range)
 
@@ -714,8 +457,8 @@ def reliability(ctx: Context) -> dict[str, Any]:
         [target(f'SELECT {fields} FROM "kpi" WHERE {WHERE}')], 24, 4,
         "From the run's kpi point, written when the run ends (customers per load from the "
         "scenario; sustained = longer than 'momentary').",
-        _field_config(color="fixed", no_value="–",
-                      overrides=[_override(k, displayName=f"{label}", unit=unit, decimals=dec)
+        make_field_config(color="fixed", no_value="–",
+                      overrides=[field_override(k, displayName=f"{label}", unit=unit, decimals=dec)
                                  for k, (label, unit, dec) in RELIABILITY_KPIS.items()]),
         {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
          "colorMode": "none", "graphMode": "none", "textMode": "value_and_name",
@@ -761,7 +504,7 @@ def reliability(ctx: Context) -> dict[str, Any]:
     return dashboard(
         RELIABILITY_UID, "dms-twin: Reliability",
         "Supply interruptions, energy not supplied, protection, switching and crews.",
-        _rows([[kpi], [unserved, not_supplied, ens], [switches], [protection, crews]]),
+        stack_rows([[kpi], [unserved, not_supplied, ens], [switches], [protection, crews]]),
         [run_variable(), element_variable("switch", "Switch", "switch"),
          step_variable(ctx.step_s)], ctx.time_range,
         [influx_annotation("Protection", PROTECTION_QUERY, "fault", "kind,element", "red")])
@@ -786,35 +529,3 @@ def build_all(ctx: Context) -> dict[str, dict[str, Any]]:
 def render(model: Mapping[str, Any]) -> str:
     """The file text of a dashboard (stable: same model, same bytes)."""
     return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m twin.dashboards", description=__doc__.split(
-        "\n")[0])
-    ap.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO,
-                    help="scenario whose grid, band, step and day the dashboards use")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON files")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 if a file differs from what would be written")
-    args = ap.parse_args(argv)
-    ctx = Context.from_scenario(args.scenario)
-    stale = []
-    for name, model in build_all(ctx).items():
-        path = args.out / name
-        content = render(model)
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != content:
-                stale.append(str(path))
-            continue
-        args.out.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        print(f"wrote {path}")
-    if stale:
-        print("out of date (run python -m twin.dashboards): " + ", ".join(stale),
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

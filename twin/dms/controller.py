@@ -1,16 +1,120 @@
-"""The DMS controller: what the built-in DMS starts with and the order it runs its functions in."""
+"""The DMS controller: what the built-in DMS starts with and the order it runs its functions in.
+
+:class:`DMSController` takes plain data — the telemetry delivered since its last call and
+the outcomes of its commands — and returns plain data: the commands to send, the records
+to store and when it wants to be called next. It knows nothing of mosaik; the adapter
+(:mod:`simulators.dms`) only converts between the two clocks and passes the data on.
+
+The order of one step: outcomes → FLISR (event-driven: trip reports, its own outcomes)
+→ load management's running plan → the cycle when due (load estimation → state
+estimation → Volt/Var, then load management on the estimate) → the switchgear check when
+the topology may have changed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, NotRequired, TypedDict
 
 import numpy as np
+import pandas as pd
 
-from twin.dms.cycle import CycleSettings, DMSState
+from twin.dms.cycle import (
+    CycleSettings,
+    DMSState,
+    believed_topology,
+    forecast_model,
+    issue,
+    run_cycle,
+)
+from twin.dms.decisions import Decision
 from twin.dms.flisr_control import FlisrController
 from twin.dms.load_management import LoadManager
+from twin.dms.measurements import telemetry_frame
 from twin.dms.switchgear import SwitchgearWatch
+
+#: Two times closer than this are the same instant [s]: far below any tick of the
+#: simulation clock, far above the rounding of ``tick × resolution``.
+TIME_TOLERANCE_S = 1e-6
+
+
+class TelemetryRow(TypedDict):
+    """One delivered value, as the DMS reads it.
+
+    ``element`` is the grid element, ``"<table>:<name>"`` as the DMS's network model names
+    it (``"bus:Bus 1"``, ``"load:EV Bus 10"``); ``quantity`` what is measured (``vm_pu``,
+    ``p_mw``, ``closed``, ``tap_pos``, ``tripped``, …); ``value`` in the quantity's unit
+    (1.0/0.0 for states); ``source_t_s`` the scan time and ``delivery_t_s`` the arrival
+    [s since the start]; ``sigma`` the meter's standard deviation in the quantity's unit
+    (0 for states). ``rtu`` and ``point`` (the point's display name) say where it came
+    from and are not needed to use it.
+    """
+
+    element: str
+    quantity: str
+    value: float
+    source_t_s: float
+    delivery_t_s: float
+    sigma: float
+    rtu: NotRequired[str]
+    point: NotRequired[str]
+
+
+class CommandOutcome(TypedDict):
+    """How one command ended, as the field reports it.
+
+    ``id`` is the command's id (the DMS's are ``"dms-<n>"``); ``status`` ``"success"``,
+    ``"failed"`` or ``"timeout"``; ``applied_t_s`` when the device accepted it (None if it
+    did not) and ``result_t_s`` when the outcome became known [s since the start].
+    """
+
+    id: str
+    status: Literal["success", "failed", "timeout"]
+    applied_t_s: float | None
+    result_t_s: float
+    target: NotRequired[str]
+    action: NotRequired[str]
+    value: NotRequired[object]
+    sent_t_s: NotRequired[float]
+    reason: NotRequired[str]
+    via: NotRequired[str]
+
+
+class Command(TypedDict):
+    """A command for the field: ``target`` is the field's device reference
+    (``"trafo:Trafo 0-1"``, ``"pv:Solar A"``), ``action`` one the field understands
+    (``open``, ``set_tap``, ``set_q``, …), ``value`` its set-point (None for switching),
+    ``source`` the DMS function that decided it."""
+
+    id: str
+    target: str
+    action: str
+    value: float | None
+    source: str
+
+
+@dataclass
+class ControllerStep:
+    """What one :meth:`DMSController.step` returns.
+
+    Attributes
+    ----------
+    commands : list of Command
+        To send through the field, in order.
+    records : list of dict
+        Recorder records (estimates, cycle status, decisions, short-circuit results).
+    next_call_s : float
+        When the controller wants to be called next [s since the start]: the next cycle
+        or FLISR's wake-up, whichever is earlier. It may be at or before now (call again
+        as soon as possible); telemetry or outcomes arriving earlier warrant a call too.
+    """
+
+    commands: list[Command] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    next_call_s: float = math.inf
 
 
 @dataclass
@@ -19,8 +123,8 @@ class DMSPlan:
 
     state: DMSState
     settings: CycleSettings
-    cycle_offset_ticks: int
-    cycle_ticks: int
+    cycle_offset_s: float    # the first cycle [s since the start]
+    cycle_s: float           # between cycles [s]
     # t [s] -> per-load and per-sgen forecast factors of the DMS (its profiles, not truth)
     forecast: Callable[[float], tuple[np.ndarray, np.ndarray]]
     # event-driven: acts on trip reports and command outcomes between cycles
@@ -29,3 +133,99 @@ class DMSPlan:
     load_manager: LoadManager | None = None
     # the switchgear against fault currents, on every topology change the DMS sees
     switchgear: SwitchgearWatch | None = None
+
+
+class DMSController:
+    """The built-in DMS: one :meth:`step` per call, in the order of the module notes.
+
+    Parameters
+    ----------
+    plan : DMSPlan
+        Its network model, settings, schedule, forecast and functions; ``plan.state`` is
+        the DMS's memory and changes as it runs.
+    """
+
+    def __init__(self, plan: DMSPlan):
+        self.plan = plan
+        self.n_cycles_due = 0     # cycles whose time has come: the next is at offset + n·cycle
+
+    @property
+    def next_cycle_s(self) -> float:
+        """When the next cycle is due [s since the start]."""
+        # from the count, not by summing cycles: no drift over a long run
+        return self.plan.cycle_offset_s + self.n_cycles_due * self.plan.cycle_s
+
+    def step(self, t_s: float, telemetry: list[TelemetryRow],
+             outcomes: list[CommandOutcome]) -> ControllerStep:
+        """Take in what arrived, act, and say when to call again.
+
+        Parameters
+        ----------
+        t_s : float
+            Now [s since the start].
+        telemetry : list of TelemetryRow
+            Values delivered since the last call, in arrival order.
+        outcomes : list of CommandOutcome
+            Outcomes of commands (any sender's: the DMS keeps its own) since the last call.
+
+        Returns
+        -------
+        ControllerStep
+        """
+        plan, state, out = self.plan, self.plan.state, ControllerStep()
+        state.ingest(telemetry)
+        by_function: dict[str, list[tuple[Decision, dict]]] = {"flisr": [],
+                                                               "load_management": []}
+        for outcome in outcomes:
+            decision = state.on_outcome(outcome)
+            if decision is not None and decision.function in by_function:
+                by_function[decision.function].append((decision, outcome))
+
+        @functools.cache
+        def frame() -> pd.DataFrame:
+            # the newest telemetry as one table, built at most once a step and only if used
+            return telemetry_frame(list(state.telemetry.values()))
+
+        wake_s = math.inf
+        if plan.flisr is not None:
+            self._issue(out, plan.flisr.step(
+                t_s, state.telemetry,
+                lambda: forecast_model(state, t_s, *plan.forecast(t_s), telemetry=frame()),
+                by_function["flisr"]))
+            if plan.flisr.wake_s is not None:
+                wake_s = plan.flisr.wake_s
+        if plan.load_manager is not None:
+            self._issue(out, plan.load_manager.step(t_s, by_function["load_management"]))
+        cycle = t_s >= self.next_cycle_s - TIME_TOLERANCE_S
+        result = None
+        if cycle:
+            load_factor, sgen_factor = plan.forecast(t_s)
+            result = run_cycle(state, t_s, load_factor, sgen_factor, plan.settings,
+                               telemetry=frame())
+            out.commands.extend(result.commands)
+            out.records.extend(result.records)
+            lm = plan.load_manager
+            if lm is not None and result.se is not None and result.se.success and (
+                    plan.flisr is None or plan.flisr.phase == "idle"):
+                # Volt/Var's forecast net is the same one (it does not change it)
+                forecast = result.forecast if result.forecast is not None else \
+                    forecast_model(state, t_s, load_factor, sgen_factor, plan.settings,
+                                   model=result.model, telemetry=frame())
+                self._issue(out, lm.on_estimate(t_s, result.se, forecast))
+            while self.next_cycle_s <= t_s + TIME_TOLERANCE_S:
+                self.n_cycles_due += 1
+        if plan.switchgear is not None and (cycle or any(by_function.values())):
+            # the cycle's topology (it already holds this step's outcomes)
+            model = result.model if result is not None else None
+            if model is None:
+                model = believed_topology(state, frame())
+            records, decisions = plan.switchgear.check(t_s, model)
+            out.records.extend(records)
+            self._issue(out, decisions)
+        out.next_call_s = min(self.next_cycle_s, wake_s)
+        return out
+
+    def _issue(self, out: ControllerStep, decisions: list[Decision]) -> None:
+        commands, records = issue(self.plan.state, decisions, self.plan.settings)
+        out.commands.extend(commands)
+        out.records.extend(records)

@@ -16,18 +16,24 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.dms.decisions import Decision
+from twin.dms.decisions import Decision, Mode
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.measurements import (
-    apply_switch_states,
-    apply_tap_positions,
+    _set_positions,
+    _set_switches,
     element_index,
     newest,
     telemetry_frame,
 )
 from twin.dms.state_estimation import SEResult, estimate_state
 from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
+from twin.recording.schema import (
+    Record,
+    dms_cycle_note_record,
+    dms_estimate_record,
+    dms_estimation_record,
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,11 @@ class CycleSettings:
     stale_after_s: float = 120.0
     stale_mode: str = "drop"
     pseudo_sigma_pct: float = 30.0
-    volt_var_mode: str = "off"            # off | advisory | direct
+    volt_var_mode: Mode = "off"
     volt_var: VoltVarSettings = VoltVarSettings()
     # grid element → the field's device reference, e.g. "sgen:Solar A" → "pv:Solar A"
+    # (telemetry needs no map back: the field names each point's grid element)
     device_refs: dict[str, str] = field(default_factory=dict)
-    # and back, for telemetry: the field's reference → the grid element, "ev:Bus 10" →
-    # "load:EV Bus 10"
-    grid_refs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,7 +73,7 @@ class DMSState:
         decision = self.pending.pop(str(outcome.get("id")), None)
         if decision is None or outcome.get("status") != "success":
             return decision  # a timed-out set-point is not known to be in force
-        name = decision.target.split(":", 1)[1]
+        _kind, name = split_ref(decision.target)
         if decision.action == "set_der_q" and decision.value is not None:
             self.der_q_mvar[name] = float(decision.value)
         elif decision.action in ("open_switch", "close_switch"):
@@ -96,8 +100,13 @@ class CycleResult:
     records: list[dict]
     failed: str = ""
     # the topology the cycle believed (switches, taps, capacitor steps): for what follows
-    # the cycle (load management, the switchgear check) without building it again
+    # the cycle (load management, the switchgear check) without building it again. The
+    # state estimator ran on it (its measurement and res_*_est tables are the estimate's).
     model: pp.pandapowerNet | None = None
+    # that topology with the DMS's forecast and the powers it knows (see
+    # :func:`forecast_model`): what Volt/Var judged, not changed by it; None when Volt/Var
+    # is off. Load management plans on it without building it again.
+    forecast: pp.pandapowerNet | None = None
 
 
 def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) -> dict[str, float]:
@@ -108,29 +117,33 @@ def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) 
 
 
 def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
-              settings: CycleSettings) -> CycleResult:
+              settings: CycleSettings, telemetry: pd.DataFrame | None = None) -> CycleResult:
     """Run one cycle at ``t_s`` [s]; updates ``state`` (Volt/Var memory, command count).
 
-    A cycle that raises (unexpected telemetry, a numerical failure) is a failed cycle with
-    the error as its reason, like a failed estimation: the DMS goes on with the next one.
+    ``telemetry``: ``state.telemetry`` as one table (:func:`telemetry_frame`), if the
+    caller built it already. A cycle that raises (unexpected telemetry, a numerical
+    failure) is a failed cycle with the error as its reason, like a failed estimation: the
+    DMS goes on with the next one.
     """
     try:
-        return _run_cycle(state, t_s, load_factor, sgen_factor, settings)
+        return _run_cycle(state, t_s, load_factor, sgen_factor, settings, telemetry)
     except Exception as exc:  # the DMS must outlive one bad cycle
         reason = f"cycle failed: {type(exc).__name__}: {exc}"
         state.failures[reason] = state.failures.get(reason, 0) + 1
-        record = {"measurement": "dms_cycle", "t_s": t_s,
-                  "tags": {"element": "dms", "function": "state_estimation"},
-                  "fields": {"success": 0, "observable": 0, "n_measurements": 0, "n_states": 0,
-                             "chi2": math.nan, "bad_data": 0, "stale": 0,
-                             "message": reason[:500]}}
+        record = dms_estimation_record(t_s, success=False, observable=False, n_measurements=0,
+                                       n_states=0, chi2=math.nan, bad_data=0, stale=0,
+                                       message=reason[:500])
         return CycleResult(t_s, None, [], [], [record], failed=reason)
 
 
 def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
-               settings: CycleSettings) -> CycleResult:
+               settings: CycleSettings, telemetry: pd.DataFrame | None) -> CycleResult:
     records: list[dict] = []
-    telemetry = telemetry_frame(list(state.telemetry.values()))
+    if telemetry is None:
+        telemetry = telemetry_frame(list(state.telemetry.values()))
+    # the cycle's copy of the DMS's model; the estimator works on it in place, and as it
+    # is the believed topology, an acknowledged switching newer than the switch's
+    # telemetry counts for the estimate as for everything after it
     model = believed_topology(state, telemetry)
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
     known = known_injections(model, telemetry, t_s, settings.stale_after_s, state.der_q_mvar)
@@ -142,7 +155,8 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
                                      settings.pseudo_sigma_pct, known=known)
         records.append(_cycle_note(t_s, "load_estimation", f"feeder scaling skipped: {exc}"))
     se = estimate_state(model, telemetry, pseudo, now_s=t_s,
-                        stale_after_s=settings.stale_after_s, stale_mode=settings.stale_mode)
+                        stale_after_s=settings.stale_after_s, stale_mode=settings.stale_mode,
+                        apply_topology=False, copy_net=False)
     records.append(_se_record(t_s, se))
     records.extend(_estimate_records(t_s, model, se))
     if not se.success:
@@ -150,15 +164,17 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
         state.failures[reason] = state.failures.get(reason, 0) + 1
         return CycleResult(t_s, se, [], [], records, failed=reason, model=model)
     decisions: list[Decision] = []
+    forecast = None
     if settings.volt_var_mode != "off":
-        vv_net = _with_forecast(model, load_factor, sgen_factor, heads, known)
-        res = volt_var(vv_net, t_s, settings.volt_var, state.volt_var,
+        forecast = _with_forecast(model, load_factor, sgen_factor, heads, known)
+        res = volt_var(forecast, t_s, settings.volt_var, state.volt_var,
                        mode=settings.volt_var_mode, vm_estimate_pu=se.vm_pu)
         state.volt_var = res.state
         stale_note = _stale_note(se)
         decisions = [_with_note(d, stale_note) for d in res.decisions]
     commands, decision_records = issue(state, decisions, settings)
-    return CycleResult(t_s, se, decisions, commands, records + decision_records, model=model)
+    return CycleResult(t_s, se, decisions, commands, records + decision_records, model=model,
+                       forecast=forecast)
 
 
 def issue(state: DMSState, decisions: list[Decision],
@@ -179,8 +195,15 @@ def issue(state: DMSState, decisions: list[Decision],
 
 def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapowerNet:
     """The DMS's model with the switch, tap and capacitor states it believes: the newest
-    telemetry, or an acknowledged switching that is newer than it."""
-    model = apply_tap_positions(apply_switch_states(state.model, telemetry), telemetry)
+    telemetry, or an acknowledged switching that is newer than it.
+
+    The one place that decides the topology: the state estimator, Volt/Var, FLISR, load
+    management and the switchgear check all start from it. Returns a copy of
+    ``state.model`` (which is not changed).
+    """
+    model = copy.deepcopy(state.model)
+    _set_switches(model, telemetry)
+    _set_positions(model, telemetry)
     if state.switched:
         seen = {}
         if len(telemetry):
@@ -195,13 +218,16 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
 
 def forecast_model(state: DMSState, t_s: float, load_factor: np.ndarray,
                    sgen_factor: np.ndarray, settings: CycleSettings | None = None,
-                   model: pp.pandapowerNet | None = None) -> pp.pandapowerNet:
+                   model: pp.pandapowerNet | None = None,
+                   telemetry: pd.DataFrame | None = None) -> pp.pandapowerNet:
     """The believed topology with the DMS's forecast of loads and generation: what
     switching plans are checked on. With ``settings``, scaled to the metered feeder heads
     and with the metered powers (the present state, for load management); without, the
     plain forecast (after a fault the heads miss the dead part's load). ``model``: the
-    believed topology if the caller has it (not changed)."""
-    telemetry = telemetry_frame(list(state.telemetry.values()))
+    believed topology if the caller has it (not changed); ``telemetry``: the table of
+    ``state.telemetry`` if the caller has it."""
+    if telemetry is None:
+        telemetry = telemetry_frame(list(state.telemetry.values()))
     if model is None:
         model = believed_topology(state, telemetry)
     if settings is None:
@@ -229,7 +255,7 @@ def known_injections(model: pp.pandapowerNet, telemetry: pd.DataFrame, now_s: fl
         index = element_index(model, rows.element)
         for r in rows.itertuples():
             sigma = float(r.sigma) if np.isfinite(r.sigma) and r.sigma > 0 else 1e-3
-            known[(r.element.split(":", 1)[0], index[r.element], r.quantity)] = (
+            known[(split_ref(r.element)[0], index[r.element], r.quantity)] = (
                 float(r.value), sigma)
     names = element_names(model, "sgen")
     for name, q in der_q_mvar.items():
@@ -275,24 +301,18 @@ def _with_note(d: Decision, note: str) -> Decision:
     return replace(d, reason=d.reason + note, inputs={**d.inputs, "stale_data": True})
 
 
-def _cycle_note(t_s: float, function: str, message: str) -> dict:
-    return {"measurement": "dms_cycle", "t_s": t_s, "tags": {"element": "dms", "function": function},
-            "fields": {"message": message}}
+def _cycle_note(t_s: float, function: str, message: str) -> Record:
+    return dms_cycle_note_record(t_s, function, message)
 
 
-def _se_record(t_s: float, se: SEResult) -> dict:
-    return {"measurement": "dms_cycle", "t_s": t_s,
-            "tags": {"element": "dms", "function": "state_estimation"},
-            "fields": {"success": int(se.success), "observable": int(se.observable),
-                       "n_measurements": int(se.n_measurements), "n_states": int(se.n_states),
-                       "chi2": float(se.chi2) if se.chi2 is not None else math.nan,
-                       "bad_data": len(se.bad_data), "stale": len(se.stale),
-                       "message": se.message or ""}}
+def _se_record(t_s: float, se: SEResult) -> Record:
+    return dms_estimation_record(t_s, se.success, se.observable, se.n_measurements, se.n_states,
+                                 se.chi2, len(se.bad_data), len(se.stale), se.message or "")
 
 
 def _estimate_records(t_s: float, model: pp.pandapowerNet, se: SEResult) -> list[dict]:
     if not se.success:
         return []
     names = dict(zip(model.bus.index, element_names(model, "bus")))
-    return [{"measurement": "dms_estimate", "t_s": t_s, "tags": {"element": names[idx]},
-             "fields": {"vm_pu": float(v)}} for idx, v in se.vm_pu.items() if np.isfinite(v)]
+    return [dms_estimate_record(t_s, names[idx], v)
+            for idx, v in se.vm_pu.items() if np.isfinite(v)]

@@ -5,11 +5,21 @@ and the inputs that triggered it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-Mode = Literal["direct", "remote", "manual", "advisory"]
+from twin.recording.schema import dms_decision_record
+
+#: How a DMS function runs (Volt/Var, FLISR, load management), the one definition every
+#: function's settings use: ``off`` — it does not run; ``advisory`` — it decides and records,
+#: nothing is sent; ``direct`` — its decisions become commands. The scenario's YAML schema
+#: (:mod:`twin.scenario.dms`) spells the same literal, since the scenario does not depend on
+#: the DMS; a test keeps the two equal.
+Mode = Literal["off", "advisory", "direct"]
+
+#: How one decision is carried out: ``direct`` (a command to a remote device), ``remote``,
+#: ``manual`` (a field crew operates it) or ``advisory`` (recorded for the operator only).
+DecisionMode = Literal["direct", "remote", "manual", "advisory"]
 
 #: Actions a decision can carry, and the command action the field understands.
 COMMAND_ACTIONS = {
@@ -47,7 +57,7 @@ class Decision:
     action: str
     target: str
     value: float | None
-    mode: Mode
+    mode: DecisionMode
     reason: str
     inputs: dict[str, object] = field(default_factory=dict)
 
@@ -61,16 +71,5 @@ class Decision:
 
     def record(self) -> dict:
         """The decision as a recorder record (measurement ``dms_decision``)."""
-        fields: dict[str, object] = {
-            "reason": self.reason,
-            "value": math.nan if self.value is None else float(self.value),
-        }
-        for key, value in self.inputs.items():
-            if isinstance(value, (int, float, bool)):
-                fields[f"in_{key}"] = float(value)
-            else:
-                fields[f"in_{key}"] = str(value)
-        return {"measurement": "dms_decision", "t_s": self.t_s,
-                "tags": {"element": self.target, "function": self.function,
-                         "action": self.action, "mode": self.mode},
-                "fields": fields}
+        return dms_decision_record(self.t_s, self.target, self.function, self.action,
+                                   self.mode, self.reason, self.value, self.inputs)

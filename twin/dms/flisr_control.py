@@ -17,7 +17,7 @@ from typing import Callable, Literal
 
 import pandapower as pp
 
-from twin.dms.decisions import Decision
+from twin.dms.decisions import Decision, Mode
 from twin.dms.flisr import (
     FaultLocation,
     Restoration,
@@ -29,14 +29,14 @@ from twin.dms.flisr import (
     switch_states,
     switching_sequence,
 )
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 
 Phase = Literal["idle", "isolating", "restoring", "repairing", "normalising", "stopped"]
 
 
 @dataclass(frozen=True)
 class FlisrSettings:
-    mode: Literal["off", "advisory", "direct"] = "off"
+    mode: Mode = "off"
     wait_s: float = 5.0                 # after a trip report, for the indicators (and a reclose)
     vm_min_pu: float = 0.95
     vm_max_pu: float = 1.05
@@ -102,7 +102,7 @@ class FlisrController:
         for (element, quantity), row in telemetry.items():
             if quantity != "tripped" or row["value"] < 0.5 or not element.startswith("switch:"):
                 continue
-            sw = self.by_name["switch"].get(element.split(":", 1)[1])
+            sw = self.by_name["switch"].get(split_ref(element)[1])
             if sw is None:
                 continue
             key = (sw, float(row["source_t_s"]))
@@ -115,7 +115,7 @@ class FlisrController:
         for (element, quantity), row in telemetry.items():
             if quantity != "fault_passed" or row["source_t_s"] < since_s - 1.0:
                 continue
-            table, _, name = element.partition(":")
+            table, name = split_ref(element)
             idx = self.by_name.get(table, {}).get(name)
             if idx is not None:
                 out[(table, idx)] = row["value"] >= 0.5
@@ -311,7 +311,7 @@ class FlisrController:
 
     # ---------------------------------------------------------------- outcomes
     def _key(self, decision: Decision) -> int:
-        table, _, name = decision.target.partition(":")
+        table, name = split_ref(decision.target)
         return self.by_name["switch"][name] if table == "switch" \
             else -1 - self.by_name["line"][name]
 

@@ -35,9 +35,9 @@ import pandapower as pp
 import pandapower.topology as top
 import pandas as pd
 
-from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index, split_ref
+from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index
 from twin.dms.pf import runpp_warm
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 
 FactorLike = float | Sequence[float] | np.ndarray | pd.Series
 

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import pandapower as pp
 
-from twin.dms.decisions import Decision
+from twin.dms.decisions import Decision, Mode
 from twin.dms.flisr import build_sections, switch_states, switching_sequence
 from twin.dms.reconfiguration import minimize_losses
 from twin.dms.state_estimation import SEResult
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 
 
 @dataclass(frozen=True)
 class LoadManagementSettings:
-    mode: Literal["off", "advisory", "direct"] = "off"
+    mode: Mode = "off"
     max_loading_percent: float = 100.0
     vm_min_pu: float = 0.95
     hold_s: float = 900.0         # after a plan (or a finding that none helps), look again then
@@ -124,7 +124,7 @@ class LoadManager:
         """Carry on with the plan as the outcomes of its commands come in."""
         failed = []
         for decision, outcome in outcomes:
-            sw = self.by_name.get(decision.target.split(":", 1)[1])
+            sw = self.by_name.get(split_ref(decision.target)[1])
             if self.waiting.get(sw) is not decision:
                 continue
             del self.waiting[sw]

@@ -32,7 +32,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 
 #: Columns of a telemetry table, in order. ``value`` is in the quantity's unit (p.u., MW,
 #: Mvar, kA; 1.0/0.0 for ``closed``); ``source_t_s`` is the scan time and
@@ -93,12 +93,16 @@ def telemetry_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns :data:`TELEMETRY_COLUMNS`; ``element``/``quantity`` as str, the rest float.
+        A table that is one already is returned as it is, not copied: build it once and
+        pass it on (the functions here only read it).
 
     Raises
     ------
     ValueError
         If a required column is missing.
     """
+    if _is_telemetry_frame(rows):
+        return rows
     frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty and not set(_REQUIRED_TELEMETRY) <= set(frame.columns):
         return pd.DataFrame({c: pd.Series(dtype=object if c in ("element", "quantity")
@@ -120,13 +124,16 @@ def telemetry_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    """``"line:Line 1-2"`` → ``("line", "Line 1-2")``; ValueError without a ``:``."""
-    table, sep, name = ref.partition(":")
-    if not sep or not table or not name:
-        raise ValueError(f"telemetry element: expected '<table>:<name>' such as "
-                         f"'bus:Bus 1'; found {ref!r}")
-    return table, name
+def _is_telemetry_frame(rows) -> bool:
+    """Whether ``rows`` is a table :func:`telemetry_frame` made (columns, dtypes, index)."""
+    if not isinstance(rows, pd.DataFrame) or tuple(rows.columns) != TELEMETRY_COLUMNS:
+        return False
+    index = rows.index
+    if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+        return False
+    dtypes = rows.dtypes
+    return all(dtypes[c] == object for c in ("element", "quantity")) and all(
+        dtypes[c] == np.float64 for c in ("value", "source_t_s", "delivery_t_s", "sigma"))
 
 
 def element_index(net: pp.pandapowerNet, refs: Iterable[str]) -> dict[str, int]:
@@ -141,7 +148,10 @@ def element_index(net: pp.pandapowerNet, refs: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     errors: list[str] = []
     for ref in dict.fromkeys(refs):
-        table, name = split_ref(ref)
+        try:
+            table, name = split_ref(ref)  # names as the grid gives them: not stripped
+        except ValueError as exc:
+            raise ValueError(f"telemetry element: expected {exc}") from None
         if table not in lookup:
             if table not in net or not isinstance(net[table], pd.DataFrame) \
                     or table.startswith("res_"):

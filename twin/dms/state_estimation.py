@@ -163,13 +163,15 @@ def estimate_state(
     slack_sigma_pu: float = 0.01,
     tolerance: float = 1e-6,
     max_iterations: int = 50,
+    apply_topology: bool = True,
+    copy_net: bool = True,
 ) -> SEResult:
     r"""Estimate the grid state from telemetry and pseudo-measurements.
 
     Parameters
     ----------
     net : pandapower.pandapowerNet
-        The DMS's model of the grid. Not modified: the estimator works on a copy.
+        The DMS's model of the grid. Not modified unless ``copy_net`` is False.
     telemetry : iterable of mapping, or pandas.DataFrame
         Rows as in :func:`twin.dms.measurements.telemetry_frame`: analogue values
         (measurements), switch states (topology), tap positions and shunt steps.
@@ -202,6 +204,15 @@ def estimate_state(
         Convergence tolerance on the state update [p.u. resp. rad].
     max_iterations : int
         Gauss–Newton iterations per estimation.
+    apply_topology : bool
+        Set the switch states, tap positions and shunt steps the telemetry reports on the
+        model first. False when ``net`` holds the topology the DMS believes already
+        (:func:`twin.dms.cycle.believed_topology`, where an acknowledged switching newer
+        than a switch's telemetry wins): re-applying the telemetry would undo that.
+    copy_net : bool
+        Work on a copy of ``net``. False for a net the caller made for this estimate:
+        then its ``measurement`` and ``res_*_est`` tables hold the estimate's (its
+        topology and parameters are not changed), and no copy is made.
 
     Returns
     -------
@@ -232,9 +243,10 @@ def estimate_state(
         raise ValueError(f"chi2_confidence: expected a probability in (0, 1); "
                          f"found {chi2_confidence}")
     telemetry = telemetry_frame(telemetry)  # once, not once per use below
-    work = copy.deepcopy(net)
-    _set_switches(work, telemetry)
-    _set_positions(work, telemetry)
+    work = copy.deepcopy(net) if copy_net else net
+    if apply_topology:
+        _set_switches(work, telemetry)
+        _set_positions(work, telemetry)
     meas, stale = to_pandapower_measurements(work, telemetry, now_s, stale_after_s,
                                              stale_mode, downweight_factor)
     meas = _with_pseudo(meas, pseudo)

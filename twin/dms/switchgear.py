@@ -5,12 +5,11 @@ rated below its duty is a decision (an alert for the operator)."""
 
 from __future__ import annotations
 
-import math
-
 import pandapower as pp
 
 from twin.dms.decisions import Decision
 from twin.dms.short_circuit import BreakerRating, short_circuit_report
+from twin.recording.schema import dms_short_circuit_record
 
 
 class SwitchgearWatch:
@@ -30,13 +29,8 @@ class SwitchgearWatch:
         self.last_states = states
         self.n_checks += 1
         report = short_circuit_report(net, self.ratings)
-        records = [{"measurement": "dms_short_circuit", "t_s": t_s,
-                    "tags": {"element": f"switch:{c.name}"},
-                    "fields": {"ikss_max_ka": c.ikss_max_ka, "ip_max_ka": c.ip_max_ka,
-                               "breaking_ka": math.nan if c.breaking_ka is None
-                               else c.breaking_ka,
-                               "making_ka": math.nan if c.making_ka is None else c.making_ka,
-                               "ok": int(c.ok)}}
+        records = [dms_short_circuit_record(t_s, f"switch:{c.name}", c.ikss_max_ka, c.ip_max_ka,
+                                            c.breaking_ka, c.making_ka, c.ok)
                    for c in report.breakers if c.ikss_max_ka > 0]
         decisions = []
         now = {c.name for c in report.violations}

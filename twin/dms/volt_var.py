@@ -37,9 +37,9 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.dms.decisions import Decision, Mode
+from twin.dms.decisions import Decision, DecisionMode
 from twin.dms.pf import p_loss_mw, runpp_warm
-from twin.grid.names import element_names
+from twin.grid.names import element_names, split_ref
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def _apply(net: pp.pandapowerNet, m: _Move, last_tap: dict[str, float], t_s: flo
     """Make move ``m`` on the working net; a tap move starts its OLTC's interval."""
     net[m.table].at[m.idx, _COLUMN[m.action]] = m.value
     if m.action == "set_tap":
-        last_tap[m.target.split(":", 1)[1]] = t_s
+        last_tap[split_ref(m.target)[1]] = t_s
 
 
 def _what_if(net: pp.pandapowerNet, m: _Move) -> tuple[np.ndarray, float] | None:
@@ -250,7 +250,7 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
 
 
 def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = VoltVarSettings(),
-             state: VoltVarState = VoltVarState(), mode: Mode = "direct",
+             state: VoltVarState = VoltVarState(), mode: DecisionMode = "direct",
              vm_estimate_pu: pd.Series | None = None) -> VoltVarResult:
     """Decide the Volt/Var moves for the state in ``net`` (the DMS's model; not changed).
 

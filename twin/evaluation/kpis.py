@@ -14,7 +14,29 @@ from typing import Iterable
 import numpy as np
 
 from twin.evaluation.reliability import MOMENTARY_S, ReliabilityLedger
-from twin.recording.schema import Point
+from twin.recording.schema import (
+    BATTERY,
+    BUS,
+    COMMAND,
+    CREW,
+    DMS_CYCLE,
+    DMS_ESTIMATE,
+    EV,
+    GRID,
+    LINE,
+    LOAD,
+    MEASUREMENTS,
+    PROTECTION,
+    PV,
+    TELEMETRY,
+    TRAFO,
+    WIND,
+    Point,
+    check_measurement,
+    kpi_point,
+)
+
+__all__ = ["KpiAccumulator", "kpi_point"]  # kpi_point: the schema's, where callers look for it
 
 
 @dataclass
@@ -78,7 +100,14 @@ class KpiAccumulator:
                 self._max[key] = (float(value), element)
 
     def add(self, t_s: float, points: Iterable[Point]) -> None:
-        """All points recorded at scenario time ``t_s`` [s since start]."""
+        """All points recorded at scenario time ``t_s`` [s since start].
+
+        Raises
+        ------
+        ValueError
+            For a point whose measurement is not in :mod:`twin.recording.schema`: a
+            misspelt measurement would otherwise silently leave its KPIs at zero.
+        """
         pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = ev_mw = bat_charge_mw = bat_dis_mw = 0.0
         seen_pv = seen_wind = seen_ev = seen_bat = False
         violations: dict[str, int] = {}
@@ -87,7 +116,7 @@ class KpiAccumulator:
         grid_seen = False
         for p in points:
             m, f, el = p.measurement, p.fields, p.tags.get("element", "")
-            if m == "grid":
+            if m == GRID:
                 grid_seen = True
                 self._grid_solves += 1
                 if not f.get("converged", 0):
@@ -95,41 +124,41 @@ class KpiAccumulator:
                 self._integral("losses").add(t_s, float(f.get("p_loss_mw", math.nan)))
                 self._integral("load").add(t_s, float(f.get("p_load_mw", math.nan)))
                 self._integral("ext_grid").add(t_s, float(f.get("p_ext_grid_mw", math.nan)))
-            elif m == "bus":
+            elif m == BUS:
                 vm = f.get("vm_pu")
                 if isinstance(vm, float) and math.isfinite(vm):
                     self._truth_vm[el] = vm
                     self._vm_min = min(self._vm_min, vm)
                     self._vm_max = max(self._vm_max, vm)
                     violations[el] = int(not self.band_pu[0] <= vm <= self.band_pu[1])
-            elif m == "load":
+            elif m == LOAD:
                 if "supplied" in f and el in self.customers:
                     supplied[el] = bool(f["supplied"])
                     demand_mw[el] = float(f.get("p_demand_mw", 0.0))
-            elif m == "line":
+            elif m == LINE:
                 self._track_max("line", f.get("loading_percent"), el)
-            elif m == "trafo":
+            elif m == TRAFO:
                 self._track_max("trafo", f.get("loading_percent"), el)
-            elif m == "pv":
+            elif m == PV:
                 seen_pv = True
                 pv_mw += float(f.get("p_mw", 0.0))
                 pv_curt_mw += float(f.get("curtailed_mw", 0.0))
-            elif m == "wind":
+            elif m == WIND:
                 seen_wind = True
                 wind_mw += float(f.get("p_mw", 0.0))
                 wind_curt_mw += float(f.get("curtailed_mw", 0.0))
-            elif m == "ev":
+            elif m == EV:
                 seen_ev = True
                 ev_mw += float(f.get("p_mw", 0.0))
                 self._count("ev_energy_short_mwh", float(f.get("energy_short_mwh", 0.0)))
-            elif m == "battery":
+            elif m == BATTERY:
                 seen_bat = True
                 p_mw = float(f.get("p_mw", 0.0))
                 bat_charge_mw += max(p_mw, 0.0)
                 bat_dis_mw += max(-p_mw, 0.0)
-            elif m == "telemetry":
+            elif m == TELEMETRY:
                 self._count("telemetry_values_delivered")
-            elif m == "command":
+            elif m == COMMAND:
                 status = p.tags.get("status", "unknown")
                 self._count(f"commands_{status}")
                 action = p.tags.get("action")
@@ -137,21 +166,26 @@ class KpiAccumulator:
                     self._count(f"{action}_operations")
                 elif status == "success" and action in ("open", "close"):
                     self._count("switching_operations")
-            elif m == "dms_estimate":
+            elif m == DMS_ESTIMATE:
                 # estimation error against truth: for evaluation only, the DMS never sees it
                 truth = self._truth_vm.get(el)
                 vm_est = f.get("vm_pu")
                 if truth is not None and isinstance(vm_est, float):
                     self._se_abs_dv.append(abs(vm_est - truth))
-            elif m == "dms_cycle" and p.tags.get("function") == "state_estimation":
+            elif m == DMS_CYCLE:
+                if p.tags.get("function") != "state_estimation":
+                    continue  # notes of the other functions count nothing
                 self._count("dms_cycles")
                 if not f.get("success", 0):
                     self._count("dms_cycles_failed")
                 self._count("bad_data_detected", float(f.get("bad_data", 0)))
-            elif m == "crew":
+            elif m == CREW:
                 self._count("crew_jobs")
-            elif m == "protection" and p.tags.get("kind") in ("trip", "reclose"):
-                self._count(f"protection_{p.tags['kind']}s")
+            elif m == PROTECTION:
+                if p.tags.get("kind") in ("trip", "reclose"):
+                    self._count(f"protection_{p.tags['kind']}s")
+            elif m not in MEASUREMENTS:
+                check_measurement(m, "KPI accumulator")
         if seen_pv:
             self._integral("pv").add(t_s, pv_mw)
             self._integral("pv_curtailed").add(t_s, pv_curt_mw)
@@ -226,13 +260,3 @@ class KpiAccumulator:
 
 def _finite(x: float) -> float | None:
     return round(x, 9) if math.isfinite(x) else None
-
-
-def kpi_point(run_id: str, kpis: dict[str, object], time_ns: int) -> Point:
-    """The run's numeric KPIs as one ``kpi`` point at the run's end (all floats, so a KPI
-    that is an integer in one run and fractional in another keeps one InfluxDB field type),
-    tags ``run`` and ``element`` = ``run``: what dashboards read for indices that InfluxQL
-    cannot compute (SAIDI needs the customers per load)."""
-    fields = {k: float(v) for k, v in kpis.items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    return Point("kpi", time_ns, {"run": run_id, "element": "run"}, fields)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandapower as pp
 import pandapower.networks as pn
 
-from twin.grid import paper as paper_grids
+from twin.grid import paper
 from twin.scenario import GridSpec, ScenarioError
 
 
@@ -21,9 +21,9 @@ def build_net(spec: GridSpec, scenario_file: Path | None = None) -> pp.pandapowe
         net.storage["q_mvar"] = 0.0
         _add_oltc(net)
     elif spec.builtin == "paper_flisr":
-        net = paper_grids.create_paper_flisr_net()
+        net = paper.create_paper_flisr_net()
     elif spec.builtin == "paper_load_management":
-        net = paper_grids.create_paper_load_management_net()
+        net = paper.create_paper_load_management_net()
     elif spec.simbench is not None:
         import simbench as sb
 

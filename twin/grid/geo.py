@@ -23,9 +23,10 @@ import math
 import pandapower as pp
 
 from twin.grid.names import element_names
-from twin.recording.schema import Point
+from twin.recording.schema import GRID_GEO, Point, grid_geo_bus_point, grid_geo_dot_point
 
-GEO_MEASUREMENT = "grid_geo"
+#: The measurement of the points made here (the dashboards' map queries it).
+GEO_MEASUREMENT = GRID_GEO
 #: Points along each line or transformer, both ends included (drawn under the bus markers,
 #: they let a plot join the dots into the element's route).
 DOTS = 9
@@ -94,16 +95,12 @@ def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOT
     for idx, name in zip(net.bus.index, element_names(net, "bus")):
         xy = bus_xy_km(net, int(idx))
         if xy is not None:
-            out.append(Point(GEO_MEASUREMENT, time_ns,
-                             {"run": run_id, "element": name, "kind": "bus"},
-                             {"x_km": xy[0], "y_km": xy[1]}))
+            out.append(grid_geo_bus_point(run_id, time_ns, name, xy[0], xy[1]))
     for table in ("line", "trafo"):
         for idx, name in zip(net[table].index, element_names(net, table)):
             route = branch_route_km(net, table, int(idx))
             if route is None:
                 continue
             for k, (x, y) in enumerate(dots_along(route, dots)):
-                out.append(Point(GEO_MEASUREMENT, time_ns,
-                                 {"run": run_id, "element": name, "kind": table, "dot": str(k)},
-                                 {"x_km": x, "y_km": y}))
+                out.append(grid_geo_dot_point(run_id, time_ns, name, table, k, x, y))
     return out

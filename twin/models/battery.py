@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from twin.models.validate import frozen, per_element, require, require_range
+
 ArrayLike = float | Sequence[float] | np.ndarray
 
 SECONDS_PER_HOUR = 3600.0
@@ -73,29 +75,22 @@ class BatterySpec:
             raise ValueError(f"BatterySpec: fields must be 1-D; found shape {shape}")
         m = shape[0] if shape else 1
         for name in self._FIELDS:
-            value = np.array(np.broadcast_to(np.asarray(getattr(self, name), dtype=float), (m,)))
-            value.setflags(write=False)  # frozen means the arrays too
-            object.__setattr__(self, name, value)
-        _require(self.capacity_mwh > 0, "capacity_mwh must be > 0")
-        _require(self.p_charge_max_mw >= 0, "p_charge_max_mw must be >= 0")
-        _require(self.p_discharge_max_mw >= 0, "p_discharge_max_mw must be >= 0")
-        _require((self.eta_charge > 0) & (self.eta_charge <= 1), "eta_charge must lie in (0, 1]")
-        _require((self.eta_discharge > 0) & (self.eta_discharge <= 1),
-                 "eta_discharge must lie in (0, 1]")
-        _require((self.soc_min >= 0) & (self.soc_min < self.soc_max) & (self.soc_max <= 1),
-                 "need 0 <= soc_min < soc_max <= 1")
-        _require((self.self_discharge_per_h >= 0) & (self.self_discharge_per_h < 1),
-                 "self_discharge_per_h must lie in [0, 1)")
-        _require((self.soc_init >= self.soc_min) & (self.soc_init <= self.soc_max),
-                 "soc_init must lie in [soc_min, soc_max]")
+            value = per_element(getattr(self, name), m, f"BatterySpec.{name}", "battery")
+            object.__setattr__(self, name, frozen(value))
+        require_range(self.capacity_mwh, "BatterySpec", "capacity_mwh", 0, lo_open=True)
+        require_range(self.p_charge_max_mw, "BatterySpec", "p_charge_max_mw", 0)
+        require_range(self.p_discharge_max_mw, "BatterySpec", "p_discharge_max_mw", 0)
+        require_range(self.eta_charge, "BatterySpec", "eta_charge", 0, 1, lo_open=True)
+        require_range(self.eta_discharge, "BatterySpec", "eta_discharge", 0, 1, lo_open=True)
+        require((self.soc_min >= 0) & (self.soc_min < self.soc_max) & (self.soc_max <= 1),
+                "BatterySpec", "need 0 <= soc_min < soc_max <= 1")
+        require_range(self.self_discharge_per_h, "BatterySpec", "self_discharge_per_h", 0, 1,
+                      hi_open=True)
+        require((self.soc_init >= self.soc_min) & (self.soc_init <= self.soc_max),
+                "BatterySpec", "soc_init must lie in [soc_min, soc_max]", self.soc_init)
 
     def __len__(self) -> int:
         return int(self.capacity_mwh.size)
-
-
-def _require(ok: np.ndarray, message: str) -> None:
-    if not np.all(ok):
-        raise ValueError(f"BatterySpec: {message}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,14 +227,8 @@ class Battery:
             same length.
         """
         p_min, p_max, a, g, dt_h, binds_min, binds_max = self._range(float(dt_s))
-        request = np.nan_to_num(np.asarray(p_request_mw, dtype=float), nan=0.0)
-        try:
-            request = np.broadcast_to(request, p_max.shape)
-        except ValueError:
-            raise ValueError(
-                f"Battery.step: p_request_mw must be a scalar or have one value per battery "
-                f"({p_max.size}); found shape {request.shape}"
-            ) from None
+        request = per_element(np.nan_to_num(np.asarray(p_request_mw, dtype=float), nan=0.0),
+                              p_max.size, "Battery.step: p_request_mw", "battery")
         p = np.clip(request, p_min, p_max)
         p_in = np.maximum(p, 0.0)
         p_out = np.maximum(-p, 0.0)

@@ -259,6 +259,10 @@ class PointSpec:
     quantum : float or None
         Resolution in the quantity's unit: delivered values lie on ``low + k·quantum``.
         None means a 12-bit converter over the range: ``quantum = (high − low) / 4095``.
+    element : str
+        The grid element it measures, ``"<table>:<name>"`` as the DMS's network model
+        names it (``"load:EV Bus 10"``); resolved once when the field is built, so no
+        receiver parses ``name``. Empty for a point outside the grid model.
     """
 
     name: str
@@ -266,6 +270,7 @@ class PointSpec:
     range: tuple[float, float]
     noise_pct: float = 0.5
     quantum: float | None = None
+    element: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -372,6 +377,9 @@ class Measurement:
 
     ``value`` is after noise and quantisation (``bool`` for boolean quantities);
     ``source_t_s`` is the scan time [s], ``delivery_t_s`` the arrival time [s].
+    ``element`` is the point's grid element (:attr:`PointSpec.element`) and ``sigma``
+    its noise standard deviation in the quantity's unit (:attr:`PointSpec.sigma`), so the
+    receiver can place and weigh the value without the point specs.
     """
 
     rtu: str
@@ -380,6 +388,8 @@ class Measurement:
     value: float | bool
     source_t_s: float
     delivery_t_s: float
+    element: str = ""
+    sigma: float = 0.0
 
 
 @dataclass(slots=True)
@@ -494,14 +504,15 @@ class _Direction:
 class _RTU:
     """Run-time state of an RTU: its spec, precomputed point arrays, link and counters."""
 
-    __slots__ = ("spec", "names", "quantities", "lo", "sigma", "step", "boolean", "bools",
-                 "up", "down", "outages", "noise", "counters", "n_points")
+    __slots__ = ("spec", "names", "quantities", "elements", "lo", "sigma", "step", "boolean",
+                 "bools", "up", "down", "outages", "noise", "counters", "n_points")
 
     def __init__(self, spec: RTUSpec, rng: np.random.Generator):
         self.spec = spec
         pts = spec.points
         self.names = [p.name for p in pts]
         self.quantities = [p.quantity for p in pts]
+        self.elements = [p.element for p in pts]
         self.n_points = len(pts)
         self.lo = np.array([p.range[0] for p in pts])
         self.sigma = np.array([p.sigma for p in pts])
@@ -699,8 +710,9 @@ class CommNetwork:
             rtu.counters.delivered += 1
             name = rtu.spec.name
             self._measurements.extend(
-                [Measurement(name, p, q, v, now, delivery)
-                 for p, q, v in zip(rtu.names, rtu.quantities, values)])
+                [Measurement(name, p, q, v, now, delivery, e, s)
+                 for p, q, v, e, s in zip(rtu.names, rtu.quantities, values, rtu.elements,
+                                          rtu.sigma.tolist())])
 
         self._schedule(delivery, deliver)
         return delivery

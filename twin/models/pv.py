@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from twin.models.validate import frozen, per_element, require_range
+
 ArrayLike = float | Sequence[float] | np.ndarray
 
 #: Faiman heat-loss coefficients (pvlib's defaults, PVsyst's free-standing values):
@@ -77,28 +79,17 @@ class PVPlants:
             "p_peak_mw", "tilt_deg", "azimuth_deg", "s_inverter_mva",
             "gamma_pdc_per_c", "system_loss_fraction", "inverter_eff_nom", "albedo",
         ):
-            try:
-                value = np.broadcast_to(np.asarray(getattr(self, name), dtype=float), (n,))
-            except ValueError:
-                raise ValueError(
-                    f"PVPlants.{name} must be a scalar or have one value per plant ({n}); "
-                    f"found shape {np.shape(getattr(self, name))}"
-                ) from None
-            self._set(name, value)
-        _require(self.p_peak_mw >= 0, "p_peak_mw must be >= 0")
-        _require(self.s_inverter_mva >= 0, "s_inverter_mva must be >= 0")
-        _require((self.tilt_deg >= 0) & (self.tilt_deg <= 180), "tilt_deg must lie in [0, 180]")
-        _require(np.isfinite(self.azimuth_deg), "azimuth_deg must be finite")
-        _require(np.isfinite(self.gamma_pdc_per_c), "gamma_pdc_per_c must be finite")
-        _require(
-            (self.system_loss_fraction >= 0) & (self.system_loss_fraction < 1),
-            "system_loss_fraction must lie in [0, 1)",
-        )
-        _require(
-            (self.inverter_eff_nom > 0) & (self.inverter_eff_nom <= 1),
-            "inverter_eff_nom must lie in (0, 1]",
-        )
-        _require((self.albedo >= 0) & (self.albedo <= 1), "albedo must lie in [0, 1]")
+            self._set(name, per_element(getattr(self, name), n, f"PVPlants.{name}", "plant"))
+        require_range(self.p_peak_mw, "PVPlants", "p_peak_mw", 0)
+        require_range(self.s_inverter_mva, "PVPlants", "s_inverter_mva", 0)
+        require_range(self.tilt_deg, "PVPlants", "tilt_deg", 0, 180)
+        require_range(self.azimuth_deg, "PVPlants", "azimuth_deg")
+        require_range(self.gamma_pdc_per_c, "PVPlants", "gamma_pdc_per_c")
+        require_range(self.system_loss_fraction, "PVPlants", "system_loss_fraction", 0, 1,
+                      hi_open=True)
+        require_range(self.inverter_eff_nom, "PVPlants", "inverter_eff_nom", 0, 1,
+                      lo_open=True)
+        require_range(self.albedo, "PVPlants", "albedo", 0, 1)
 
         tilt = np.radians(self.tilt_deg)
         azimuth = np.radians(self.azimuth_deg)
@@ -120,9 +111,7 @@ class PVPlants:
         self._set("_eff_per_dc_mw", eff_per_dc)
 
     def _set(self, name: str, value: np.ndarray) -> None:
-        value = np.array(value, dtype=float)
-        value.setflags(write=False)  # frozen means the arrays too
-        object.__setattr__(self, name, value)
+        object.__setattr__(self, name, frozen(np.asarray(value, dtype=float)))
 
     def __len__(self) -> int:
         return int(self.p_peak_mw.size)
@@ -155,11 +144,6 @@ class PVPlants:
             s_inverter_mva=np.broadcast_to(np.asarray(s_inverter_mva, dtype=float), n),
             **losses,
         )
-
-
-def _require(ok: np.ndarray, message: str) -> None:
-    if not np.all(ok):
-        raise ValueError(f"PVPlants: {message}")
 
 
 def poa_irradiance_w_m2(

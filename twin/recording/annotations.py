@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
-from twin.recording.schema import Point, Store
+from twin.recording.schema import DMS_DECISION, Point, Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class GrafanaAnnotator:
 
     def post(self, points: Sequence[Point]) -> None:
         for p in points:
-            if p.measurement != "dms_decision" or self.gave_up:
+            if p.measurement != DMS_DECISION or self.gave_up:
                 continue
             t_ms = p.time_ns // 1_000_000
             tags = ["dms", p.tags.get("function", ""), p.tags.get("action", ""),

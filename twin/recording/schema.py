@@ -2,9 +2,12 @@
 
 A record is a :class:`Point`, shaped like an InfluxDB point:
 
-* ``measurement`` — what kind of thing: ``bus``, ``line``, ``trafo``, ``load``, ``sgen``,
-  ``storage``, ``switch``, ``ext_grid``, ``grid`` (whole-network summary), ``pv``, ``wind``,
-  ``weather``, ``event`` (power-flow failures, recorder notices), later ``dms_decision``.
+* ``measurement`` — what kind of thing; every name the twin writes is a constant here and
+  in :data:`MEASUREMENTS`: the grid's element tables (:data:`GRID_TABLES`: ``bus``,
+  ``line``, …), ``grid`` (whole-network summary), ``weather``, the devices (``pv``, ``wind``,
+  ``ev``, ``battery``), the field (``telemetry``, ``command``, ``comm``, ``crew``),
+  ``protection``, the DMS (``dms_cycle``, ``dms_estimate``, ``dms_short_circuit``,
+  ``dms_decision``), ``event`` (power-flow failures), ``grid_geo``, ``kpi`` and ``live``.
 * ``tags`` — always ``run`` (the run id) and ``element`` (the element's stable name, e.g.
   ``Bus 3`` or ``line_12`` when the grid has no usable name); some measurements add more
   (``event`` has ``kind``).
@@ -13,6 +16,13 @@ A record is a :class:`Point`, shaped like an InfluxDB point:
   the same thing in every store.
 * ``time_ns`` — scenario time (not wall time) as integer nanoseconds since the Unix epoch, UTC.
 
+Simulators do not know the run id or the clock's start: they hand the recorder a
+:class:`Record` (scenario seconds, tags without ``run``) made by one of the ``*_record``
+builders below, and the recorder turns it into a :class:`Point`. Points made outside a
+simulator come from the ``*_point`` builders. Each builder is the one place its
+measurement's tags and fields are named, so a record cannot drift from what the KPIs,
+report and dashboards read; :func:`check_measurement` makes a misspelt name fail loudly.
+
 Stores take batches of points (``write(points)``) and are closed once (``close()``).
 """
 
@@ -20,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence, TypedDict
 
 import numpy as np
 
@@ -28,6 +38,77 @@ FieldValue = float | int | bool | str
 
 #: Tag keys every point carries.
 BASE_TAGS = ("run", "element")
+
+# The grid simulator's element tables, one point per element and solve (the table names of
+# twin.grid.model's snapshot).
+BUS = "bus"
+LINE = "line"
+TRAFO = "trafo"
+LOAD = "load"
+SGEN = "sgen"
+STORAGE = "storage"
+SWITCH = "switch"
+EXT_GRID = "ext_grid"
+SHUNT = "shunt"
+#: Measurements named after a table of the grid.
+GRID_TABLES = (BUS, LINE, TRAFO, LOAD, SGEN, STORAGE, SWITCH, EXT_GRID, SHUNT)
+
+#: Whole-network power-flow summary, one point per solve.
+GRID = "grid"
+#: A power-flow failure (tag ``kind``).
+EVENT = "event"
+WEATHER = "weather"
+# Device simulators' snapshots, one point per device and step.
+PV = "pv"
+WIND = "wind"
+EV = "ev"
+BATTERY = "battery"
+# The field: telemetry delivered, commands' outcomes, link statistics, crew jobs.
+TELEMETRY = "telemetry"
+COMMAND = "command"
+COMM = "comm"
+CREW = "crew"
+#: Protection events (trip, reclose, lockout, …; tag ``kind``).
+PROTECTION = "protection"
+# The DMS: one point per cycle and function, estimated voltages, breaker duty, decisions.
+DMS_CYCLE = "dms_cycle"
+DMS_ESTIMATE = "dms_estimate"
+DMS_SHORT_CIRCUIT = "dms_short_circuit"
+DMS_DECISION = "dms_decision"
+#: Where the elements are, once per run (the dashboards' network map).
+GRID_GEO = "grid_geo"
+#: The run's KPIs, once at its end.
+KPI = "kpi"
+#: Live mode's pacing statistics, once at the run's end.
+LIVE = "live"
+
+#: Every measurement the twin records.
+MEASUREMENTS = frozenset({
+    *GRID_TABLES, GRID, EVENT, WEATHER, PV, WIND, EV, BATTERY, TELEMETRY, COMMAND, COMM, CREW,
+    PROTECTION, DMS_CYCLE, DMS_ESTIMATE, DMS_SHORT_CIRCUIT, DMS_DECISION, GRID_GEO, KPI, LIVE,
+})
+
+# Recorder sources that send only records (each record names its own measurement): their
+# registry entry names the source, never a point's measurement.
+FIELD_SOURCE = "field"
+DMS_SOURCE = "dms"
+#: Registry names of sources that make no point of their own.
+RECORDS_ONLY_SOURCES = frozenset({FIELD_SOURCE, DMS_SOURCE})
+
+
+def check_measurement(measurement: str, where: str = "record") -> str:
+    """``measurement`` if the schema has it.
+
+    Raises
+    ------
+    ValueError
+        Naming the measurement and the known ones: a misspelt name must not silently
+        drop a KPI or a dashboard panel.
+    """
+    if measurement not in MEASUREMENTS:
+        raise ValueError(f"{where}: unknown measurement {measurement!r}; expected one of "
+                         f"{sorted(MEASUREMENTS)} (twin.recording.schema)")
+    return measurement
 
 
 @dataclass(slots=True)
@@ -63,6 +144,8 @@ def clean_fields(fields: dict[str, object]) -> dict[str, FieldValue]:
 def table_points(measurement: str, names: Sequence[str], columns: dict[str, Sequence[object]],
                  run_id: str, time_ns: int) -> list[Point]:
     """One point per element from column lists (``columns[attr][i]`` belongs to ``names[i]``)."""
+    if measurement not in MEASUREMENTS:
+        check_measurement(measurement, "a table of a recorder source")
     attrs = list(columns)
     if not attrs:
         return []
@@ -88,6 +171,175 @@ def _all_finite(column: Sequence[object]) -> bool:
         return bool(np.isfinite(np.asarray(column, dtype=float)).all())
     except (TypeError, ValueError):
         return False
+
+
+class Record(TypedDict):
+    """What a simulator hands the recorder: a point without run id, at scenario seconds."""
+
+    measurement: str
+    t_s: float  # scenario seconds since start
+    tags: dict[str, str]  # without ``run``
+    fields: dict[str, object]  # NaN/None are dropped when it becomes a point
+
+
+def record_point(record: Record, run_id: str, time_ns: int) -> Point:
+    """The point of ``record`` (``time_ns`` is its ``t_s`` on the run's clock)."""
+    measurement = record["measurement"]
+    if measurement not in MEASUREMENTS:
+        check_measurement(measurement, "a simulator's record")
+    return Point(measurement, time_ns, {"run": run_id, **record["tags"]},
+                 clean_fields(record["fields"]))
+
+
+def element_point(measurement: str, run_id: str, time_ns: int, element: str,
+                  fields: dict[str, object]) -> Point:
+    """One point for one element of a recorder source (``grid`` summary, ``weather``)."""
+    return Point(measurement, time_ns, {"run": run_id, "element": element},
+                 clean_fields(fields))
+
+
+# ------------------------------------------------------------------ records (simulators)
+def telemetry_record(rtu: str, point: str, value: float, source_t_s: float,
+                     delivery_t_s: float) -> Record:
+    """A telemetry value as delivered to the DMS, at its delivery time."""
+    return {"measurement": TELEMETRY, "t_s": delivery_t_s,
+            "tags": {"element": rtu, "point": point},
+            "fields": {"value": value, "latency_s": delivery_t_s - source_t_s}}
+
+
+def command_record(element: str, action: str, status: str, via: str, command_id: str,
+                   value: float | None, reason: str, sent_t_s: float,
+                   applied_t_s: float | None, result_t_s: float) -> Record:
+    """A command's outcome, at the time its result was known (``via``: the RTU, ``crew``
+    or empty)."""
+    return {"measurement": COMMAND, "t_s": result_t_s,
+            "tags": {"element": element, "action": action, "status": status, "via": via},
+            "fields": {"id": command_id,
+                       "value": float(value) if value is not None else math.nan,
+                       "result_delay_s": result_t_s - sent_t_s,
+                       "applied_delay_s": (applied_t_s - sent_t_s) if applied_t_s is not None
+                       else math.nan,
+                       "reason": reason}}
+
+
+def comm_record(t_s: float, rtu: str, counts: Mapping[str, int]) -> Record:
+    """One RTU link's message counters (sent, delivered, dropped, …) so far."""
+    return {"measurement": COMM, "t_s": t_s, "tags": {"element": rtu},
+            "fields": {k: int(v) for k, v in counts.items()}}
+
+
+def crew_record(element: str, crew: object, requested_t_s: float, started_t_s: float,
+                arrived_t_s: float, completed_t_s: float) -> Record:
+    """A field crew's job at ``element``, at its completion."""
+    return {"measurement": CREW, "t_s": completed_t_s,
+            "tags": {"element": element, "crew": str(crew)},
+            "fields": {"wait_s": started_t_s - requested_t_s,
+                       "travel_s": arrived_t_s - started_t_s,
+                       "work_s": completed_t_s - arrived_t_s}}
+
+
+def protection_record(t_s: float, element: str, kind: str,
+                      fields: Mapping[str, object]) -> Record:
+    """A protection event (``trip``, ``reclose``, ``lockout``, …) with the protection
+    model's fields, or ``count`` = 1 when it has none."""
+    return {"measurement": PROTECTION, "t_s": t_s, "tags": {"element": element, "kind": kind},
+            "fields": dict(fields) or {"count": 1}}
+
+
+def dms_estimation_record(t_s: float, success: bool, observable: bool, n_measurements: int,
+                          n_states: int, chi2: float | None, bad_data: int, stale: int,
+                          message: str) -> Record:
+    """One DMS cycle's state estimation (``dms_cycle``, function ``state_estimation``)."""
+    return {"measurement": DMS_CYCLE, "t_s": t_s,
+            "tags": {"element": "dms", "function": "state_estimation"},
+            "fields": {"success": int(success), "observable": int(observable),
+                       "n_measurements": int(n_measurements), "n_states": int(n_states),
+                       "chi2": float(chi2) if chi2 is not None else math.nan,
+                       "bad_data": int(bad_data), "stale": int(stale), "message": message}}
+
+
+def dms_cycle_note_record(t_s: float, function: str, message: str) -> Record:
+    """A note of one DMS function in a cycle (``dms_cycle``), e.g. why it did nothing."""
+    return {"measurement": DMS_CYCLE, "t_s": t_s,
+            "tags": {"element": "dms", "function": function},
+            "fields": {"message": message}}
+
+
+def dms_estimate_record(t_s: float, bus: str, vm_pu: float) -> Record:
+    """The estimated voltage of one bus."""
+    return {"measurement": DMS_ESTIMATE, "t_s": t_s, "tags": {"element": bus},
+            "fields": {"vm_pu": float(vm_pu)}}
+
+
+def dms_short_circuit_record(t_s: float, element: str, ikss_max_ka: float, ip_max_ka: float,
+                             breaking_ka: float | None, making_ka: float | None,
+                             ok: bool) -> Record:
+    """A breaker's duty in the present topology against its ratings (None: not rated)."""
+    return {"measurement": DMS_SHORT_CIRCUIT, "t_s": t_s, "tags": {"element": element},
+            "fields": {"ikss_max_ka": ikss_max_ka, "ip_max_ka": ip_max_ka,
+                       "breaking_ka": math.nan if breaking_ka is None else breaking_ka,
+                       "making_ka": math.nan if making_ka is None else making_ka,
+                       "ok": int(ok)}}
+
+
+def dms_decision_record(t_s: float, element: str, function: str, action: str, mode: str,
+                        reason: str, value: float | None,
+                        inputs: Mapping[str, object]) -> Record:
+    """A DMS decision; each input becomes a field ``in_<name>`` (numbers as floats, so a
+    field keeps one type across decisions; anything else as text)."""
+    fields: dict[str, object] = {
+        "reason": reason,
+        "value": math.nan if value is None else float(value),
+    }
+    for key, v in inputs.items():
+        if isinstance(v, (int, float, bool)):
+            fields[f"in_{key}"] = float(v)
+        else:
+            fields[f"in_{key}"] = str(v)
+    return {"measurement": DMS_DECISION, "t_s": t_s,
+            "tags": {"element": element, "function": function, "action": action,
+                     "mode": mode},
+            "fields": fields}
+
+
+# ------------------------------------------------------------------ points (run level)
+def event_point(run_id: str, time_ns: int, element: str, kind: str, message: str) -> Point:
+    """An event the run survived, e.g. ``kind`` = ``powerflow_failed``."""
+    return Point(EVENT, time_ns, {"run": run_id, "element": element, "kind": kind},
+                 {"message": message})
+
+
+def grid_geo_bus_point(run_id: str, time_ns: int, bus: str, x_km: float,
+                       y_km: float) -> Point:
+    """Where a bus is."""
+    return Point(GRID_GEO, time_ns, {"run": run_id, "element": bus, "kind": "bus"},
+                 {"x_km": x_km, "y_km": y_km})
+
+
+def grid_geo_dot_point(run_id: str, time_ns: int, element: str, table: str, dot: int,
+                       x_km: float, y_km: float) -> Point:
+    """Dot number ``dot`` along a branch (``table`` ``line`` or ``trafo``)."""
+    return Point(GRID_GEO, time_ns,
+                 {"run": run_id, "element": element, "kind": table, "dot": str(dot)},
+                 {"x_km": x_km, "y_km": y_km})
+
+
+def kpi_point(run_id: str, kpis: Mapping[str, object], time_ns: int) -> Point:
+    """The run's numeric KPIs as one ``kpi`` point at the run's end (all floats, so a KPI
+    that is an integer in one run and fractional in another keeps one InfluxDB field type),
+    tags ``run`` and ``element`` = ``run``: what dashboards read for indices that InfluxQL
+    cannot compute (SAIDI needs the customers per load)."""
+    fields = {k: float(v) for k, v in kpis.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return Point(KPI, time_ns, {"run": run_id, "element": "run"}, fields)
+
+
+def live_point(run_id: str, time_ns: int, speed: float, steps: int, lag_mean_s: float,
+               lag_p99_s: float, lag_max_s: float) -> Point:
+    """Live mode's pacing: the speed asked for and how late the steps were."""
+    return Point(LIVE, time_ns, {"run": run_id, "element": "run"},
+                 {"speed": speed, "steps": steps, "lag_mean_s": lag_mean_s,
+                  "lag_p99_s": lag_p99_s, "lag_max_s": lag_max_s})
 
 
 class Store(Protocol):

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from twin.evaluation.reliability import MOMENTARY_S
+from twin.recording import schema
 from twin.report.figures import Figures, Section, count_axis, rounded, xs_ms
 from twin.report.formatting import (
     RELIABILITY_KEYS,
@@ -27,7 +28,7 @@ from twin.timebase import parse_duration_s
 def comm_section(run: RunData, figs: Figures) -> Section | None:
     """Telemetry latency per RTU, messages lost per RTU, command outcomes."""
     parts = []
-    telemetry = run.read("telemetry")
+    telemetry = run.read(schema.TELEMETRY)
     if telemetry is not None and "latency_s" in telemetry:
         latency_ms = telemetry[["element", "latency_s"]].dropna()
         latency_ms = latency_ms.assign(ms=latency_ms["latency_s"] * 1000.0)
@@ -53,7 +54,7 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
                         for name, row in zip(names, stats.to_dict("records"))])
         parts.append("<h3>Telemetry latency per RTU</h3><p>Box: quartiles; whiskers: 1 % and "
                      "99 % quantiles; dashed: mean.</p>" + figs.html(fig, time_x=False, height_px=380) + table)
-    comm = run.read("comm")
+    comm = run.read(schema.COMM)
     if comm is not None and {"sent", "delivered"} <= set(comm.columns):
         # the counters are cumulative over the run: the last sample of each RTU is the total
         last = comm.sort_values("time", kind="stable").groupby("element").tail(1)
@@ -78,7 +79,7 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
                         "lost [%]"], rows)
         parts.append("<h3>Messages lost per RTU</h3><p>Both directions, whole run.</p>"
                      + figs.html(fig, time_x=False, height_px=340) + table)
-    command = run.read("command")
+    command = run.read(schema.COMMAND)
     if command is not None and "status" in command:
         via = command["via"].fillna("?") if "via" in command else pd.Series("?", command.index)
         counts = command.assign(via=via).groupby(["via", "status"]).size().unstack(fill_value=0)
@@ -106,9 +107,9 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
 
 def decisions_section(run: RunData, figs: Figures) -> Section | None:
     """DMS decisions and protection events on one timeline; both as tables too."""
-    decisions = run.read("dms_decision")
-    protection = run.read("protection")
-    cycles = run.read("dms_cycle")
+    decisions = run.read(schema.DMS_DECISION)
+    protection = run.read(schema.PROTECTION)
+    cycles = run.read(schema.DMS_CYCLE)
     failed = None
     if cycles is not None and "success" in cycles:
         failed = cycles[cycles["success"].fillna(1).astype(int) == 0]
@@ -185,7 +186,7 @@ def wrap_hover(text: str, width: int = 90) -> str:
 
 def reliability_section(run: RunData, figs: Figures) -> Section | None:
     """Which loads were off when, and the IEEE 1366 indices of kpis.json."""
-    load = run.read("load")
+    load = run.read(schema.LOAD)
     keys = [k for k in RELIABILITY_KEYS if k in run.kpis]
     has_supply = load is not None and "supplied" in load and load["supplied"].notna().any()
     if not keys and not has_supply:

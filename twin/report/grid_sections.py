@@ -9,11 +9,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from twin.recording import schema
 from twin.report.figures import Figures, Section, rounded, xs_ms
-from twin.report.formatting import (KPI_GROUPS, cell_text, duration_text, esc, format_value,
-                                    html_table, kpi_group, kpi_label, kpi_unit)
-from twin.report.frames import (MAX_POINTS, natural_key, peak_per_element, per_element,
-                                per_step)
+from twin.report.formatting import (
+    KPI_GROUPS,
+    cell_text,
+    duration_text,
+    esc,
+    format_value,
+    html_table,
+    kpi_group,
+    kpi_label,
+    kpi_unit,
+)
+from twin.report.frames import MAX_POINTS, natural_key, peak_per_element, per_element, per_step
 from twin.report.run_data import RunData
 
 #: Most heatmap cells (buses × time points) in one figure.
@@ -90,7 +99,7 @@ def kpi_section(kpis: dict) -> Section | None:
 
 def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
     """Min / mean / max bus voltage per step with the allowed band shaded."""
-    bus = run.read("bus")
+    bus = run.read(schema.BUS)
     if bus is None or "vm_pu" not in bus:
         return None
     step = per_step(bus, "vm_pu", ("min", "mean", "max"))
@@ -118,7 +127,7 @@ def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
 
 def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
     """Bus × time heatmap of vm_pu (buses furthest from 1 p.u. first if there are many)."""
-    bus = run.read("bus")
+    bus = run.read(schema.BUS)
     if bus is None or "vm_pu" not in bus:
         return None
     data = bus[["time", "element", "vm_pu"]].dropna()
@@ -213,7 +222,7 @@ def der_section(run: RunData, figs: Figures) -> Section | None:
         parts.append("<h3>PV and wind</h3><p>Sums over all plants; curtailed = available − "
                      "delivered (the available power shows when its legend entry is clicked)."
                      "</p>" + figs.html(fig))
-    battery = run.read("battery")
+    battery = run.read(schema.BATTERY)
     if battery is not None and {"soc", "p_mw"} <= set(battery.columns):
         throughput = battery.groupby("element")["p_mw"].apply(lambda p: p.abs().sum())
         units = sorted(throughput.nlargest(TOP_ELEMENTS * 2).index, key=natural_key)
@@ -236,7 +245,7 @@ def der_section(run: RunData, figs: Figures) -> Section | None:
         shown = "" if len(units) == len(throughput) else (
             f" ({len(units)} of {len(throughput)} units: the most used)")
         parts.append(f"<h3>Batteries{shown}</h3>" + figs.html(fig, 560))
-    ev = run.read("ev")
+    ev = run.read(schema.EV)
     if ev is not None and "p_mw" in ev:
         fig = make_subplots(specs=[[{"secondary_y": True}]])
         step = per_step(ev, "p_mw", ("sum",))
@@ -279,7 +288,7 @@ def network_figure(run: RunData) -> go.Figure | None:
 
     Traces: the routes (grey, one trace), the branch dots coloured by peak loading (named
     ``lines, transformers``) and the buses (named ``buses``), each where recorded."""
-    geo = run.read("grid_geo")
+    geo = run.read(schema.GRID_GEO)
     if geo is None or not {"x_km", "y_km", "kind"} <= set(geo.columns):
         return None
     if "dot" in geo:  # "0".."8" as tags: sort them as numbers
@@ -312,7 +321,7 @@ def network_figure(run: RunData) -> go.Figure | None:
                                                                   loaded["peak"])],
                 hoverinfo="text"))
     buses = geo[geo["kind"] == "bus"]
-    bus = run.read("bus")
+    bus = run.read(schema.BUS)
     if not buses.empty:
         worst = pd.Series(dtype=float)
         if bus is not None and "vm_pu" in bus:

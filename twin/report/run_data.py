@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from twin.recording.files import list_measurements, read_measurement
+from twin.recording.schema import check_measurement
 
 
 class RunDirectoryError(FileNotFoundError):
@@ -48,8 +49,11 @@ class RunData:
     _cache: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
 
     def read(self, measurement: str) -> pd.DataFrame | None:
-        """The measurement as a DataFrame with naive-UTC ``time``, or None if not recorded."""
+        """The measurement as a DataFrame with naive-UTC ``time``, or None if not recorded;
+        ValueError for a name the record schema does not have (a misspelt name would
+        otherwise silently leave a section empty)."""
         if measurement not in self._cache:
+            check_measurement(measurement, "report")
             frame = None
             if self.store_dir is not None and measurement in self.measurements:
                 frame = read_measurement(self.store_dir, measurement)

@@ -8,7 +8,9 @@ from pydantic import BeforeValidator, Field
 
 from twin.scenario.base import OffsetSeconds, Seconds, Strict
 
-#: A DMS function's mode; YAML 1.1 reads a bare ``off`` as false.
+#: A DMS function's mode; YAML 1.1 reads a bare ``off`` as false. The same literal as
+#: :data:`twin.dms.decisions.Mode` (the scenario does not import the DMS; a test in
+#: tests/dms keeps the two equal).
 Mode = Annotated[Literal["off", "advisory", "direct"],
                  BeforeValidator(lambda v: "off" if v is False else v)]
 

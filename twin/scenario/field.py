@@ -13,24 +13,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from twin.grid.names import ELEMENT_KINDS, split_ref
 from twin.scenario.base import OffsetSeconds, Seconds, Strict
-
-ELEMENT_KINDS = ("bus", "line", "trafo", "switch", "shunt", "load", "sgen", "pv", "wind",
-                 "battery", "ev")
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """``"switch:S1"`` → ``("switch", "S1")``; ValueError naming the accepted kinds."""
-    kind, sep, name = ref.partition(":")
-    if not sep or kind not in ELEMENT_KINDS or not name.strip():
-        raise ValueError(
-            f"an element reference '<kind>:<name>' with kind in {', '.join(ELEMENT_KINDS)}; "
-            f"found {ref!r}")
-    return kind, name.strip()
 
 
 def _check_ref(ref: str) -> str:
-    split_ref(ref)
+    # Hand-written references may carry spaces around the name ("bus: Bus 3").
+    split_ref(ref, ELEMENT_KINDS, strip=True)
     return ref
 
 

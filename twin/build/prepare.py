@@ -1,0 +1,120 @@
+"""Scenario → everything a run is built from, computed once before it starts: the net
+with its added devices, the plants, profiles and weather, and the plans of the EV fleet, the
+batteries, protection, the field and the DMS (:class:`Prepared`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandapower as pp
+import pandas as pd
+
+from twin.build.devices import add_capacitors, add_line_switches, manual_switches
+from twin.build.dms import plan_dms
+from twin.build.field import build_field_plan, grid_refs
+from twin.build.plants import PlantSet, pv_plants, wind_plants
+from twin.build.profiles import Profiles, simbench_profiles, synthetic_profiles
+from twin.build.protection import plan_protection
+from twin.build.storage import plan_batteries, plan_ev_fleet
+from twin.dms.controller import DMSPlan
+from twin.evaluation.reliability import default_customers
+from twin.grid.build import build_net
+from twin.grid.names import ELEMENT_TABLES, element_names
+from twin.models.battery import BatteryPlan
+from twin.models.ev import EVPlan
+from twin.models.field import FieldPlan
+from twin.models.protection import Fault, Protection
+from twin.models.weather import read_weather_csv, synthetic_weather
+from twin.rng import component_rng
+from twin.scenario import Scenario, ScenarioError, resolve_path
+
+
+@dataclass
+class Prepared:
+    """Everything the world is built from, computed once before the run."""
+
+    scenario: Scenario
+    net: pp.pandapowerNet
+    names: dict[str, list[str]]
+    times: pd.DatetimeIndex
+    pv: PlantSet
+    wind: PlantSet
+    profiled_sgens: list[int]
+    profiles: Profiles
+    weather: pd.DataFrame
+    ev: EVPlan | None = None
+    batteries: BatteryPlan | None = None
+    field: FieldPlan | None = None
+    dms: DMSPlan | None = None
+    protection: Protection | None = None
+    faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
+
+
+def prepare(scenario: Scenario, scenario_file: Path | None = None,
+            net: pp.pandapowerNet | None = None) -> Prepared:
+    """Build the net, plants, profiles and weather of ``scenario``."""
+    net = build_net(scenario.grid, scenario_file) if net is None else net
+    add_capacitors(net, scenario.devices)
+    add_line_switches(net, scenario.devices)
+    pv = pv_plants(net, scenario.pv)
+    wind = wind_plants(net, scenario.wind)
+    overlap = set(pv.sgen_idx) & set(wind.sgen_idx)
+    same_name = sorted(set(pv.names) & set(wind.names))
+    if same_name:
+        raise ScenarioError(f"pv/wind: expected different plant names; found {same_name} in both")
+    if overlap:
+        raise ScenarioError(f"pv/wind: an sgen cannot be both a PV and a wind plant ({sorted(overlap)})")
+    names = {t: element_names(net, t) for t in ELEMENT_TABLES}
+    driven = set(pv.sgen_idx) | set(wind.sgen_idx)
+    profiled = [int(i) for i in net.sgen.index if int(i) not in driven]
+    times = scenario.clock.timestamps(scenario.n_steps, scenario.step_ticks)
+    w = scenario.weather
+    if scenario.profiles.source == "simbench":
+        profiles = simbench_profiles(net, times, scenario.profiles, profiled)
+    else:
+        profiles = synthetic_profiles(net, names, times, scenario.profiles, profiled,
+                                      w.longitude_deg, scenario.seed)
+    if w.source == "csv":
+        assert w.csv is not None
+        weather = read_weather_csv(resolve_path(scenario_file, w.csv), times,
+                                   w.latitude_deg, w.longitude_deg, w.altitude_m)
+    else:
+        weather = synthetic_weather(
+            times, w.latitude_deg, w.longitude_deg, w.altitude_m,
+            component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
+            cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
+            temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
+    start_hour_utc = scenario.start.hour + scenario.start.minute / 60.0
+    ev_plan = plan_ev_fleet(net, scenario.ev_fleet, scenario.seed, scenario.duration,
+                            start_hour_utc, w.longitude_deg)  # adds the EV loads
+    battery_plan = plan_batteries(net, scenario.batteries, scenario.duration, start_hour_utc)
+    names = {t: element_names(net, t) for t in ELEMENT_TABLES}  # with the new elements
+    prepared = Prepared(scenario, net, names, times, pv, wind, profiled, profiles, weather,
+                        ev=ev_plan, batteries=battery_plan)
+    prepared.protection, prepared.faults = plan_protection(scenario, net)
+    manual = manual_switches(net, scenario.devices)
+    devices = {"pv": dict(zip(pv.names, pv.sgen_idx)), "wind": dict(zip(wind.names, wind.sgen_idx)),
+               "battery": dict(zip(battery_plan.names, battery_plan.storage_idx))
+               if battery_plan else {},
+               "ev": dict(zip(ev_plan.points, ev_plan.load_idx)) if ev_plan else {}}
+    if scenario.rtus or manual or scenario.commands or scenario.faults:
+        prepared.field = build_field_plan(
+            scenario, net, pv=devices["pv"], wind=devices["wind"],
+            batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
+    prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
+                            field_refs=grid_refs(net, devices))
+    return prepared
+
+
+def customers(prep: Prepared) -> dict[str, int]:
+    """Customers per load name: the scenario's, else derived from the load's size; EV
+    charging points are not customers of their own."""
+    net, given = prep.net, prep.scenario.reliability.customers
+    names = prep.names["load"]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ScenarioError(f"reliability.customers: expected load names; found {unknown}")
+    types = net.load["type"] if "type" in net.load.columns else [None] * len(net.load)
+    return {name: given.get(name, default_customers(float(p)))
+            for name, p, kind in zip(names, net.load.p_mw, types) if str(kind) != "EV"}
