@@ -119,7 +119,7 @@ class ControllerStep:
 
 @dataclass
 class DMSPlan:
-    """Everything the DMS starts with (prepared by the world builder)."""
+    """Everything the DMS starts with (built from the scenario by :mod:`twin.build.dms`)."""
 
     state: DMSState
     settings: CycleSettings
@@ -208,9 +208,10 @@ class DMSController:
             if lm is not None and result.se is not None and result.se.success and (
                     plan.flisr is None or plan.flisr.phase == "idle"):
                 # Volt/Var's forecast net is the same one (it does not change it)
+                # (in place: after the cycle only the topology of its model is read)
                 forecast = result.forecast if result.forecast is not None else \
                     forecast_model(state, t_s, load_factor, sgen_factor, plan.settings,
-                                   model=result.model, telemetry=frame())
+                                   model=result.model, telemetry=frame(), in_place=True)
                 self._issue(out, lm.on_estimate(t_s, result.se, forecast))
             while self.next_cycle_s <= t_s + TIME_TOLERANCE_S:
                 self.n_cycles_due += 1

@@ -105,7 +105,9 @@ class CycleResult:
     model: pp.pandapowerNet | None = None
     # that topology with the DMS's forecast and the powers it knows (see
     # :func:`forecast_model`): what Volt/Var judged, not changed by it; None when Volt/Var
-    # is off. Load management plans on it without building it again.
+    # is off. Load management plans on it without building it again. It is ``model``
+    # itself, its loads and sgens set to the forecast after the estimate was recorded (one
+    # copy of the net per cycle: what follows reads the topology, which is the same).
     forecast: pp.pandapowerNet | None = None
 
 
@@ -166,7 +168,7 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
     decisions: list[Decision] = []
     forecast = None
     if settings.volt_var_mode != "off":
-        forecast = _with_forecast(model, load_factor, sgen_factor, heads, known)
+        forecast = _with_forecast(model, load_factor, sgen_factor, heads, known, in_place=True)
         res = volt_var(forecast, t_s, settings.volt_var, state.volt_var,
                        mode=settings.volt_var_mode, vm_estimate_pu=se.vm_pu)
         state.volt_var = res.state
@@ -219,22 +221,24 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
 def forecast_model(state: DMSState, t_s: float, load_factor: np.ndarray,
                    sgen_factor: np.ndarray, settings: CycleSettings | None = None,
                    model: pp.pandapowerNet | None = None,
-                   telemetry: pd.DataFrame | None = None) -> pp.pandapowerNet:
+                   telemetry: pd.DataFrame | None = None,
+                   in_place: bool = False) -> pp.pandapowerNet:
     """The believed topology with the DMS's forecast of loads and generation: what
     switching plans are checked on. With ``settings``, scaled to the metered feeder heads
     and with the metered powers (the present state, for load management); without, the
     plain forecast (after a fault the heads miss the dead part's load). ``model``: the
-    believed topology if the caller has it (not changed); ``telemetry``: the table of
-    ``state.telemetry`` if the caller has it."""
+    believed topology if the caller has it (not changed, unless ``in_place``: then it
+    becomes the forecast net, for a caller that needs it no more); ``telemetry``: the table
+    of ``state.telemetry`` if the caller has it."""
     if telemetry is None:
         telemetry = telemetry_frame(list(state.telemetry.values()))
     if model is None:
-        model = believed_topology(state, telemetry)
+        model, in_place = believed_topology(state, telemetry), True  # a copy of its own
     if settings is None:
-        return _with_forecast(model, load_factor, sgen_factor, {}, {})
+        return _with_forecast(model, load_factor, sgen_factor, {}, {}, in_place)
     heads = _metered_heads(telemetry, t_s, settings.stale_after_s)
     known = known_injections(model, telemetry, t_s, settings.stale_after_s, state.der_q_mvar)
-    return _with_forecast(model, load_factor, sgen_factor, heads, known)
+    return _with_forecast(model, load_factor, sgen_factor, heads, known, in_place)
 
 
 _INJECTION_TABLES = ("load", "sgen", "storage")
@@ -265,12 +269,12 @@ def known_injections(model: pp.pandapowerNet, telemetry: pd.DataFrame, now_s: fl
 
 
 def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor: np.ndarray,
-                   heads: dict[str, float], known: dict[tuple[str, int, str], tuple[float, float]]
-                   ) -> pp.pandapowerNet:
+                   heads: dict[str, float], known: dict[tuple[str, int, str], tuple[float, float]],
+                   in_place: bool = False) -> pp.pandapowerNet:
     """The model with loads and sgens at the DMS's forecast and the element powers it
     knows, unmetered loads scaled so that the forecast net demand matches the metered
-    feeder heads (for Volt/Var what-ifs)."""
-    net = copy.deepcopy(model)
+    feeder heads (for Volt/Var what-ifs); a copy, or ``model`` itself if ``in_place``."""
+    net = model if in_place else copy.deepcopy(model)
     net.load["p_mw"] = net.load.p_mw.to_numpy() * load_factor
     net.load["q_mvar"] = net.load.q_mvar.to_numpy() * load_factor
     net.sgen["p_mw"] = net.sgen.p_mw.to_numpy() * sgen_factor
