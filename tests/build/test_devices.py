@@ -5,15 +5,14 @@ from __future__ import annotations
 import pandapower.networks as pn
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.devices import add_capacitors, add_line_switches, manual_switches
 from twin.grid.names import element_names
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError
 
 
 def devices(**spec):
-    return parse_scenario({"name": "devices", "start": "2026-06-21T00:00:00Z",
-                           "duration": "1h", "seed": 1, "grid": {"builtin": "cigre_mv"},
-                           "devices": spec}).devices
+    return minimal_scenario("devices", devices=spec).devices
 
 
 @pytest.fixture

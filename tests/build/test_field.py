@@ -7,15 +7,14 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.field import build_field_plan
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError
 
 
 def scenario(points, devices=()):
-    return parse_scenario({
-        "name": "field", "start": "2026-06-21T00:00:00Z", "duration": "1h", "seed": 1,
-        "grid": {"builtin": "cigre_mv"},
-        "rtus": [{"name": "R1", "points": points, "devices": list(devices)}]})
+    return minimal_scenario(
+        "field", rtus=[{"name": "R1", "points": points, "devices": list(devices)}])
 
 
 @pytest.fixture

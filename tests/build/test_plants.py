@@ -6,14 +6,13 @@ import numpy as np
 import pandapower.networks as pn
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.plants import pv_plants, wind_plants
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError
 
 
 def scenario(**sections):
-    return parse_scenario({"name": "plants", "start": "2026-06-21T00:00:00Z",
-                           "duration": "1h", "seed": 1, "grid": {"builtin": "cigre_mv"},
-                           **sections})
+    return minimal_scenario("plants", **sections)
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pandapower.networks as pn
 import pandas as pd
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.profiles import ar1_noise, synthetic_profiles
 from twin.grid.names import element_names
-from twin.scenario import parse_scenario
 
 # One day at 1-min steps from local solar midnight (longitude 0): the samples hit the
 # shapes' normalisation grid, so a noiseless shape peaks at exactly 1.
@@ -17,9 +17,7 @@ TIMES = pd.date_range("2026-06-21", periods=1440, freq="1min", tz="UTC")
 
 
 def profiles_spec(**spec):
-    return parse_scenario({"name": "profiles", "start": "2026-06-21T00:00:00Z",
-                           "duration": "1d", "seed": 1, "grid": {"builtin": "cigre_mv"},
-                           "profiles": spec}).profiles
+    return minimal_scenario("profiles", duration="1d", profiles=spec).profiles
 
 
 @pytest.fixture

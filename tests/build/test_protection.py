@@ -7,15 +7,14 @@ import math
 
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.protection import plan_protection, protection_settings, rated_current_ka
 from twin.grid.paper import create_paper_flisr_net
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError
 
 
 def scenario(**sections):
-    return parse_scenario({"name": "protection", "start": "2026-06-21T00:00:00Z",
-                           "duration": "1h", "seed": 1, "grid": {"builtin": "paper_flisr"},
-                           **sections})
+    return minimal_scenario("protection", grid="paper_flisr", **sections)
 
 
 @pytest.fixture

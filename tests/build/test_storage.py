@@ -6,16 +6,15 @@ import numpy as np
 import pandapower.networks as pn
 import pytest
 
+from tests.build.minimal import minimal_scenario
 from twin.build.storage import plan_batteries, plan_ev_fleet
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError
 
 DAY_S = 86400.0
 
 
 def scenario(**sections):
-    return parse_scenario({"name": "storage", "start": "2026-06-21T00:00:00Z",
-                           "duration": "1d", "seed": 1, "grid": {"builtin": "cigre_mv"},
-                           **sections})
+    return minimal_scenario("storage", duration="1d", **sections)
 
 
 @pytest.fixture
