@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+from twin.dms.flisr import patrol_order
 from twin.dms.flisr_control import FlisrController, FlisrSettings
 from twin.grid.paper import create_paper_flisr_net
 
@@ -51,3 +52,37 @@ def test_a_failed_command_is_resent_once_then_the_operator_takes_over():
     stop = ctl.step(112.0, tel, model_after_trip(), [(again[0], timeout)])
     assert [d.action for d in stop] == ["none"] and "operator takes over" in stop[0].reason
     assert "Breaker 3" in stop[0].reason and ctl.phase == "idle"
+
+
+def _succeed(decisions):
+    return [(d, {"status": "success"}) for d in decisions if d.command("x") is not None]
+
+
+def test_the_repair_goes_out_with_the_restoration_not_after_it():
+    net = create_paper_flisr_net()
+    ctl = FlisrController(FlisrSettings(mode="direct", wait_s=0.0), net)
+    tel = telemetry(100.0)
+    isolate = ctl.step(100.0, tel, model_after_trip())
+    restore = ctl.step(101.0, tel, model_after_trip(), _succeed(isolate))
+    # the tie first (the crews take jobs in order), the section's repair in the same step
+    assert [(d.action, d.target) for d in restore] == [
+        ("close_switch", "switch:Breaker 4"), ("repair_line", "line:Line L1-L2")]
+    assert restore[1].mode == "manual" and "patrol" in restore[1].reason
+    # back to normal only when the tie and the repair are both done
+    assert ctl.step(900.0, tel, model_after_trip(), _succeed(restore[:1])) == []
+    normal = ctl.step(8000.0, tel, model_after_trip(), _succeed(restore[1:]))
+    assert {d.action for d in normal} <= {"open_switch", "close_switch"} and normal
+    assert ctl.phase == "normalising"
+
+
+def test_one_crew_patrols_a_section_of_several_lines_from_the_supply_end():
+    from tests.dms.test_flisr import cigre_for_flisr
+
+    net = cigre_for_flisr()
+    ctl = FlisrController(FlisrSettings(mode="direct", wait_s=0.0), net)
+    line_3_8 = int(net.line.index[net.line.name == "Line 3-8"][0])
+    line_7_8 = int(net.line.index[net.line.name == "Line 7-8"][0])
+    closed = {int(i): bool(c) for i, c in zip(net.switch.index, net.switch.closed)}
+    # bus 3 sits nearer the substation than bus 7: the crew starts on Line 3-8
+    assert patrol_order(ctl.sections, (line_7_8, line_3_8), closed) == [line_3_8, line_7_8]
+    assert patrol_order(ctl.sections, (line_3_8, line_7_8), closed) == [line_3_8, line_7_8]

@@ -28,6 +28,7 @@ Return to normal (:func:`switching_sequence`)
 from __future__ import annotations
 
 import copy
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -100,6 +101,23 @@ def _closed_graph(sec: Sections, closed: dict[int, bool]) -> nx.Graph:
     g.add_edges_from((u, v) for u, v, d in sec.graph.edges(data=True)
                      if d["switch"] is None or closed.get(d["switch"], False))
     return g
+
+
+def patrol_order(sec: Sections, lines: tuple[int, ...] | list[int],
+                 closed: dict[int, bool]) -> list[int]:
+    """The lines of a faulted section in the order a crew patrols them: from the supply
+    end, where the fault current came in, outwards — by the hops of each line's nearer end
+    from a source with the switch states ``closed`` (the normal ones); ties keep the given
+    order."""
+    g = _closed_graph(sec, closed)
+    hops = nx.multi_source_dijkstra_path_length(g, [s for s in sec.sources if s in g])
+    ends: dict[int, list[Node]] = {int(x): [] for x in lines}
+    for u, v, d in sec.graph.edges(data=True):
+        element = d.get("element")
+        if element is not None and element[0] == "line" and element[1] in ends:
+            ends[element[1]] += [u, v]
+    return sorted(ends, key=lambda x: min((hops.get(n, math.inf) for n in ends[x]),
+                                          default=math.inf))
 
 
 def live_sections(sec: Sections, closed: dict[int, bool]) -> set[int]:

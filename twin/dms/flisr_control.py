@@ -2,10 +2,17 @@
 one step at a time, every step a decision with its reason.
 
 Phases: ``idle`` → (a breaker reports a protection trip; wait ``wait_s`` for the
-indicators) ``isolating`` → ``restoring`` → ``repairing`` (a crew repairs the faulted
-section) → ``normalising`` (back to the switch states before the fault) → ``idle``. Each
-phase sends its commands at once and goes on when all their outcomes are in; a command
-that fails is sent once more, then the incident stops there and says so.
+indicators) ``isolating`` → ``restoring`` (restoration over the ties, and at the same time
+one crew sent to patrol and repair the isolated section: as soon as it is isolated, not
+after the ties) → ``normalising`` (back to the switch states before the fault, once the
+section is repaired and the ties are switched) → ``idle``. Each phase sends its commands at
+once and goes on when all their outcomes are in; a command that fails is sent once more,
+then the incident stops there and says so.
+
+One crew per located section: the DMS knows the section, not the line, so the crew
+patrols the section's lines one after another (a job per line, the next when the last is
+done); a tie only a crew can switch goes to whichever crew is free first (its command is
+sent before the repair's, and the crews take jobs in order).
 
 The planning is in :mod:`twin.dms.flisr`; this module only sequences it and words it.
 """
@@ -25,13 +32,14 @@ from twin.dms.flisr import (
     build_sections,
     isolation,
     locate,
+    patrol_order,
     restoration,
     switch_states,
     switching_sequence,
 )
 from twin.grid.names import element_names, split_ref
 
-Phase = Literal["idle", "isolating", "restoring", "repairing", "normalising", "stopped"]
+Phase = Literal["idle", "isolating", "restoring", "normalising", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class Incident:
     restoration: Restoration | None = None
     waiting: dict[int, Decision] = field(default_factory=dict)  # switch/line key -> decision
     retries: dict[str, int] = field(default_factory=dict)
+    patrol: list[int] = field(default_factory=list)  # the section's lines the crew has yet to do
+    patrol_plan: tuple[int, ...] = ()                 # all of them, in patrol order
 
 
 #: (model with believed switch states and estimated loads) supplier, called when needed
@@ -167,10 +177,14 @@ class FlisrController:
             phase = self.phase
             if phase == "isolating":
                 out += self._restore(t_s, model())
+            elif phase == "restoring" and self.incident.patrol:
+                out += self._patrol_next(t_s)
+                break  # the same phase goes on when that job is done
             elif phase == "restoring":
-                out += self._repair(t_s)
-            elif phase == "repairing":
-                out += self._normalise(t_s, model())
+                if not self._repairs_due():
+                    self.phase, self.incident = "idle", None
+                else:
+                    out += self._normalise(t_s, model())
             elif phase == "normalising" and self._stages:
                 out += self._next_stage(t_s)
             elif phase == "normalising":
@@ -257,24 +271,32 @@ class FlisrController:
                                       f"the repair: no tie can carry them ({detail}).",
                                       {"unrestored": len(names)}))
         self.phase = "restoring"
+        if self._repairs_due():
+            # the section is isolated: its repair need not wait for the ties
+            inc.patrol = patrol_order(self.sections, inc.location.lines, inc.normal)
+            inc.patrol_plan = tuple(inc.patrol)
+            decisions += self._patrol_next(t_s)
         return self._advance_if_advisory(t_s, decisions, net)
 
-    def _repair(self, t_s: float) -> list[Decision]:
+    def _repairs_due(self) -> bool:
+        return self.settings.repair and self.settings.mode != "advisory"
+
+    def _patrol_next(self, t_s: float) -> list[Decision]:
+        """One crew job: the next line of the isolated section to patrol and repair."""
         inc = self.incident
         assert inc is not None and inc.location is not None
-        self.phase = "repairing"
-        if not self.settings.repair or self.settings.mode == "advisory":
-            self.phase, self.incident = "idle", None
-            return []
-        decisions = []
-        for line in inc.location.lines:
-            name = self.name("line", line)
-            d = Decision(t_s, "flisr", "repair_line", f"line:{name}", None, "manual",
-                         f"Send a crew to find and repair the fault on {name} (isolated "
-                         f"section).", {"breaker": self.name("switch", inc.breaker)})
-            inc.waiting[-1 - line] = d  # lines keyed apart from switches
-            decisions.append(d)
-        return decisions
+        line = inc.patrol.pop(0)
+        name = self.name("line", line)
+        section = [self.name("line", x) for x in inc.patrol_plan]
+        rest = f"; then {_names(section[section.index(name) + 1:])}" \
+            if section.index(name) + 1 < len(section) else ""
+        d = Decision(t_s, "flisr", "repair_line", f"line:{name}", None, "manual",
+                     f"Send a crew to patrol the isolated section ({_names(section)}) and "
+                     f"repair the fault: {name} first{rest}.",
+                     {"breaker": self.name("switch", inc.breaker),
+                      "section_lines": len(section)})
+        inc.waiting[-1 - line] = d  # lines keyed apart from switches
+        return [d]
 
     def _normalise(self, t_s: float, net: pp.pandapowerNet) -> list[Decision]:
         inc = self.incident
