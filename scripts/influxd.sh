@@ -3,6 +3,9 @@
 #
 #   scripts/influxd.sh start DIR   # writes DIR/influxdb.conf, starts influxd, prints its URL last
 #   scripts/influxd.sh stop DIR    # stops the server started in DIR and waits for it to exit
+#   scripts/influxd.sh start DIR --auth   # the same with authentication enabled: create the
+#                                         # first (admin) user with CREATE USER ... WITH ALL
+#                                         # PRIVILEGES, which 1.x allows without credentials
 #
 # Both the HTTP API and the RPC (backup/restore) listener are bound to 127.0.0.1 on free
 # ports, so several servers (e.g. parallel CI jobs) can run side by side without clashing
@@ -10,7 +13,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start DIR [--auth] | stop DIR" >&2
     exit 2
 }
 
@@ -32,7 +35,12 @@ PY
 }
 
 start() {
-    local dir
+    local dir auth=false
+    if [[ "${2:-}" == "--auth" ]]; then
+        auth=true
+    elif [[ -n "${2:-}" ]]; then
+        usage
+    fi
     mkdir -p "$1"
     dir=$(cd "$1" && pwd)
     local pid_file="$dir/influxd.pid"
@@ -71,6 +79,7 @@ bind-address = "127.0.0.1:$rpc_port"
   enabled = true
   bind-address = "127.0.0.1:$http_port"
   log-enabled = false
+  auth-enabled = $auth
 
 [logging]
   level = "warn"
@@ -125,9 +134,9 @@ stop() {
     rm -f "$pid_file"
 }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -eq 2 || ( $# -eq 3 && "$1" == "start" ) ]] || usage
 case "$1" in
-    start) start "$2" ;;
+    start) start "$2" "${3:-}" ;;
     stop) stop "$2" ;;
     *) usage ;;
 esac

@@ -57,6 +57,23 @@ META: mosaik_api_v3.Meta = {
 }
 
 
+def _finite(value: Any) -> bool:
+    """A command value a device can take: a finite number (not a flag, not NaN)."""
+    if value is None or isinstance(value, (bool, str)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class FieldSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
@@ -241,6 +258,8 @@ class FieldSim(mosaik_api_v3.Simulator):
             problem = f"{target} is not a device reachable by command (no RTU lists it)"
         elif device.kind not in ACTIONS[action][0]:
             problem = f"{action} does not apply to a {device.kind}"
+        elif action not in ("open", "close", "repair") and not _finite(value):
+            problem = f"{action} needs a finite number; found {value!r}"
         if problem is not None:
             self._on_outcome_dict(cid, target, action, value, t_s, None, t_s, "failed", problem)
             return
@@ -289,6 +308,8 @@ class FieldSim(mosaik_api_v3.Simulator):
                    "sent_t_s": sent_s, "applied_t_s": applied_s, "result_t_s": result_s,
                    "status": status, "reason": reason, "via": rtu or ""}
         self.out_outcomes.append(outcome)
+        if not isinstance(value, (int, float)) and value is not None:  # e.g. a string
+            value = _number_or_none(value)
         self.records.append(command_record(target, action, status, rtu or "", cid, value,
                                            reason, sent_s, applied_s, result_s))
 

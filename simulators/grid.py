@@ -10,15 +10,16 @@ Entities: one ``Grid`` (whole-network summary) whose children are the elements, 
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import mosaik_api_v3
 
-from twin.grid.model import RESULT_SPEC, SUMMARY_ATTRS, GridModel
+from twin.grid.model import RESULT_SPEC, SUMMARY_ATTRS, CommandRejected, GridModel
 from twin.grid.names import element_names, split_ref
 from twin.models.protection import Fault
-from twin.recording.schema import protection_record
+from twin.recording.schema import event_record, protection_record
 from twin.timebase import ticks_at_or_after
 
 # model name -> (net table, input attrs, trigger attrs, output attrs). One table drives the
@@ -103,7 +104,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self.faults = sorted(faults, key=lambda tf: tf[0], reverse=True)
         self.step_ticks = int(step_ticks)
         self.names = {t: dict(zip(net[t].index.astype(int), element_names(net, t)))
-                      for t in ("line", "switch", "trafo")}
+                      for t in ("line", "switch", "trafo", "shunt")}
         children = []
         for model_name, (table, *_rest) in _MODELS.items():
             for idx in net[table].index:
@@ -122,15 +123,17 @@ class GridSim(mosaik_api_v3.Simulator):
                 value = _last(attrs[_COMMANDED[table]])
                 if value is None:  # a device that was never commanded holds no value
                     continue
-                if table == "switch":
-                    model.set_switch(idx, bool(value))
-                elif table == "line":
+                if table == "line":
                     if value:
                         self._record(model.repair(idx, time * self.res_s))
-                elif table == "trafo":
-                    model.set_tap(idx, int(round(value)))
-                else:
-                    model.set_shunt_step(idx, int(round(value)))
+                    continue
+                try:
+                    note = model.apply_command(table, idx, value)
+                except CommandRejected as exc:  # the device keeps its state; the run goes on
+                    self._event(time, table, idx, "command_rejected", str(exc))
+                    continue
+                if note:
+                    self._event(time, table, idx, "command_limited", note)
             else:
                 injections.setdefault(table, {})[idx] = (
                     _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))
@@ -155,9 +158,18 @@ class GridSim(mosaik_api_v3.Simulator):
     def _record(self, events) -> None:
         names = self.names
         for e in events:
-            table, idx = split_ref(e.element)  # "<table>:<index>"
-            self.records.append(protection_record(e.t_s, names[table][int(idx)], e.kind,
-                                                  e.fields))
+            table, idx = split_ref(e.element)  # "<table>:<index>"; "grid:0": the whole grid
+            element = names[table][int(idx)] if table in names else table
+            if e.kind in ("protection_failed", "fault_ignored"):
+                logging.getLogger(__name__).warning("t=%g s: %s: %s %s", e.t_s, element,
+                                                    e.kind, e.fields.get("reason", ""))
+            self.records.append(protection_record(e.t_s, element, e.kind, e.fields))
+
+    def _event(self, time: int, table: str, idx: int, kind: str, message: str) -> None:
+        """A command the grid could not apply as sent: an event record, and a warning."""
+        element = f"{table}:{self.names[table][idx]}"
+        logging.getLogger(__name__).warning("t=%g s: %s: %s", time * self.res_s, element, message)
+        self.records.append(event_record(time * self.res_s, element, kind, message))
 
     def _grid_value(self, attr: str) -> Any:
         assert self.model is not None

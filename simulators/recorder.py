@@ -15,6 +15,7 @@ import mosaik_api_v3
 
 from twin.evaluation.kpis import KpiAccumulator
 from twin.recording.schema import (
+    EVENT,
     GRID,
     MEASUREMENTS,
     RECORDS_ONLY_SOURCES,
@@ -104,7 +105,10 @@ class RecorderSim(mosaik_api_v3.Simulator):
                 # Points a simulator made itself, each with its own time (e.g. a telemetry
                 # message's delivery time): twin.recording.schema.Record.
                 for r in records:
-                    points.append(record_point(r, self.run_id, self.clock.time_ns_at(r["t_s"])))
+                    point = record_point(r, self.run_id, self.clock.time_ns_at(r["t_s"]))
+                    points.append(point)
+                    if point.measurement == EVENT:  # what the run survived: run.json lists it
+                        self.tally.events.append(point)
             snapshot = fields.pop("snapshot", None)
             if snapshot is not None:
                 names = self.tables[src]

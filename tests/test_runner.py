@@ -3,6 +3,7 @@ seed gives the same results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ def _hour(times) -> np.ndarray:
 
 def test_everything_is_recorded(two_runs):
     a, _ = two_runs
+    assert a.run_info["status"] == "completed" and a.run_info["reason"] == "" and not a.exit_code
+    assert json.loads((a.run_dir / "run.json").read_text())["status"] == "completed"
     store = a.run_dir / "store"
     assert {"bus", "line", "trafo", "load", "sgen", "storage", "switch", "shunt", "grid", "pv",
             "wind", "weather", "ev", "battery", "telemetry", "command", "comm",

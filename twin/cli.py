@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -70,9 +71,15 @@ def run(
                               "streaming to the store as it goes (for Grafana)."),
     speed: float = typer.Option(1.0, "--speed", help="Live mode: simulated seconds per "
                                 "wall-clock second."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in "
+                                   "--out (its files are removed first)."),
 ) -> None:
-    """Run a scenario and write its run directory."""
-    from twin.runner import run_scenario  # heavy imports only when running
+    """Run a scenario and write its run directory.
+
+    Ctrl-C (SIGINT) or SIGTERM stops the run after the current step: what was simulated is
+    kept (store, run.json with status "interrupted", kpis.json, report.html); exit 130 / 143."""
+    from twin.build.stopping import RunInterrupted, exit_status
+    from twin.runner import RunFailed, run_scenario  # heavy imports only when running
 
     logging.basicConfig(level=logging.WARNING)
     progress = Progress(
@@ -86,11 +93,24 @@ def run(
                                    record=record.value if record else None,
                                    influx_url=influx_url, overrides=set_ or None,
                                    progress_factory=_progress_factory(progress),
-                                   speed=speed if live else None)
+                                   speed=speed if live else None, overwrite=overwrite,
+                                   stop_signals=True)
     except ScenarioError as exc:
         _fail(str(exc))
         return
+    except RunInterrupted as exc:  # before anything was simulated
+        err_console.print(f"[bold yellow]{escape(str(exc))}:[/] nothing simulated",
+                          highlight=False)
+        raise typer.Exit(exit_status(exc.signum)) from None
+    except RunFailed as exc:  # (escaped: "[Errno 28]" is no markup)
+        where = f" (what was recorded is in {exc.run_dir})" if exc.run_dir else ""
+        _fail(escape(f"run failed: {exc.reason}{where}"), 1)
+        return
     _print_summary(summary)
+    if summary.status != "completed":
+        err_console.print(f"[bold yellow]{escape(summary.run_info['reason'])}:[/] results so "
+                          f"far in {escape(str(summary.run_dir))}", highlight=False)
+        raise typer.Exit(summary.exit_code)
 
 
 def _print_summary(summary) -> None:
@@ -144,7 +164,9 @@ def _print_summary(summary) -> None:
     if rec.get("spilled"):
         console.print(f"[bold yellow]warning:[/] {rec['summary']}")
     console.print(f"recorded to {rec['target']}")
-    console.print(f"results in [bold]{summary.run_dir}[/] (report.html, kpis.json, run.json, store/)")
+    written = [name for name in ("report.html", "kpis.json", "run.json", "store/")
+               if (summary.run_dir / name.rstrip("/")).exists()]  # only what is there
+    console.print(f"results in [bold]{summary.run_dir}[/] ({', '.join(written)})")
 
 
 @app.command()
@@ -162,19 +184,53 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory (twin run --o
 
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Scenario files to check.")) -> None:
-    """Check scenario files; exit 2 if any is invalid."""
+    """Check scenario files as `twin run` would, without running; exit 2 if any is invalid.
+
+    Beyond the file itself: the grid is built (SimBench code, grid file), every name is
+    resolved against it, commands and faults are checked, the weather file must cover the
+    run, and one power flow at the initial state must converge. Events after the scenario's
+    end are warnings (exit 0)."""
+    from twin.build.validate import check_scenario  # heavy imports only when checking
+
     bad = 0
     for f in files:
         try:
             sc = load_scenario(f)
+            checked = check_scenario(sc, f)
         except ScenarioError as exc:
-            err_console.print(f"[bold red]invalid:[/] {exc}", highlight=False)
+            text = str(exc) if str(exc).startswith(str(f)) else f"{f}: {exc}"
+            err_console.print(f"[bold red]invalid:[/] {text}", highlight=False)
             bad += 1
             continue
         console.print(f"[green]valid:[/] {f} ({sc.name}: {format_duration(sc.duration)} "
-                      f"at {sc.step:g} s steps, seed {sc.seed})", highlight=False)
+                      f"at {sc.step:g} s steps, seed {sc.seed})", highlight=False, soft_wrap=True)
+        for line in checked.checks:
+            console.print(f"  checked {line}", highlight=False, soft_wrap=True)
+        for line in checked.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {f}: {line}", highlight=False)
     if bad:
         raise typer.Exit(2)
+
+
+@app.command()
+def replay(
+    run_dir: Path = typer.Argument(..., help="Run directory of a run recorded to InfluxDB."),
+    influx_url: Optional[str] = typer.Option(None, "--influx-url",
+                                             help="Send to this URL instead of the run's."),
+) -> None:
+    """Push RUN_DIR's spilled points (RUN_DIR/store) into the run's InfluxDB; idempotent."""
+    from twin.recording.replay import ReplayError, replay_run
+
+    try:
+        result = replay_run(run_dir, influx_url=influx_url)
+    except ReplayError as exc:
+        _fail(str(exc), code=1)
+        return
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"replayed {result.points:,} points ({result.measurements} measurements) "
+                  f"to {result.target}", highlight=False)
 
 
 @app.command()

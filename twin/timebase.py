@@ -28,20 +28,51 @@ _ISO = re.compile(
 )
 
 
+#: The longest duration anywhere in a scenario: 10 years (of 365.25 days). Longer is a typo
+#: (``1000000000d``), and would make preparation build profiles for ages.
+MAX_DURATION_S = 10 * 365.25 * 86400.0
+
+_FORMS = "a duration like '1d', '24h', '90min', '1h30min', '30s', '250ms', 'PT1H30M' or seconds"
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a message never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def parse_duration_s(value: str | int | float | timedelta, allow_zero: bool = False) -> float:
     """Turn ``"1d"``, ``"90min"``, ``"15 s"``, ``"PT1H30M"`` or a number of seconds into seconds.
+
+    Parameters
+    ----------
+    value : str, int, float or datetime.timedelta
+        The duration as written in a scenario.
+    allow_zero : bool
+        Whether zero is a valid duration (offsets, fixed latencies).
+
+    Returns
+    -------
+    float
+        Seconds, finite, at most :data:`MAX_DURATION_S` (10 years).
 
     Raises
     ------
     ValueError
-        With a message that says which forms are accepted.
+        With a message that says which forms are accepted and what was found (cut to
+        80 characters).
     """
     if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
         raise ValueError(f"a duration, not a boolean ({value!r})")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
+    elif isinstance(value, (int, float)):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float range
+            seconds = math.inf
+    elif not isinstance(value, str):
+        raise ValueError(f"{_FORMS}; found {type(value).__name__} {short_repr(value)}")
     else:
         text = value.strip()
         parts = _compound(text.lower())
@@ -54,13 +85,12 @@ def parse_duration_s(value: str | int | float | timedelta, allow_zero: bool = Fa
             parts = {k: float(v) if v else 0.0 for k, v in iso.groupdict().items()}
             seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
         else:
-            raise ValueError(
-                f"a duration like '1d', '24h', '90min', '1h30min', '30s', '250ms', 'PT1H30M' "
-                f"or seconds; "
-                f"found {value!r}"
-            )
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"a {'non-negative' if allow_zero else 'positive'} duration; found {value!r}")
+            raise ValueError(f"{_FORMS}; found {short_repr(value)}")
+    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(
+            f"a {'non-negative' if allow_zero else 'positive'} duration; found {short_repr(value)}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration of at most 10 years; found {short_repr(value)}")
     return seconds
 
 

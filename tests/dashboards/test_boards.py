@@ -221,7 +221,7 @@ def _interpolate_tree(node, env: dict[str, str]):
 def test_compose_and_provisioning_reference_each_other():
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert set(services) == {"influxdb", "grafana", "twin"}
+    assert set(services) == {"check-env", "influxdb", "grafana", "twin"}
     assert services["influxdb"]["image"].startswith("influxdb:2")
     influx_env = services["influxdb"]["environment"]
     for key in ("ORG", "BUCKET", "ADMIN_TOKEN", "USERNAME", "PASSWORD"):
@@ -260,13 +260,15 @@ def test_compose_and_provisioning_reference_each_other():
     (ds,) = yaml.safe_load(ds_text)["datasources"]
     assert ds["type"] == "influxdb" and ds["jsonData"]["version"] == "InfluxQL"
     used = _compose_vars(DATASOURCES)
-    assert used == {"DS_INFLUX_URL", "DS_INFLUX_DATABASE", "DS_INFLUX_USER", "DS_INFLUX_TOKEN"}
+    assert used == {"DS_INFLUX_URL", "DS_INFLUX_DATABASE", "DS_INFLUX_USER", "DS_INFLUX_PASSWORD"}
     assert used <= set(genv)
     url = urlparse(genv["DS_INFLUX_URL"])
     assert url.hostname == "influxdb" and url.hostname in services
     assert any(p.endswith(f":{url.port}") for p in services["influxdb"]["ports"])
-    assert ds["secureJsonData"]["httpHeaderValue1"] == "Token ${DS_INFLUX_TOKEN}"
-    assert genv["DS_INFLUX_TOKEN"].startswith("${INFLUX_TOKEN")
+    assert ds["user"] == "${DS_INFLUX_USER}"
+    assert ds["secureJsonData"] == {"password": "${DS_INFLUX_PASSWORD}"}
+    assert genv["DS_INFLUX_USER"].startswith("${INFLUX_GRAFANA_USER")
+    assert genv["DS_INFLUX_PASSWORD"].startswith("${INFLUX_GRAFANA_PASSWORD")
 
     # every variable compose interpolates is in .env.example, with no real secret in either
     env = _env_example()
@@ -282,9 +284,10 @@ def test_compose_and_provisioning_reference_each_other():
             assert value == "" or value.startswith("change-me"), key
 
 
-def test_compose_twin_command_gives_the_cli_a_valid_v2_recording(monkeypatch):
+def test_compose_twin_command_gives_the_cli_a_valid_v1_recording(monkeypatch):
     """The twin service's command, interpolated with .env.example as compose does, is parsed
-    by the real CLI into a live run recording to the compose InfluxDB 2.x."""
+    by the real CLI into a live run recording to the compose InfluxDB 2.x (through its v1
+    /write endpoint, with the twin's write-only credential)."""
     from typer.testing import CliRunner
 
     import twin.runner
@@ -296,11 +299,13 @@ def test_compose_twin_command_gives_the_cli_a_valid_v2_recording(monkeypatch):
     assert twin_svc["build"]["dockerfile"] == "docker/Dockerfile"
     assert (COMPOSE.parent / twin_svc["build"]["context"]).resolve() == ROOT
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in dockerfile and "pip install ." in dockerfile
+    assert "FROM python:3.11.11-slim" in dockerfile and "pip install ." in dockerfile
     assert 'ENTRYPOINT ["twin"]' in dockerfile
     args = twin_svc["command"]
     assert args[:2] == ["run", env["TWIN_SCENARIO"]]
-    assert twin_svc["environment"]["INFLUX_TOKEN"] == env["INFLUX_TOKEN"]
+    assert twin_svc["environment"] == {"INFLUX_TWIN_PASSWORD": env["INFLUX_TWIN_PASSWORD"],
+                                       "GRAFANA_URL": "http://grafana:3000",
+                                       "GRAFANA_TOKEN": env["GRAFANA_TOKEN"]}
 
     class Called(Exception):
         pass
@@ -319,9 +324,113 @@ def test_compose_twin_command_gives_the_cli_a_valid_v2_recording(monkeypatch):
     assert seen["influx_url"] is None
     sc = load_scenario(ROOT / seen["scenario"], seen["overrides"])
     spec = sc.recording.influx
-    assert (spec.api, spec.bucket, spec.org, spec.token_env) == (
-        "v2", env["INFLUX_BUCKET"], env["INFLUX_ORG"], "INFLUX_TOKEN")
+    assert (spec.api, spec.database, spec.username, spec.password_env) == (
+        "v1", env["INFLUX_DATABASE"], env["INFLUX_TWIN_USER"], "INFLUX_TWIN_PASSWORD")
     assert urlparse(spec.url).hostname == "influxdb" and urlparse(spec.url).port == 8086
+
+
+CHECK_ENV = ROOT / "docker" / "check-env.sh"
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET", re.I)
+
+
+def test_compose_ports_listen_on_bind_addr_default_loopback():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    published = [(name, p) for name, svc in compose["services"].items()
+                 for p in svc.get("ports", [])]
+    assert {name for name, _ in published} == {"influxdb", "grafana"}
+    for name, port in published:
+        assert port.startswith("${BIND_ADDR:-127.0.0.1}:"), (name, port)
+    env = _env_example()
+    assert env["BIND_ADDR"] == "127.0.0.1"
+    ports = _interpolate_tree(compose, {})["services"]["grafana"]["ports"]
+    assert ports == ["127.0.0.1:3000:3000"]
+    ports = _interpolate_tree(compose, {"BIND_ADDR": "0.0.0.0"})["services"]["influxdb"]["ports"]
+    assert ports == ["0.0.0.0:8086:8086"]
+
+
+def test_compose_images_are_pinned_to_versions():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for name, svc in compose["services"].items():
+        if "build" in svc:
+            continue  # built here from the pinned Dockerfile below
+        image = svc["image"]
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*", image), (name, image)
+    froms = re.findall(r"^FROM\s+(\S+)", (ROOT / "docker" / "Dockerfile").read_text(), re.M)
+    assert froms and all(re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*", f) for f in froms)
+
+
+def _run_check_env(env: dict[str, str]):
+    import subprocess
+
+    return subprocess.run(["sh", str(CHECK_ENV)], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_stack_refuses_to_start_with_placeholder_secrets():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    check = services["check-env"]
+    assert check["restart"] == "no" and "./check-env.sh:/check-env.sh:ro" in check["volumes"]
+    for name, svc in services.items():
+        if name != "check-env":
+            assert svc["depends_on"]["check-env"] == {
+                "condition": "service_completed_successfully"}, name
+    # check-env is given every secret .env.example holds
+    env = _env_example()
+    secrets = {k for k in env if SECRET_NAME.search(k)}
+    assert set(check["environment"]) == secrets
+    for key in secrets:
+        assert check["environment"][key] == f"${{{key}:-}}"
+
+    # .env.example as it is: refused, naming each placeholder
+    passed = _interpolate_tree(check["environment"], env)
+    out = _run_check_env(passed)
+    assert out.returncode == 1
+    for key in secrets - {"GRAFANA_TOKEN"}:
+        assert f"check-env: {key} still holds the placeholder" in out.stderr, key
+    # every secret replaced: accepted (the optional Grafana token may stay empty)
+    good = {k: ("" if k == "GRAFANA_TOKEN" else f"s3cret-{k.lower()}-0123456789") for k in secrets}
+    out = _run_check_env(_interpolate_tree(check["environment"], good))
+    assert out.returncode == 0 and "secrets set" in out.stdout, out.stderr
+    # one left behind, one missing, one too short for InfluxDB: each refused by name
+    for key, value, says in [("INFLUX_TWIN_PASSWORD", "change-me-twin-password", "placeholder"),
+                             ("INFLUX_ADMIN_TOKEN", "", "is not set"),
+                             ("GRAFANA_TOKEN", "change-me", "placeholder"),
+                             ("INFLUX_GRAFANA_PASSWORD", "short", "shorter than 8")]:
+        out = _run_check_env({**good, key: value})
+        assert out.returncode == 1 and f"check-env: {key}" in out.stderr and says in out.stderr
+
+
+def test_twin_and_grafana_have_their_own_scoped_credentials():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    # the admin token goes to InfluxDB's setup (and the placeholder check) only
+    for name, svc in services.items():
+        text = json.dumps(svc)
+        if name not in ("influxdb", "check-env"):
+            assert "INFLUX_ADMIN" not in text, name
+    influx_env = services["influxdb"]["environment"]
+    assert influx_env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"].startswith("${INFLUX_ADMIN_TOKEN:?")
+    # the init script creates a write-only credential for the twin and a read-only one for
+    # Grafana, from variables the influxdb service is given
+    script = (COMPOSE.parent / "influxdb-init" / "create-auths.sh").read_text()
+    commands = [c for c in script.split("influx v1 auth create")[1:]]
+    assert len(commands) == 2
+    twin_cmd, grafana_cmd = commands
+    assert '--username "${INFLUX_TWIN_USER}"' in twin_cmd and "--write-bucket" in twin_cmd
+    assert "--read-bucket" not in twin_cmd
+    assert '--username "${INFLUX_GRAFANA_USER}"' in grafana_cmd and "--read-bucket" in grafana_cmd
+    assert "--write-bucket" not in grafana_cmd
+    for key in ("INFLUX_TWIN_USER", "INFLUX_TWIN_PASSWORD", "INFLUX_GRAFANA_USER",
+                "INFLUX_GRAFANA_PASSWORD"):
+        assert f"${{{key}}}" in script and key in influx_env, key
+    # each service gets its own: the twin the writer's password, Grafana the reader's
+    assert set(services["twin"]["environment"]) & {"INFLUX_GRAFANA_PASSWORD"} == set()
+    assert "INFLUX_TWIN_PASSWORD:?" in services["twin"]["environment"]["INFLUX_TWIN_PASSWORD"]
+    genv = services["grafana"]["environment"]
+    assert "INFLUX_TWIN" not in json.dumps(genv)
+    env = _env_example()
+    assert env["INFLUX_TWIN_USER"] != env["INFLUX_GRAFANA_USER"]
 
 
 # --------------------------------------------------------------------------- against InfluxDB

@@ -108,8 +108,9 @@ def test_flisr_wakes_the_controller_and_its_outcomes_reach_it():
     assert ctl.step(36.0, [], []).commands == [] and flisr.phase == "isolating"
     restore = ctl.step(37.0, [], _success(isolate.commands, 36.5))
     assert flisr.phase != "isolating"
+    # the tie, and in the same step the crew for the isolated section's repair
     assert [(c["action"], c["target"]) for c in restore.commands] == [
-        ("close", "switch:Breaker 4")]
+        ("close", "switch:Breaker 4"), ("repair", "line:Line L1-L2")]
 
 
 def test_the_switchgear_is_checked_when_the_topology_changes():

@@ -89,3 +89,74 @@ def test_capacitor_steps_raise_the_voltage():
     assert model.value("bus", 11, "vm_pu") > vm0 + 1e-3
     model.set_shunt_step(idx, 9)  # clipped to max_step
     assert model.net.shunt.at[idx, "step"] == 3
+
+
+# ------------------------------------------------------------- bad input mid-run
+def test_a_command_that_is_not_a_finite_number_is_rejected_and_the_state_stays(model):
+    from twin.grid.model import CommandRejected
+
+    model.net.trafo.at[0, "tap_pos"] = 2
+    for bad in (float("nan"), float("inf"), "three"):
+        with pytest.raises(CommandRejected):
+            model.apply_command("trafo", 0, bad)
+    assert model.net.trafo.at[0, "tap_pos"] == 2
+    with pytest.raises(CommandRejected):
+        model.apply_command("switch", 0, float("nan"))
+    assert model.apply_command("trafo", 0, 3.0) is None
+    assert model.net.trafo.at[0, "tap_pos"] == 3
+    assert model.solve().converged
+
+
+def test_a_tap_or_step_beyond_the_range_is_limited_and_said(model):
+    from twin.build.devices import add_capacitors
+    from twin.scenario.field import DevicesSpec
+
+    note = model.apply_command("trafo", 0, 99)
+    assert note is not None and "99" in note and "limited to 9" in note
+    assert model.net.trafo.at[0, "tap_pos"] == 9
+    (cap,) = add_capacitors(model.net, DevicesSpec(capacitors=[
+        {"name": "Cap 6", "bus": "Bus 6", "q_step_mvar": 0.5, "max_step": 2}]))
+    note = model.apply_command("shunt", cap, 5)
+    assert note is not None and "limited to 2" in note
+    assert model.apply_command("shunt", cap, -1) == "capacitor step -1 is out of range; limited to 0"
+
+
+def test_a_non_finite_injection_fails_the_solve_not_the_run(model):
+    assert model.solve().converged
+    model.set_injection("load", 1, float("nan"), None)
+    outcome = model.solve()
+    assert not outcome.converged and "not run" in outcome.message and "p_mw" in outcome.message
+    assert model.summary["converged"] == 0 and np.isnan(model.summary["vm_min_pu"])
+    model.set_injection("load", 1, 0.5, None)
+    assert model.solve().converged
+
+
+def test_a_power_flow_that_raises_anything_is_an_outcome(model, monkeypatch):
+    import pandapower as pp
+
+    def broken(net, **kwargs):
+        raise KeyError("a column pandapower expected")
+
+    monkeypatch.setattr(pp, "runpp", broken)
+    outcome = model.solve()
+    assert not outcome.converged and "KeyError" in outcome.message
+    monkeypatch.undo()
+    assert model.solve().converged
+
+
+def test_a_failing_protection_calculation_is_an_event():
+    from twin.build.protection import protection_settings
+    from twin.grid.paper import create_paper_flisr_net
+    from twin.models.protection import Fault, Protection
+
+    net = create_paper_flisr_net()
+    prot = Protection(protection_settings(net))
+    m = GridModel(net, protection=prot)
+
+    def broken(*args, **kwargs):
+        raise ValueError("All-NaN slice encountered")
+
+    prot.currents = broken
+    events = m.inject_fault(Fault("F", 1), 10.0)
+    assert events[-1].kind == "protection_failed" and "All-NaN" in events[-1].fields["reason"]
+    assert m.solve().converged

@@ -131,3 +131,49 @@ def test_crew_spec_refuses_bad_parameters(kwargs, match):
     base = dict(n_crews=1, depot_xy_km=(0.0, 0.0))
     with pytest.raises(ValueError, match=match):
         CrewSpec(**{**base, **kwargs})
+
+
+# ------------------------------------------------------------- longitude/latitude positions
+
+
+def test_haversine_matches_known_great_circle_distances():
+    from twin.models.crews import haversine_km
+
+    paris, london = (2.3522, 48.8566), (-0.1278, 51.5074)
+    assert haversine_km(paris, london) == pytest.approx(343.5, rel=2e-3)
+    assert haversine_km((7.0, 48.0), (7.0, 49.0)) == pytest.approx(111.195, rel=1e-4)  # 1° lat
+    # a degree of longitude shrinks with cos(latitude)
+    assert haversine_km((7.0, 60.0), (8.0, 60.0)) == pytest.approx(111.195 * 0.5, rel=2e-3)
+    assert haversine_km(paris, paris) == 0.0
+
+
+def test_crew_travel_on_a_lon_lat_grid_is_great_circle_distance_over_speed():
+    from types import SimpleNamespace
+
+    import pandapower.networks as pn
+
+    from twin.build.field import _crew_spec
+    from twin.grid.geo import bus_xy_km, is_lonlat
+    from twin.grid.names import element_names
+    from twin.models.crews import haversine_km
+
+    net = pn.mv_oberrhein()
+    assert is_lonlat(net)
+    depot_bus, far_bus = int(net.bus.index[0]), int(net.bus.index[-1])
+    crews = SimpleNamespace(depot_xy_km=None, depot_bus=element_names(net, "bus")[0],
+                            n_crews=1, speed_km_h=40.0, work_time=600.0, fixed_travel=None,
+                            detour_factor=1.0)
+    spec = _crew_spec(SimpleNamespace(crews=crews), net)
+    assert spec.lonlat and spec.depot_xy_km == bus_xy_km(net, depot_bus)
+    (lon0, lat0), (lon1, lat1) = spec.depot_xy_km, bus_xy_km(net, far_bus)
+    # independent check: equirectangular distance (good to 0.1 % over a few km)
+    flat_km = math.hypot((lon1 - lon0) * 111.195 * math.cos(math.radians((lat0 + lat1) / 2)),
+                         (lat1 - lat0) * 111.195)
+    assert 1.0 < flat_km < 30.0
+    assert haversine_km((lon0, lat0), (lon1, lat1)) == pytest.approx(flat_km, rel=1e-3)
+    dispatcher = CrewDispatcher(simpy.Environment(), spec)
+    dispatcher.dispatch("j", (lon1, lat1), Switch(), t_s=0.0)
+    (out,) = dispatcher.advance_to(1e6)
+    travel = out.arrived_t_s - out.started_t_s
+    assert travel == pytest.approx(flat_km / 40.0 * 3600.0, rel=1e-3)
+    assert travel > 100.0  # not degrees taken as km (that would be seconds)

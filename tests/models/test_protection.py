@@ -104,3 +104,14 @@ def test_every_fault_type_trips_and_fault_resistance_lowers_the_current():
     assert currents[("2ph", 0.0)] / currents[("3ph", 0.0)] < 0.9
     assert currents[("3ph", 2.0)] < currents[("3ph", 0.0)]
     assert currents[("1ph", 0.0)] > 0
+
+
+@pytest.mark.parametrize("r_ohm, x_ohm", [(float("inf"), 0.0), (0.0, float("nan")),
+                                          (-1.0, 0.0)])
+def test_a_fault_without_a_finite_impedance_is_ignored_and_said(r_ohm, x_ohm):
+    net, prot, _sw, line = setup()
+    events = prot.inject(net, Fault("F", line["Line L1-L2"], r_ohm=r_ohm, x_ohm=x_ohm), 0.0)
+    assert kinds(events) == [("fault_ignored", f"line:{line['Line L1-L2']}")]
+    assert "finite" in events[0].fields["reason"]
+    assert net.switch.closed.iloc[:3].all() and not prot.faults and not prot.tripped
+    assert prot.settle(net, 1.0) == []

@@ -12,7 +12,12 @@ import pandas as pd
 import pvlib
 import pytest
 
-from twin.models.weather import WEATHER_COLUMNS, read_weather_csv, synthetic_weather
+from twin.models.weather import (
+    WEATHER_COLUMNS,
+    WeatherFileError,
+    read_weather_csv,
+    synthetic_weather,
+)
 
 LAT, LON, ALT = 52.5, 13.4, 34.0
 SOLAR_NOON_UTC = pd.Timestamp("2024-06-21 11:08", tz="UTC")
@@ -216,3 +221,62 @@ def test_csv_bad_time(tmp_path):
     times = pd.DatetimeIndex(["2024-06-21 10:00"], tz="UTC")
     with pytest.raises(ValueError, match=r"badtime\.csv.*ISO 8601"):
         read_weather_csv(path, times, LAT, LON, ALT)
+
+
+# --- malformed CSV files (issue 13): one clear WeatherFileError naming the file ------------
+
+HEADER = "time,ghi_w_m2,temp_air_c,wind_speed_m_s\n"
+ONE_TIME = pd.DatetimeIndex(["2024-06-21 10:00"], tz="UTC")
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, r"cannot read the file \(No such file or directory\)"),
+    ("", r"expected a CSV header and rows; found an empty file"),
+    (HEADER, r"expected rows of data after the header; found none"),
+    ('time,"ghi\n2024', r"expected CSV; found"),
+    ("a;b;c\n1;2;3\n", r"lacks required column\(s\) \['time', 'ghi_w_m2', 'temp_air_c', "
+                       r"'wind_speed_m_s'\]; it has \['a;b;c'\]"),
+    (HEADER + "2024-06-21T09:00:00,nan,10,2\n2024-06-21T11:00:00,1,10,2\n",
+     r"data row 1, column 'ghi_w_m2': expected a finite number or a blank cell; found 'nan'"),
+    (HEADER + "2024-06-21T09:00:00,1,10,2\n2024-06-21T11:00:00,1,inf,2\n",
+     r"data row 2, column 'temp_air_c': expected a finite number or a blank cell; found 'inf'"),
+    (HEADER + "2024-06-21T09:00:00,1,10,calm\n2024-06-21T11:00:00,1,10,2\n",
+     r"data row 1, column 'wind_speed_m_s': expected a finite number .*found 'calm'"),
+    (HEADER + "2023-06-21T09:00:00,1,10,2\n2023-06-21T11:00:00,1,10,2\n",
+     r"column 'ghi_w_m2' covers 2023-06-21T09:00:00\+00:00 to 2023-06-21T11:00:00\+00:00, but weather is "
+     r"needed from 2024-06-21T10:00:00\+00:00"),
+    (HEADER + "2024-06-21T09:00:00,1,10,2\n2024-06-21T09:00:00,1,10,2\n"
+              "2024-06-21T11:00:00,1,10,2\n", r"time 2024-06-21T09:00:00\+00:00 appears twice"),
+    (HEADER + "2024-06-21T11:00:00,1,10,2\n2024-06-21T09:00:00,1,10,2\n",
+     r"data row 2: expected times in increasing order; found 2024-06-21T09:00:00\+00:00 after "
+     r"2024-06-21T11:00:00\+00:00"),
+    (HEADER + ",1,10,2\n", r"data row 1: blank cell in the 'time' column"),
+    (HEADER + "3000-01-01T00:00:00,1,10,2\n", r"the 'time' column must be ISO 8601"),
+    ((HEADER + "2024-06-21T09:00:00,1,10,2\n").encode("utf-16"), r"byte 0: expected UTF-8 text"),
+])
+def test_csv_malformed(tmp_path, content, match):
+    path = tmp_path / "bad.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(WeatherFileError, match=r"^weather file '.*bad\.csv': " + match):
+        read_weather_csv(path, ONE_TIME, LAT, LON, ALT)
+
+
+def test_csv_directory(tmp_path):
+    with pytest.raises(WeatherFileError, match=r"cannot read the file"):
+        read_weather_csv(tmp_path, ONE_TIME, LAT, LON, ALT)
+
+
+def test_csv_error_is_a_value_error():
+    assert issubclass(WeatherFileError, ValueError)
+
+
+def test_csv_blank_cells_are_still_gaps(tmp_path):
+    path = write(tmp_path, HEADER + "2024-06-21T09:00:00,100,10,2\n2024-06-21T10:00:00,,12,\n"
+                                    "2024-06-21T11:00:00,300,14,4\n")
+    frame = read_weather_csv(path, ONE_TIME, LAT, LON, ALT)
+    assert frame["ghi_w_m2"].iloc[0] == pytest.approx(200.0)
+    assert frame["wind_speed_m_s"].iloc[0] == pytest.approx(3.0)
+    assert frame["temp_air_c"].iloc[0] == pytest.approx(12.0)

@@ -132,8 +132,9 @@ class FakeServer:
             self.httpd.server_close()
 
     def writes(self) -> list[Request]:
+        """Write requests carrying points (not the empty write that checks the database)."""
         with self.lock:
-            return [r for r in self.requests if r.path.endswith("/write")]
+            return [r for r in self.requests if r.path.endswith("/write") and r.body]
 
 
 def default_responder(request: Request) -> tuple[int, bytes]:

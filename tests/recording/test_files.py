@@ -124,3 +124,60 @@ def test_points_without_fields_are_skipped(tmp_path: Path) -> None:
     store.write([Point("m", 1, {"e": "a"}, {}), Point("m", 2, {"e": "a"}, {"x": 1.0})])
     store.close()
     assert read_points(tmp_path) == [Point("m", 2, {"e": "a"}, {"x": 1.0})]
+
+
+def test_buffers_are_written_every_few_wall_seconds(tmp_path: Path) -> None:
+    """What a killed process had recorded up to the last flush reads back."""
+    now = [0.0]
+    store = FileStore(tmp_path, flush_every_s=5.0, clock=lambda: now[0])
+    store.write([Point("m", 1, {}, {"x": 1.0}), Point("n", 1, {}, {"y": 1.0})])
+    assert list_measurements(tmp_path) == []  # buffered
+    now[0] = 5.0
+    store.write([Point("m", 2, {}, {"x": 2.0})])  # due: every buffer is written
+    assert list_measurements(tmp_path) == ["m", "n"]
+    assert read_points(tmp_path) == [Point("m", 1, {}, {"x": 1.0}), Point("m", 2, {}, {"x": 2.0}),
+                                     Point("n", 1, {}, {"y": 1.0})]
+    now[0] = 9.0
+    store.write([Point("m", 3, {}, {"x": 3.0})])  # 4 s after that flush: buffered
+    assert len(read_points(tmp_path)) == 3
+    store.close()
+    assert len(read_points(tmp_path)) == 4
+    with pytest.raises(ValueError, match="flush_every_s"):
+        FileStore(tmp_path, flush_every_s=0)
+
+
+def test_parts_read_in_write_order_past_five_digits(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, flush_every_s=None)
+    store._next_part["m"] = 99_999  # as after a very long run
+    store._load_existing("m")
+    store._next_part["m"] = 99_999
+    store.write([Point("m", 1, {}, {"x": 1.0})])
+    store.flush()
+    store.write([Point("m", 1, {}, {"x": 2.0})])  # same time: write order decides
+    store.close()
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "part-100000.parquet", "part-99999.parquet"]
+    assert [p.fields["x"] for p in read_points(tmp_path)] == [1.0, 2.0]
+    assert FileStore(tmp_path)._load_existing("m") == {"x": float}
+    reopened = FileStore(tmp_path)
+    reopened.write([Point("m", 2, {}, {"x": 3.0})])
+    reopened.close()
+    assert (tmp_path / "m" / "part-100001.parquet").is_file()
+
+
+def test_a_failed_part_leaves_no_file_and_keeps_the_points(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStore(tmp_path)
+    store.write([Point("m", 1, {}, {"x": 1.0})])
+
+    def full(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(OSError, match="No space"):
+        store.flush()
+    assert list((tmp_path / "m").iterdir()) == []  # no part, no temporary file
+    monkeypatch.undo()
+    store.close()  # the points were kept: written now
+    assert read_points(tmp_path) == [Point("m", 1, {}, {"x": 1.0})]

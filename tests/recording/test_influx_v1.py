@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Callable
 
 import pytest
@@ -87,12 +88,52 @@ def test_credentials_sent_only_when_given(fake_server: Callable[..., Any]) -> No
     named = InfluxV1Store(server.url, "db", username="user", password="secret")
     named.write([point])
     named.close()
-    create_a, write_a, create_n, write_n = server.requests
-    assert create_a.query == {"q": 'CREATE DATABASE "db"', "epoch": "ns", "db": "db"}
+    check_a, write_a, check_n, write_n = server.requests
+    # the database is checked with an empty write (no CREATE DATABASE: it exists)
+    assert (check_a.path, check_a.query, check_a.body) == ("/write", {"db": "db"}, b"")
     assert write_a.query == {"db": "db", "precision": "ns"}
     assert write_a.body.decode() == to_lines([point])
-    assert create_n.query["u"] == "user" and create_n.query["p"] == "secret"
-    assert write_n.query == {"db": "db", "precision": "ns", "u": "user", "p": "secret"}
+    assert "authorization" not in check_a.headers and "authorization" not in write_a.headers
+    # credentials travel in the Authorization header (Basic), never in the URL
+    basic = "Basic " + base64.b64encode(b"user:secret").decode()
+    for request in (check_n, write_n):
+        assert request.headers["authorization"] == basic
+        assert "u" not in request.query and "p" not in request.query
+    assert write_n.query == {"db": "db", "precision": "ns"}
+
+
+def test_missing_database_is_created(fake_server: Callable[..., Any]) -> None:
+    created: list[str] = []
+
+    def respond(request: Any) -> tuple[int, bytes]:
+        if request.path == "/write" and not created:
+            return 404, b'{"error":"database not found: \\"db\\""}'
+        if request.path == "/query":
+            created.append(request.query["q"])
+            return 200, b'{"results":[{"statement_id":0}]}'
+        return 204, b""
+
+    server = fake_server(respond)
+    InfluxV1Store(server.url, "db").close()
+    assert created == ['CREATE DATABASE "db"']
+
+
+def test_errors_never_carry_the_password(fake_server: Callable[..., Any],
+                                         closed_port_url: str) -> None:
+    def respond(request: Any) -> tuple[int, bytes]:
+        # a server that echoes what it got, credentials included
+        return 401, ('{"error":"bad credentials %s"}' % request.headers.get("authorization"))\
+            .encode()
+
+    server = fake_server(respond)
+    with pytest.raises(InfluxWriteError) as info:
+        InfluxV1Store(server.url, "db", username="user", password="pa ss@word")
+    assert info.value.status_code == 401
+    assert "pa ss@word" not in str(info.value)
+    assert base64.b64encode(b"user:pa ss@word").decode() not in str(info.value)
+    with pytest.raises(InfluxWriteError) as info:
+        InfluxV1Store(closed_port_url, "db", username="user", password="pa ss@word", timeout_s=2)
+    assert "pa ss@word" not in str(info.value) and "pa%20ss" not in str(info.value)
 
 
 def test_write_error_carries_server_text(fake_server: Callable[..., Any]) -> None:

@@ -50,6 +50,8 @@ def flaky_influx(fake_server: Callable[..., Any], fail: Callable[[int], int | No
     def respond(request: Any) -> tuple[int, bytes]:
         if request.path == "/query":
             return 200, b'{"results":[{"statement_id":0}]}'
+        if not request.body:  # the empty write that checks the database exists
+            return 204, b""
         with lock:
             number = state["writes"]
             state["writes"] += 1

@@ -3,9 +3,12 @@ a field crew for a manual switch, an RTU outage."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from twin.recording.files import read_measurement
 from twin.runner import run_scenario
@@ -145,3 +148,81 @@ def test_bad_element_reference_is_refused_when_validating(make_scenario):
     with pytest.raises(ScenarioError, match=r"rtus\[0\]\.points\[0\]\.element: expected an "
                                             r"element reference '<kind>:<name>'"):
         load_scenario(path)
+
+
+# ------------------------------------------------------------- bad commands mid-run
+_FLISR = Path(__file__).resolve().parents[2] / "scenarios" / "flisr_three_loads.yaml"
+_TAP = "trafo:Trafo Substation 1"
+
+
+def _flisr_with_tap_device(tmp_path, **changes) -> Path:
+    data = yaml.safe_load(_FLISR.read_text(encoding="utf-8"))
+    data["rtus"][0]["devices"].append(_TAP)
+    data.update(changes)
+    path = tmp_path / "flisr_tap.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_a_command_without_a_finite_value_fails_as_an_outcome(tmp_path):
+    from simulators.field import FieldSim
+    from twin.build.prepare import prepare
+    from twin.scenario import load_scenario
+
+    path = _flisr_with_tap_device(tmp_path)
+    plan = prepare(load_scenario(path), path, check_only=True).field
+    sim = FieldSim()
+    sim.init("field", time_resolution=0.1)
+    sim.create(1, "Field", plan=plan, seed=3, until_ticks=100_000, grid_step_ticks=600)
+    commands = [{"id": "c1", "target": _TAP, "action": "set_tap", "value": float("nan")},
+                {"id": "c2", "target": _TAP, "action": "set_tap", "value": "up"},
+                {"id": "c3", "target": _TAP, "action": "set_tap", "value": float("inf")},
+                {"id": "c4", "target": _TAP, "action": "set_tap", "value": 2}]
+    sim.step(5, {"field": {"commands": {"dms-0.dms": commands}}}, 100_000)
+    out = sim.get_data({"field": ["command_outcomes", "records"]})["field"]
+    outcomes = {o["id"]: o for o in out["command_outcomes"]}
+    assert sorted(outcomes) == ["c1", "c2", "c3"]  # c4 is on its way through the link
+    for o in outcomes.values():
+        assert o["status"] == "failed" and "needs a finite number" in o["reason"]
+    failed = [r for r in out["records"] if r["measurement"] == "command"]
+    assert [r["tags"]["status"] for r in failed] == ["failed"] * 3
+    assert failed[1]["fields"]["value"] != failed[1]["fields"]["value"]  # "up": no number (NaN)
+
+
+def test_a_run_with_bad_commands_completes_and_records_them(tmp_path, monkeypatch):
+    """A NaN tap command from the operator (past the scenario checks, as a DMS could send
+    it) fails at the field; NaN and out-of-range taps reaching the grid are events."""
+    import twin.runner
+    from twin.scenario.field import CommandSpec
+
+    path = _flisr_with_tap_device(tmp_path, commands=[
+        {"after": "10min", "target": _TAP, "action": "set_tap", "value": 1}])
+    real_prepare = twin.runner.prepare
+
+    def prepare_with_a_nan_command(scenario, scenario_file, **kwargs):
+        prep = real_prepare(scenario, scenario_file, **kwargs)
+        bad = CommandSpec.model_construct(after=600.0, target=_TAP, action="set_tap",
+                                          value=float("nan"))
+        prep.scenario = scenario.model_copy(update={"commands": [bad]})
+        return prep
+
+    def hook(handles):
+        script = handles.world.start("Scripted", sim_id="script", attrs=["tap_pos"])
+        tap = script.Script(schedule=[(9000, float("nan")), (12000, 42.0)], attr="tap_pos")
+        handles.world.connect(tap, handles.grid["trafo-1"], "tap_pos")
+        handles.world.set_initial_event(tap.sid, 9000)
+
+    monkeypatch.setattr(twin.runner, "prepare", prepare_with_a_nan_command)
+    summary = run_scenario(path, out=tmp_path / "r", until="25min", hook=hook)
+    assert summary.outcome.ticks == 15000
+    store = summary.run_dir / "store"
+    cmd = read_measurement(store, "command").set_index("id")
+    assert cmd.loc["op-0", "status"] == "failed"
+    assert "needs a finite number" in cmd.loc["op-0", "reason"]
+    assert summary.outcome.kpis["commands_failed"] == 1
+    events = read_measurement(store, "event")
+    grid_events = events[events.kind.isin(["command_rejected", "command_limited"])]
+    assert list(grid_events.kind) == ["command_rejected", "command_limited"]
+    assert set(grid_events.element) == {"trafo:Trafo Substation 2"}
+    snap = read_measurement(store, "trafo")
+    assert snap[snap.element == "Trafo Substation 2"].tap_pos.iloc[-1] == 9

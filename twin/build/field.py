@@ -12,7 +12,7 @@ import math
 import pandapower as pp
 
 from twin.build.resolve import find_element
-from twin.grid.geo import bus_xy_km
+from twin.grid.geo import bus_xy_km, is_lonlat
 from twin.grid.model import snapshot_attrs
 from twin.grid.names import ELEMENT_KINDS, element_names, split_ref
 from twin.models import comms
@@ -218,6 +218,8 @@ def _crew_spec(scenario: Scenario, net: pp.pandapowerNet) -> CrewSpec:
     if depot is None and c.fixed_travel is None:
         raise ScenarioError("crews: expected 'depot_xy_km', a 'depot_bus' with geodata or "
                             "'fixed_travel' to time the crews' journeys; found none")
+    # Positions are the net's geodata: km, or longitude/latitude (then so is depot_xy_km)
     return CrewSpec(n_crews=c.n_crews, depot_xy_km=depot or (0.0, 0.0),
                     speed_km_h=c.speed_km_h, work_time_s=c.work_time,
-                    fixed_travel_s=c.fixed_travel, detour_factor=c.detour_factor)
+                    fixed_travel_s=c.fixed_travel, detour_factor=c.detour_factor,
+                    lonlat=is_lonlat(net))

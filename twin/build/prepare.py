@@ -4,12 +4,21 @@ batteries, protection, the field and the DMS (:class:`Prepared`)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 import pandapower as pp
 import pandas as pd
 
+from twin.build.checks import (
+    check_commands,
+    check_faults,
+    check_net,
+    check_sizes_and_points,
+    late_events,
+)
 from twin.build.devices import add_capacitors, add_line_switches, manual_switches
 from twin.build.dms import plan_dms
 from twin.build.field import build_field_plan, grid_refs
@@ -21,6 +30,7 @@ from twin.dms.controller import DMSPlan
 from twin.evaluation.reliability import default_customers
 from twin.grid.build import build_net
 from twin.grid.names import ELEMENT_TABLES, element_names
+from twin.grid.ratings import unusable_ratings
 from twin.models.battery import BatteryPlan
 from twin.models.ev import EVPlan
 from twin.models.field import FieldPlan
@@ -49,12 +59,21 @@ class Prepared:
     dms: DMSPlan | None = None
     protection: Protection | None = None
     faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
+    warnings: list[str] = dataclass_field(default_factory=list)  # e.g. events after the end
 
 
 def prepare(scenario: Scenario, scenario_file: Path | None = None,
-            net: pp.pandapowerNet | None = None) -> Prepared:
-    """Build the net, plants, profiles and weather of ``scenario``."""
+            net: pp.pandapowerNet | None = None, check_only: bool = False,
+            scenario_end_s: float | None = None) -> Prepared:
+    """Build the net, plants, profiles and weather of ``scenario``. ``check_only`` (for
+    ``twin validate``): profiles and weather for the first step only, the weather file read
+    at the first and last step (its coverage), everything else as for the run.
+    ``scenario_end_s``: the end the scenario file gives, where ``scenario`` was shortened
+    to a run's ``--until`` (events after that cut are no news; after the file's end they are)."""
     net = build_net(scenario.grid, scenario_file) if net is None else net
+    check_net(net)
+    check_faults(scenario)
+    check_sizes_and_points(scenario)
     add_capacitors(net, scenario.devices)
     add_line_switches(net, scenario.devices)
     pv = pv_plants(net, scenario.pv)
@@ -68,7 +87,8 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     names = {t: element_names(net, t) for t in ELEMENT_TABLES}
     driven = set(pv.sgen_idx) | set(wind.sgen_idx)
     profiled = [int(i) for i in net.sgen.index if int(i) not in driven]
-    times = scenario.clock.timestamps(scenario.n_steps, scenario.step_ticks)
+    times = scenario.clock.timestamps(1 if check_only else scenario.n_steps, scenario.step_ticks)
+    weather_times = _span(scenario) if check_only else times
     w = scenario.weather
     if scenario.profiles.source == "simbench":
         profiles = simbench_profiles(net, times, scenario.profiles, profiled)
@@ -77,14 +97,19 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
                                       w.longitude_deg, scenario.seed)
     if w.source == "csv":
         assert w.csv is not None
-        weather = read_weather_csv(resolve_path(scenario_file, w.csv), times,
-                                   w.latitude_deg, w.longitude_deg, w.altitude_m)
+        try:
+            weather = read_weather_csv(resolve_path(scenario_file, w.csv), weather_times,
+                                       w.latitude_deg, w.longitude_deg, w.altitude_m)
+        except ValueError as exc:  # WeatherFileError: the file and what is wrong with it
+            raise ScenarioError(f"{scenario_file or '<scenario>'}: weather.csv: {exc}") from None
     else:
         weather = synthetic_weather(
             times, w.latitude_deg, w.longitude_deg, w.altitude_m,
             component_rng(scenario.seed, "weather"), cloud_cover=w.cloud_cover,
             cloud_variability=w.cloud_variability, wind_mean_m_s=w.wind_mean_m_s,
             temp_min_c=w.temp_min_c, temp_max_c=w.temp_max_c)
+    if check_only:
+        weather = weather.loc[times]
     start_hour_utc = scenario.start.hour + scenario.start.minute / 60.0
     ev_plan = plan_ev_fleet(net, scenario.ev_fleet, scenario.seed, scenario.duration,
                             start_hour_utc, w.longitude_deg)  # adds the EV loads
@@ -102,9 +127,23 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
         prepared.field = build_field_plan(
             scenario, net, pv=devices["pv"], wind=devices["wind"],
             batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
+    plant_refs = grid_refs(net, devices)
+    unreachable = check_commands(scenario, net, prepared.field, set(plant_refs))
     prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
-                            field_refs=grid_refs(net, devices))
+                            field_refs=plant_refs)
+    prepared.warnings = late_events(scenario, scenario_end_s) + unreachable + \
+        unusable_ratings(net)
+    if not check_only:
+        for message in prepared.warnings:
+            logging.getLogger(__name__).warning("%s", message)
     return prepared
+
+
+def _span(scenario: Scenario) -> pd.DatetimeIndex:
+    """The times of the scenario's first and last step."""
+    clock, last = scenario.clock, (scenario.n_steps - 1) * scenario.step_ticks
+    ticks = [0, last] if last > 0 else [0]
+    return pd.DatetimeIndex(pd.to_datetime([clock.time_ns(t) for t in ticks], utc=True))
 
 
 def customers(prep: Prepared) -> dict[str, int]:

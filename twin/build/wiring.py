@@ -7,6 +7,7 @@ data streams.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time as wallclock
 import warnings
@@ -16,6 +17,7 @@ from typing import Callable
 import mosaik
 
 from twin.build.prepare import Prepared, customers
+from twin.build.stopping import RunInterrupted, StopRequest
 from twin.evaluation.kpis import KpiAccumulator
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.models import pv as pv_model
@@ -33,6 +35,7 @@ from twin.recording.schema import (
 )
 from twin.recording.tally import Tally
 from twin.scenario import ScenarioError
+from twin.timebase import format_duration
 
 SIM_CONFIG: mosaik.SimConfig = {
     "Grid": {"python": "simulators.grid:GridSim"},
@@ -65,6 +68,11 @@ class RunOutcome:
     grid_solves: int
     points_recorded: int
     events: list = field(default_factory=list)
+    #: "completed", or "interrupted" (a signal, or mosaik stopped early) with the reason;
+    #: ``ticks`` is then the end of the last recorded step and the KPIs cover up to it
+    status: str = "completed"
+    reason: str = ""
+    signum: int | None = None
 
 
 @dataclass
@@ -103,9 +111,11 @@ class _Wiring:
 def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None = None,
               progress: Callable[[int], None] | None = None,
               hook: Callable[[WorldHandles], None] | None = None,
-              speed: float | None = None) -> RunOutcome:
+              speed: float | None = None, stop: StopRequest | None = None) -> RunOutcome:
     """Build the mosaik world for ``prep`` and run it, recording into ``store``; with
-    ``speed``, paced at that many simulated seconds per wall-clock second."""
+    ``speed``, paced at that many simulated seconds per wall-clock second. A ``stop``
+    requested while the world runs (see :mod:`twin.build.stopping`) ends it after the step
+    being recorded: the outcome is then "interrupted", over the part simulated."""
     sc = prep.scenario
     clock = sc.clock
     until_ticks = clock.ticks(until_s if until_s is not None else sc.duration)
@@ -117,6 +127,14 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu, customers=customers(prep),
                           momentary_s=sc.reliability.momentary)
     tally = Tally()
+    last_tick = -1  # the last step the recorder has written (store, KPIs) in full
+
+    def recorded(tick: int) -> None:
+        nonlocal last_tick
+        last_tick = tick
+        if progress is not None:
+            progress(tick)
+
     try:
         grid = world.start("Grid", sim_id="grid").Grid(
             net=prep.net, step_ticks=sc.step_ticks, protection=prep.protection,
@@ -127,7 +145,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
             registry=registry, tables=tables, periods=periods,
             store=store, clock=clock,
-            run_id=run_id, kpis=kpis, progress=progress, tally=tally, step_ticks=sc.step_ticks)
+            run_id=run_id, kpis=kpis, progress=recorded, tally=tally, step_ticks=sc.step_ticks)
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
                     {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
         # One simulator replays every time series (profiles and weather): each simulator
@@ -143,29 +161,52 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at", "records")
         if hook is not None:
             hook(WorldHandles(world, w.children, recorder, registry))
+        if stop is not None:
+            stop.check()  # asked for while the world was built
     except BaseException:
         _shutdown(world)
         raise
     t0 = wallclock.perf_counter()
+    interrupted: RunInterrupted | None = None
     try:
+        if stop is not None:  # from now on a stop cancels the world's tasks
+            stop.on_request = lambda: _cancel_soon(world.loop)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             # (shuts down when it ends; in live mode late steps only warn, ignored above:
             # the lag is measured and reported by the caller)
             world.run(until=until_ticks, print_progress=False,
                       rt_factor=1.0 / speed if speed else None, rt_strict=False)
+    except (RunInterrupted, asyncio.CancelledError) as exc:
+        _shutdown(world)
+        if stop is None or not stop.requested:
+            raise
+        interrupted = exc if isinstance(exc, RunInterrupted) else RunInterrupted(stop.signum)
     except BaseException:
         _shutdown(world)  # a failing simulator leaves the world running otherwise
         raise
+    finally:
+        if stop is not None:
+            stop.defer()  # the results are written whole
     wall = wallclock.perf_counter() - t0
-    return RunOutcome(
-        kpis=kpis.finish(clock.seconds(until_ticks)),
-        ticks=until_ticks,
+    # the end of the last recorded step (the recorder steps at every regular step, at least)
+    end_ticks = min(until_ticks, (last_tick // sc.step_ticks + 1) * sc.step_ticks
+                    if last_tick >= 0 else 0)
+    if end_ticks < until_ticks and interrupted is None:
+        # mosaik ends its run quietly on a KeyboardInterrupt (no handler installed)
+        interrupted = RunInterrupted(None, "stopped early")
+    outcome = RunOutcome(
+        kpis=kpis.finish(clock.seconds(end_ticks)),
+        ticks=end_ticks,
         wall_time_s=wall,
         grid_solves=tally.grid_solves,
         points_recorded=tally.points,
         events=tally.events,
     )
+    if interrupted is not None:
+        outcome.status, outcome.signum = "interrupted", interrupted.signum
+        outcome.reason = f"{interrupted} at simulated {format_duration(clock.seconds(end_ticks))}"
+    return outcome
 
 
 def _wire_profiles(w: _Wiring) -> None:
@@ -287,8 +328,31 @@ def _wire_dms(w: _Wiring) -> None:
     w.world.connect(dms, w.recorder, "records")
 
 
+def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+def _cancel_soon(loop: asyncio.AbstractEventLoop) -> None:
+    """From a signal handler: cancel the loop's tasks as soon as it gets control (this also
+    wakes a loop that waits, e.g. for the next real-time step in live mode)."""
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(_cancel_tasks, loop)
+
+
 def _shutdown(world: mosaik.World) -> None:
+    """Stop what still runs in the world's event loop, then shut the simulators down.
+
+    A simulator that raised (or a stop) leaves the other simulators' tasks pending: they are
+    cancelled and awaited first, so none is destroyed pending (asyncio's noise at exit)."""
     try:
+        loop = world.loop
+        if not loop.is_closed():
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         world.shutdown()
     except Exception as exc:  # shutting down a half-built world may fail; the error above matters
         logging.getLogger(__name__).debug("world shutdown: %s", exc)

@@ -8,6 +8,7 @@ import pandapower as pp
 import pandapower.networks as pn
 
 from twin.grid import paper
+from twin.grid.netfile import load_net_file
 from twin.scenario import GridSpec, ScenarioError
 
 
@@ -41,12 +42,7 @@ def build_net(spec: GridSpec, scenario_file: Path | None = None) -> pp.pandapowe
             path = scenario_file.parent / path
         if not path.exists():
             raise ScenarioError(f"grid.file: expected an existing pandapower JSON file; found {path}")
-        try:
-            net = pp.from_json(str(path))
-        except Exception as exc:  # from_json raises many kinds for a bad file
-            raise ScenarioError(
-                f"grid.file: expected a pandapower net in JSON; could not read {path} ({exc})"
-            ) from None
+        net = load_net_file(path)  # untrusted: modules checked before pandapower decodes
     if len(net.ext_grid) == 0:
         raise ScenarioError("grid: expected a net with at least one ext_grid (slack); found none")
     return net

@@ -1,7 +1,9 @@
-"""Where the grid's elements are: positions [km] from the net's geodata, as points.
+"""Where the grid's elements are: positions from the net's geodata, as points.
 
-The twin takes pandapower's geodata (GeoJSON) as km on a plane: the crews drive over it
-and the maps draw the network on it. :func:`geo_points` is what the runner records once per
+The twin takes pandapower's geodata (GeoJSON) as km on a plane, unless they are
+longitude/latitude in degrees (:func:`looks_lonlat`, e.g. mv_oberrhein, SimBench): then the
+crews' distances are great-circle ones and the maps label their axes in degrees. The crews
+drive over these positions and the maps draw the network on them. :func:`geo_points` is what the runner records once per
 run, at the scenario start, as measurement ``grid_geo`` (fields ``x_km``, ``y_km``), so
 Grafana's network map and the report's draw any grid without knowing it in advance:
 
@@ -33,9 +35,51 @@ DOTS = 9
 
 XY = tuple[float, float]
 
+#: Largest extent [°] of a grid taken as longitude/latitude: a distribution grid spans well
+#: under 2° (about 200 km); the planar km sketches of the benchmark grids span 5–20 units.
+LONLAT_MAX_SPAN_DEG = 2.0
+#: ...and its distance from (0°, 0°) must be this many times its extent: a small planar
+#: sketch drawn around the origin is km, not a grid in the Gulf of Guinea.
+LONLAT_MIN_OFFSET_SPANS = 5.0
+
+
+def looks_lonlat(xs, ys) -> bool:
+    """Whether positions (x, y) are longitude/latitude in degrees rather than km.
+
+    pandapower's GeoJSON carries no coordinate system, and both kinds occur (CIGRE MV:
+    km; mv_oberrhein, SimBench: WGS84). Taken as degrees when every x is in [-180, 180] and
+    every y in [-90, 90], the extent is at most :data:`LONLAT_MAX_SPAN_DEG` and the grid lies
+    away from (0, 0) by :data:`LONLAT_MIN_OFFSET_SPANS` extents."""
+    pts = [(float(x), float(y)) for x, y in zip(xs, ys)
+           if x is not None and y is not None and math.isfinite(float(x))
+           and math.isfinite(float(y))]
+    if not pts:
+        return False
+    lo_x, hi_x = min(p[0] for p in pts), max(p[0] for p in pts)
+    lo_y, hi_y = min(p[1] for p in pts), max(p[1] for p in pts)
+    if lo_x < -180 or hi_x > 180 or lo_y < -90 or hi_y > 90:
+        return False
+    span = max(hi_x - lo_x, hi_y - lo_y)
+    if span > LONLAT_MAX_SPAN_DEG:
+        return False
+    centre = math.hypot((lo_x + hi_x) / 2, (lo_y + hi_y) / 2)
+    return centre >= LONLAT_MIN_OFFSET_SPANS * max(span, 0.01)
+
+
+def is_lonlat(net: pp.pandapowerNet) -> bool:
+    """Whether the net's bus geodata are longitude/latitude (see :func:`looks_lonlat`)."""
+    pts = [xy for xy in (bus_xy_km(net, int(b)) for b in net.bus.index) if xy is not None]
+    return looks_lonlat([p[0] for p in pts], [p[1] for p in pts])
+
+
+def axis_titles(lonlat: bool) -> tuple[str, str]:
+    """Axis titles for positions in the net's units."""
+    return ("longitude [°]", "latitude [°]") if lonlat else ("x [km]", "y [km]")
+
 
 def bus_xy_km(net: pp.pandapowerNet, bus: int) -> XY | None:
-    """Bus position from the net's geodata (GeoJSON in pandapower 3), taken as km."""
+    """Bus position from the net's geodata (GeoJSON in pandapower 3): km, or (longitude,
+    latitude) in degrees when :func:`is_lonlat`."""
     if "geo" not in net.bus.columns or not isinstance(net.bus.at[bus, "geo"], str):
         return None
     x, y = json.loads(net.bus.at[bus, "geo"])["coordinates"][:2]

@@ -68,6 +68,25 @@ _RECYCLE_INJECTIONS = {"bus_pq": True, "gen": True, "trafo": False}
 _RECYCLE_TAPS = {"bus_pq": True, "gen": True, "trafo": True}
 
 
+class CommandRejected(ValueError):
+    """A command value the grid cannot apply (not a number, not finite); the state stays."""
+
+
+def _whole(value: float, what: str) -> int:
+    """``value`` rounded to a whole number; CommandRejected when it is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CommandRejected(f"{what}: expected a number; found {value!r}") from None
+    if not np.isfinite(number):
+        raise CommandRejected(f"{what}: expected a finite number; found {number!r}")
+    return round(number)
+
+
+#: Tables whose injections the power flow takes, checked for non-finite values first.
+_INJECTION_TABLES = ("load", "sgen", "storage")
+
+
 @dataclass(frozen=True)
 class SolveOutcome:
     converged: bool
@@ -137,11 +156,11 @@ class GridModel:
     def inject_fault(self, fault: Fault, t_s: float) -> list[ProtectionEvent]:
         """A fault appears on a line; the protection clears it (switching the net)."""
         assert self.protection is not None, "a grid without protection takes no faults"
-        return self._protect(lambda: self.protection.inject(self.net, fault, t_s))
+        return self._protect(lambda: self.protection.inject(self.net, fault, t_s), t_s)
 
     def repair(self, line: int, t_s: float) -> list[ProtectionEvent]:
         assert self.protection is not None
-        return self._protect(lambda: self.protection.repair(line, t_s))
+        return self._protect(lambda: self.protection.repair(line, t_s), t_s)
 
     def protect(self, t_s: float) -> list[ProtectionEvent]:
         """Let the protection act on the present topology and what is due by ``t_s``
@@ -150,11 +169,15 @@ class GridModel:
             return []
         p = self.protection
         return self._protect(lambda: p.advance(self.net, t_s) + (
-            p.settle(self.net, t_s) if self._live_buses is None and p.faults else []))
+            p.settle(self.net, t_s) if self._live_buses is None and p.faults else []), t_s)
 
-    def _protect(self, act) -> list[ProtectionEvent]:
+    def _protect(self, act, t_s: float) -> list[ProtectionEvent]:
         before = self.net.switch["closed"].to_numpy(copy=True)
-        events = act()
+        try:
+            events = act()
+        except Exception as exc:  # e.g. a short-circuit calculation that fails: an event
+            events = [ProtectionEvent(t_s, "protection_failed", "grid:0", {
+                "reason": f"{type(exc).__name__}: {exc}"})]
         if (self.net.switch["closed"].to_numpy() != before).any():
             self._topology_changed()
         return events
@@ -162,7 +185,34 @@ class GridModel:
     def next_protection_s(self) -> float:
         return self.protection.next_event_s() if self.protection is not None else float("inf")
 
+    def apply_command(self, table: str, idx: int, value: object) -> str | None:
+        """A commanded value for a switch (``closed``), trafo (``tap_pos``) or shunt
+        (``step``). Returns a note when the value was limited to the device's range;
+        CommandRejected (the state unchanged) when it is not a finite number."""
+        if table == "switch":
+            if isinstance(value, float) and not np.isfinite(value):
+                raise CommandRejected(f"closed: expected true or false; found {value!r}")
+            self.set_switch(idx, bool(value))
+            return None
+        if table == "trafo":
+            wanted = _whole(value, "tap_pos")
+            self.set_tap(idx, wanted)
+            got = int(self.net.trafo.at[idx, "tap_pos"])
+            what = "tap position"
+        elif table == "shunt":
+            wanted = _whole(value, "step")
+            self.set_shunt_step(idx, wanted)
+            got = int(self.net.shunt.at[idx, "step"])
+            what = "capacitor step"
+        else:
+            raise CommandRejected(f"{table} takes no commands")
+        if got != wanted:
+            return f"{what} {wanted} is out of range; limited to {got}"
+        return None
+
     def set_tap(self, idx: int, tap_pos: int) -> bool:
+        """Move the tap to ``tap_pos`` (clipped to tap_min…tap_max)."""
+        tap_pos = _whole(tap_pos, "tap_pos")
         trafo = self.net.trafo
         if "tap_min" in trafo.columns and np.isfinite(trafo.at[idx, "tap_min"]):
             tap_pos = int(np.clip(tap_pos, trafo.at[idx, "tap_min"], trafo.at[idx, "tap_max"]))
@@ -176,7 +226,7 @@ class GridModel:
     def set_shunt_step(self, idx: int, step: int) -> bool:
         """Switch a capacitor bank to ``step`` (clipped to 0…max_step)."""
         shunt = self.net.shunt
-        step = int(np.clip(step, 0, shunt.at[idx, "max_step"]))
+        step = int(np.clip(_whole(step, "step"), 0, shunt.at[idx, "max_step"]))
         if shunt.at[idx, "step"] == step:
             return False
         shunt.at[idx, "step"] = step
@@ -189,14 +239,19 @@ class GridModel:
         if self.recycle and not self._needs_full:
             kwargs["recycle"] = _RECYCLE_TAPS if self._taps_changed else _RECYCLE_INJECTIONS
         self.n_solves += 1
+        bad = self._non_finite_injection()
         try:
-            pp.runpp(self.net, numba=True, **kwargs)
-            self.outcome = SolveOutcome(True)
-            self._needs_full = False
+            if bad:
+                self.outcome = SolveOutcome(False, f"power flow not run: {bad}")
+            else:
+                pp.runpp(self.net, numba=True, **kwargs)
+                self.outcome = SolveOutcome(True)
+                self._needs_full = False
         except pp.LoadflowNotConverged as exc:
             self.outcome = SolveOutcome(False, f"power flow did not converge ({exc})")
-        except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
-            # pandapower raises these for singular or degenerate nets; the run goes on.
+        except Exception as exc:
+            # pandapower raises ValueError, IndexError, LinAlgError, … for singular or
+            # degenerate nets; a failing power flow is an event the run survives.
             self.outcome = SolveOutcome(False, f"power flow failed: {type(exc).__name__}: {exc}")
         self._taps_changed = False
         if not self.outcome.converged:
@@ -204,6 +259,24 @@ class GridModel:
             self._needs_full = True  # recycled structures may be stale
         self._collect()
         return self.outcome
+
+    def _non_finite_injection(self) -> str:
+        """The first in-service injection that is not a finite number, described; "" if none."""
+        for table in _INJECTION_TABLES:
+            df = self.net[table]
+            if not len(df):
+                continue
+            for col in ("p_mw", "q_mvar"):
+                values = df[col].to_numpy(dtype=float)
+                finite = np.isfinite(values)
+                if finite.all():
+                    continue
+                bad = ~finite & df["in_service"].to_numpy(dtype=bool)
+                if bad.any():
+                    k = int(np.flatnonzero(bad)[0])
+                    return (f"{table} {df.index[k]} ({df['name'].iloc[k]}) has {col} = "
+                            f"{values[k]}")
+        return ""
 
     def _collect(self) -> None:
         ok = self.outcome.converged

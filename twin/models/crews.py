@@ -19,7 +19,9 @@ Freeing a crew
     taken on the straight line by the share of the drive home already done.
 Journey time
     ``detour_factor · distance / speed_km_h`` from the crew's position, or
-    ``fixed_travel_s`` for every journey when that is given.
+    ``fixed_travel_s`` for every journey when that is given. Positions are km on a plane
+    (distance: Euclidean), or longitude/latitude in degrees when ``CrewSpec.lonlat``
+    (distance: great circle, :func:`haversine_km`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ from twin.models.comms import advance_env
 
 XY = tuple[float, float]
 
+#: Mean Earth radius [km] (IUGG), for great-circle distances.
+EARTH_RADIUS_KM = 6371.0088
+
+
+def haversine_km(a: XY, b: XY) -> float:
+    """Great-circle distance [km] between two (longitude, latitude) points in degrees."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
 
 @dataclass(frozen=True)
 class CrewSpec:
@@ -45,7 +58,8 @@ class CrewSpec:
     n_crews : int
         Number of crews, ≥ 0 (with 0, every job fails at once).
     depot_xy_km : (float, float)
-        Where the crews start and return to [km].
+        Where the crews start and return to [km], or (longitude, latitude) [°] when
+        ``lonlat``.
     speed_km_h : float
         Average road speed [km/h].
     work_time_s : float
@@ -54,6 +68,8 @@ class CrewSpec:
         Journey time for every trip [s], instead of one from the distance.
     detour_factor : float
         Road distance over straight-line distance [-], ≥ 1.
+    lonlat : bool
+        Positions are (longitude, latitude) in degrees, not km: distances are great-circle.
     """
 
     n_crews: int
@@ -62,6 +78,7 @@ class CrewSpec:
     work_time_s: float = 900.0
     fixed_travel_s: float | None = None
     detour_factor: float = 1.3
+    lonlat: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.n_crews, bool) or int(self.n_crews) != self.n_crews \
@@ -84,8 +101,14 @@ class CrewSpec:
         """Journey time between two points [s]."""
         if self.fixed_travel_s is not None:
             return float(self.fixed_travel_s)
-        distance_km = math.hypot(to_xy_km[0] - from_xy_km[0], to_xy_km[1] - from_xy_km[1])
-        return self.detour_factor * distance_km / self.speed_km_h * 3600.0
+        return self.detour_factor * self.distance_km(from_xy_km, to_xy_km) / self.speed_km_h \
+            * 3600.0
+
+    def distance_km(self, a: XY, b: XY) -> float:
+        """Straight-line distance between two positions [km]."""
+        if self.lonlat:
+            return haversine_km(a, b)
+        return math.hypot(b[0] - a[0], b[1] - a[1])
 
 
 def _xy(value: object, key: str) -> XY:

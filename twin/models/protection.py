@@ -28,6 +28,7 @@ Indicators
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -109,7 +110,15 @@ class Protection:
 
     # ---------------------------------------------------------------- inputs
     def inject(self, net: pp.pandapowerNet, fault: Fault, t_s: float) -> list[ProtectionEvent]:
-        """A fault appears; the protection reacts at once. Returns what happened."""
+        """A fault appears; the protection reacts at once. Returns what happened. A fault
+        whose impedance is not a finite, non-negative number is no fault the short-circuit
+        calculation can take: it is ignored, and said so (``fault_ignored``)."""
+        bad = [f"{k} = {v!r}" for k, v in (("r_ohm", fault.r_ohm), ("x_ohm", fault.x_ohm))
+               if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            return [ProtectionEvent(t_s, "fault_ignored", f"line:{fault.line}", {
+                "name": fault.name, "reason": "fault impedance must be finite and "
+                f"non-negative; found {', '.join(bad)}"})]
         self.faults[fault.line] = fault
         self._unclearable.discard(fault.line)
         events = [ProtectionEvent(t_s, "fault", f"line:{fault.line}", {

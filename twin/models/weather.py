@@ -26,6 +26,8 @@ import pandas as pd
 import pvlib
 from scipy import signal, special
 
+from twin.timebase import short_repr
+
 WEATHER_COLUMNS = (
     "ghi_w_m2",
     "dni_w_m2",
@@ -186,6 +188,13 @@ def synthetic_weather(
     )
 
 
+class WeatherFileError(ValueError):
+    """A weather file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        super().__init__(f"weather file {str(path)!r}: {problem}")
+
+
 def read_weather_csv(
     path: str | PathLike[str],
     times: pd.DatetimeIndex,
@@ -215,10 +224,12 @@ def read_weather_csv(
 
     Raises
     ------
-    ValueError
-        Naming the file, when a required column is missing, the times cannot be parsed or
-        are duplicated, or ``times`` reach outside the file's range (for any column; blank
-        cells are skipped, so a column's range is that of its non-blank values).
+    WeatherFileError
+        A :class:`ValueError` naming the file, when it cannot be read (missing, a directory,
+        not UTF-8), is empty or not CSV, a required column is missing, a time cannot be parsed,
+        is repeated or out of order, a value is not a finite number (``nan``, ``inf``, text),
+        or ``times`` reach outside the file's range (for any column; blank cells are skipped,
+        so a column's range is that of its non-blank values).
 
     Notes
     -----
@@ -229,45 +240,74 @@ def read_weather_csv(
     does not light up the night.
     """
     times = _check_times(times)
-    raw = pd.read_csv(path)
+    try:
+        # Every cell as text, only empty cells blank: 'nan' or 'inf' written in the file is
+        # an error to report, not a gap to interpolate over.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                          encoding="utf-8", skipinitialspace=True)
+    except OSError as exc:  # missing, a directory, unreadable
+        raise WeatherFileError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise WeatherFileError(path, f"byte {exc.start}: expected UTF-8 text") from None
+    except pd.errors.EmptyDataError:
+        raise WeatherFileError(path, "expected a CSV header and rows; found an empty file") \
+            from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise WeatherFileError(path, f"expected CSV; found {reason}") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in ("time", *_REQUIRED_CSV_COLUMNS) if c not in raw.columns]
     if missing:
-        raise ValueError(
-            f"weather file {str(path)!r} lacks required column(s) {missing}; "
-            f"it has {list(raw.columns)}"
-        )
+        have = list(raw.columns)
+        shown = str(have[:10])[:200] + (f" and {len(have) - 10} more" if len(have) > 10 else "")
+        raise WeatherFileError(path, f"lacks required column(s) {missing}; it has {shown}")
+    if raw.empty:
+        raise WeatherFileError(path, "expected rows of data after the header; found none")
     try:
         file_times = pd.DatetimeIndex(pd.to_datetime(raw["time"], utc=True, format="ISO8601"))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         # pandas appends advice on its own format options; the first line is the useful part.
-        reason = str(exc).splitlines()[0]
-        raise ValueError(
-            f"weather file {str(path)!r}: the 'time' column must be ISO 8601; {reason}"
-        ) from None
+        reason = str(exc).splitlines()[0][:200]
+        raise WeatherFileError(path, f"the 'time' column must be ISO 8601; {reason}") from None
     if file_times.hasnans:
-        raise ValueError(f"weather file {str(path)!r}: blank cells in the 'time' column")
+        row = int(np.flatnonzero(file_times.isna())[0])
+        raise WeatherFileError(path, f"data row {row + 1}: blank cell in the 'time' column")
     if file_times.has_duplicates:
         dup = file_times[file_times.duplicated()][0]
-        raise ValueError(f"weather file {str(path)!r}: time {dup.isoformat()} appears twice")
+        raise WeatherFileError(path, f"time {dup.isoformat()} appears twice")
+    steps = np.diff(file_times.asi8)
+    if (steps < 0).any():
+        # a file out of order is most often two files pasted together: say so, not sort
+        row = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise WeatherFileError(
+            path, f"data row {row + 1}: expected times in increasing order; found "
+            f"{file_times[row].isoformat()} after {file_times[row - 1].isoformat()}")
 
-    order = np.argsort(file_times.asi8, kind="stable")
-    origin_ns = int(file_times.asi8[order[0]])
+    origin_ns = int(file_times.asi8[0])
     # Seconds since the file's first row: float64 keeps sub-microsecond precision here,
     # unlike raw epoch nanoseconds.
-    file_s = (file_times.asi8[order] - origin_ns) / 1e9
+    file_s = (file_times.asi8 - origin_ns) / 1e9
     want_s = (times.asi8 - origin_ns) / 1e9
 
     def column(name: str) -> np.ndarray:
-        values = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=float)[order]
-        ok = np.isfinite(values)
+        cells = raw[name]
+        values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
+        given = cells.notna().to_numpy()
+        bad = given & ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise WeatherFileError(
+                path, f"data row {row + 1}, column {name!r}: expected a finite number or a blank "
+                f"cell; found {short_repr(cells.iloc[row], 40)}")
+        ok = given
         if not ok.any():
-            raise ValueError(f"weather file {str(path)!r}: column {name!r} has no numbers")
+            raise WeatherFileError(path, f"column {name!r} has no numbers")
         first_s, last_s = file_s[ok][0], file_s[ok][-1]
         if want_s[0] < first_s or want_s[-1] > last_s:
             span = [pd.Timestamp(origin_ns + int(s * 1e9), tz="UTC").isoformat()
                     for s in (first_s, last_s)]
-            raise ValueError(
-                f"weather file {str(path)!r}: column {name!r} covers {span[0]} to {span[1]}, "
+            raise WeatherFileError(
+                path, f"column {name!r} covers {span[0]} to {span[1]}, "
                 f"but weather is needed from {times[0].isoformat()} to {times[-1].isoformat()}"
             )
         return np.interp(want_s, file_s[ok], values[ok])

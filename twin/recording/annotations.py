@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
+from twin.recording.errors import redact
 from twin.recording.schema import DMS_DECISION, Point, Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class GrafanaAnnotator:
                 if self._in_a_row >= GIVE_UP_AFTER:
                     self.gave_up = True
                     log.warning("Grafana annotations: giving up after %d failed posts (%s)",
-                                self._in_a_row, exc)
+                                self._in_a_row, redact(str(exc)))
                 continue
             self.posted += 1
             self._in_a_row = 0

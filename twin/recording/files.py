@@ -12,7 +12,9 @@ Layout::
         ...
 
 Each part holds the points of one measurement that were buffered in memory until the buffer
-reached ``flush_points`` points (or the store was closed). Columns of a part:
+reached ``flush_points`` points, until ``flush_every_s`` wall-clock seconds had passed since
+the last flush (then every buffer is written: a process killed outright loses at most those
+seconds), or until the store was closed. Columns of a part:
 
 * ``time`` — ``timestamp[ns, tz=UTC]``, the point's ``time_ns``;
 * one ``string`` column per tag key seen in the part (sorted by key), null where a point
@@ -24,7 +26,9 @@ reached ``flush_points`` points (or the store was closed). Columns of a part:
 Which columns are tags and which are fields is recorded in the Parquet schema metadata
 (``dms_twin.tags`` / ``dms_twin.fields``, JSON lists), so a tag and a field column are never
 confused. Parts are written to a temporary name and renamed, so a crash never leaves a
-half-written part behind; an existing directory is appended to (numbering continues).
+half-written part behind (and a write that fails, e.g. on a full disk, removes its temporary
+file and keeps the points buffered); an existing directory is appended to (numbering
+continues).
 
 Like InfluxDB, a field keeps one type per measurement: writing ``1`` (int) where ``1.5``
 (float) was written before raises :class:`TypeError` at ``write`` time. That is what makes
@@ -35,8 +39,9 @@ from __future__ import annotations
 
 import json
 import os
+import time as wallclock
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -67,8 +72,16 @@ def _check_measurement(name: str) -> None:
         raise ValueError(f"measurement name {name!r} cannot be used as a folder name")
 
 
+def _part_number(path: Path) -> int:
+    try:
+        return int(path.stem.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def _part_paths(folder: Path) -> list[Path]:
-    return sorted(folder.glob(_PART_GLOB))
+    """The parts in write order (by number: part-100000 comes after part-99999)."""
+    return sorted(folder.glob(_PART_GLOB), key=lambda p: (_part_number(p), p.name))
 
 
 class FileStore:
@@ -80,6 +93,11 @@ class FileStore:
         Root folder; created if missing. Existing parts are kept and new ones numbered after.
     flush_points : int
         A measurement's buffer is written as one part when it holds this many points.
+    flush_every_s : float or None
+        Every buffer is written when a write comes this many wall-clock seconds after the
+        last flush (None: only by size and at close).
+    clock : callable
+        Wall-clock seconds (monotonic); for tests.
 
     Notes
     -----
@@ -90,12 +108,19 @@ class FileStore:
     :class:`~twin.recording.resilient.ResilientWriter`) per store.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], flush_points: int = 50_000) -> None:
+    def __init__(self, directory: str | os.PathLike[str], flush_points: int = 50_000,
+                 flush_every_s: float | None = 5.0,
+                 clock: Callable[[], float] = wallclock.monotonic) -> None:
         if flush_points < 1:
             raise ValueError(f"flush_points must be >= 1, got {flush_points}")
+        if flush_every_s is not None and not flush_every_s > 0:
+            raise ValueError(f"flush_every_s must be > 0 or None, got {flush_every_s}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.flush_points = flush_points
+        self.flush_every_s = flush_every_s
+        self._clock = clock
+        self._last_flush = clock()
         self._buffers: dict[str, list[Point]] = {}
         # Per measurement: the one type of each field, and every tag key seen (incl. on disk).
         self._field_types: dict[str, dict[str, type]] = {}
@@ -136,6 +161,10 @@ class FileStore:
             if point.fields:
                 self._buffers.setdefault(point.measurement, []).append(point)
                 touched.add(point.measurement)
+        every = self.flush_every_s
+        if every is not None and self._clock() - self._last_flush >= every:
+            self.flush()
+            return
         for measurement in touched:
             if len(self._buffers[measurement]) >= self.flush_points:
                 self._flush(measurement)
@@ -210,8 +239,12 @@ class FileStore:
         index = self._next_part[measurement]
         path = folder / f"part-{index:05d}.parquet"
         temporary = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
+        try:
+            pq.write_table(table, temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # e.g. a full disk: no half-written file stays
+            raise
         # Dropped only now: if writing failed, the points stay buffered for a later flush.
         del self._buffers[measurement]
         self._next_part[measurement] = index + 1
@@ -220,6 +253,7 @@ class FileStore:
         """Write every non-empty buffer as a part now."""
         for measurement in list(self._buffers):
             self._flush(measurement)
+        self._last_flush = self._clock()
 
     def close(self) -> None:
         """Write what is buffered; further writes raise. Closing twice is harmless."""

@@ -6,14 +6,20 @@ Kept to plain ``requests`` calls: the 1.x API is three endpoints, and this works
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Sequence
 
 import requests
+import urllib3
 
-from twin.recording.errors import InfluxError, InfluxQueryError, InfluxWriteError
+from twin.recording.errors import (
+    InfluxError,
+    InfluxQueryError,
+    InfluxWriteError,
+    redact,
+)
 from twin.recording.lineprotocol import to_lines
 from twin.recording.schema import FieldValue, Point
-
 
 #: Keys every row from :meth:`InfluxV1Store.query` has besides its columns.
 _ROW_KEYS = frozenset({"name", "tags"})
@@ -22,6 +28,25 @@ _ROW_KEYS = frozenset({"name", "tags"})
 def quote_identifier(name: str) -> str:
     """Quote an InfluxQL identifier (database, measurement, key): ``"name"``."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fate_unknown(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the server although no answer came back.
+
+    A refused or timed-out *connection* delivered nothing; a read timeout (a hung server
+    accepts connections in its kernel backlog and answers later, or never) or a connection
+    dropped mid-request may have delivered the whole body.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.Timeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return not isinstance(
+            reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+        )
+    return False
 
 
 def _error_text(response: requests.Response) -> str:
@@ -43,9 +68,12 @@ class InfluxV1Store:
     url : str
         Base URL of the server, e.g. ``http://127.0.0.1:8086``.
     database : str
-        Database to write to; created on construction if missing.
+        Database to write to. Construction checks that it takes writes (an empty write,
+        which any user with WRITE on it may make) and creates it only when the server says
+        it does not exist, which needs admin rights.
     username, password : str, optional
-        Sent as ``u``/``p`` query parameters, only when given.
+        Sent as HTTP Basic authentication (the ``Authorization`` header), only when given;
+        never in the URL. Error messages never contain the password.
     batch_size : int
         Points per ``/write`` request.
     timeout_s : float
@@ -54,7 +82,8 @@ class InfluxV1Store:
     Raises
     ------
     InfluxWriteError
-        The server cannot be reached or refused to create the database.
+        The server cannot be reached, refused the credentials, or the database is missing
+        and could not be created.
     """
 
     def __init__(
@@ -72,23 +101,56 @@ class InfluxV1Store:
         self.database = database
         self.batch_size = batch_size
         self.timeout_s = timeout_s
-        self._auth: dict[str, str] = {}
-        if username is not None:
-            self._auth["u"] = username
-        if password is not None:
-            self._auth["p"] = password
+        self._secrets = [password] if password else []
+        if password:  # the Basic credential as it travels, should a server echo it
+            basic = f"{username or ''}:{password}".encode()
+            self._secrets.append(base64.b64encode(basic).decode("ascii"))
         self._session = requests.Session()
+        if username is not None or password is not None:
+            self._session.auth = (username or "", password or "")
         try:
-            create = f"CREATE DATABASE {quote_identifier(database)}"
-            self._post_query(create, error=InfluxWriteError)
+            self._ensure_database()
         except InfluxWriteError:
             self._session.close()
             raise
 
+    def _ensure_database(self) -> None:
+        """Check the database takes writes; create it only when the server says it is missing.
+
+        An empty ``/write`` answers 204 when the database exists and the user may write to
+        it, 404 "database not found" when it does not exist (then ``CREATE DATABASE``, which
+        needs admin rights), 401/403 for bad credentials or missing permission.
+        """
+        response = self._post("/write", {"db": self.database}, b"", InfluxWriteError)
+        if response.status_code == 204 or response.status_code >= 500:
+            return  # server trouble: the writes will retry (or spill) as they do mid-run
+        text = _error_text(response)
+        if response.status_code == 404 and "database not found" in text:
+            create = f"CREATE DATABASE {quote_identifier(self.database)}"
+            try:
+                self._post_query(create, error=InfluxWriteError)
+            except InfluxWriteError as exc:
+                raise InfluxWriteError(
+                    f"database {self.database!r} does not exist and could not be created "
+                    f"(creating it needs admin rights): {exc}",
+                    exc.status_code,
+                ) from exc
+            return
+        raise InfluxWriteError(
+            self._redact(
+                f"InfluxDB at {self.url} refused writes to database {self.database!r} "
+                f"(HTTP {response.status_code}): {text}"
+            ),
+            response.status_code,
+        )
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
     @property
     def description(self) -> str:
         """Human-readable target, used in summaries."""
-        return f"InfluxDB at {self.url} (database {self.database!r})"
+        return redact(f"InfluxDB at {self.url} (database {self.database!r})")
 
     def _post(
         self, path: str, params: dict[str, str], data: bytes | None, error: type[InfluxError]
@@ -96,13 +158,16 @@ class InfluxV1Store:
         try:
             return self._session.post(
                 f"{self.url}{path}",
-                params={**params, **self._auth},
+                params=params,
                 data=data,
                 headers={"Content-Type": "text/plain; charset=utf-8"} if data is not None else None,
                 timeout=self.timeout_s,
             )
         except requests.RequestException as exc:
-            raise error(f"cannot reach InfluxDB at {self.url}: {exc}") from exc
+            raise error(
+                self._redact(f"cannot reach InfluxDB at {self.url}: {exc}"),
+                fate_unknown=data is not None and _fate_unknown(exc),
+            ) from exc
 
     def _post_query(
         self, influxql: str, error: type[InfluxError] = InfluxQueryError
@@ -114,14 +179,18 @@ class InfluxV1Store:
         response = self._post("/query", params, None, error)
         if response.status_code != 200:
             raise error(
-                f"InfluxDB query failed (HTTP {response.status_code}): {_error_text(response)}",
+                self._redact(
+                    f"InfluxDB query failed (HTTP {response.status_code}): "
+                    f"{_error_text(response)}"
+                ),
                 response.status_code,
             )
         results: list[dict[str, Any]] = response.json().get("results", [])
         for result in results:
             if "error" in result:
                 raise error(
-                    f"InfluxDB query {influxql!r} failed: {result['error']}", response.status_code
+                    self._redact(f"InfluxDB query {influxql!r} failed: {result['error']}"),
+                    response.status_code,
                 )
         return results
 
@@ -143,8 +212,10 @@ class InfluxV1Store:
             response = self._post("/write", params, body.encode("utf-8"), InfluxWriteError)
             if response.status_code != 204:
                 raise InfluxWriteError(
-                    f"InfluxDB rejected the write (HTTP {response.status_code}): "
-                    f"{_error_text(response)}",
+                    self._redact(
+                        f"InfluxDB rejected the write (HTTP {response.status_code}): "
+                        f"{_error_text(response)}"
+                    ),
                     response.status_code,
                 )
 

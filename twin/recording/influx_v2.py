@@ -16,7 +16,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from twin.recording.errors import InfluxWriteError
+from twin.recording.errors import InfluxWriteError, redact
 from twin.recording.lineprotocol import to_lines
 from twin.recording.schema import Point
 
@@ -35,6 +35,20 @@ def _api_error_text(exc: ApiException) -> str:
             return str(parsed["message"])
         return str(body).strip()
     return str(exc.reason or "no response body")
+
+
+def _not_delivered(exc: BaseException) -> bool:
+    """Whether the request certainly did not reach the server (no connection was made)."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        exc = exc.reason or exc
+    return isinstance(
+        exc,
+        (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+            ConnectionRefusedError,
+        ),
+    )
 
 
 class InfluxV2Store:
@@ -73,6 +87,7 @@ class InfluxV2Store:
         self.bucket = bucket
         self.org = org
         self.batch_size = batch_size
+        self._secrets = [token] if token else []
         # The client takes its timeout in milliseconds.
         self._client = InfluxDBClient(
             url=self.url, token=token, org=org, timeout=int(timeout_s * 1000)
@@ -82,7 +97,7 @@ class InfluxV2Store:
     @property
     def description(self) -> str:
         """Human-readable target, used in summaries."""
-        return f"InfluxDB at {self.url} (bucket {self.bucket!r})"
+        return redact(f"InfluxDB at {self.url} (bucket {self.bucket!r})")
 
     def write(self, points: Sequence[Point]) -> None:
         """Send points as line protocol, ``batch_size`` points per request.
@@ -103,11 +118,19 @@ class InfluxV2Store:
                 )
             except ApiException as exc:
                 raise InfluxWriteError(
-                    f"InfluxDB rejected the write (HTTP {exc.status}): {_api_error_text(exc)}",
+                    redact(
+                        f"InfluxDB rejected the write (HTTP {exc.status}): "
+                        f"{_api_error_text(exc)}",
+                        self._secrets,
+                    ),
                     exc.status,
                 ) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise InfluxWriteError(f"cannot reach InfluxDB at {self.url}: {exc}") from exc
+                # no answer: a refused connection delivered nothing, anything later may have
+                raise InfluxWriteError(
+                    redact(f"cannot reach InfluxDB at {self.url}: {exc}", self._secrets),
+                    fate_unknown=not _not_delivered(exc),
+                ) from exc
 
     def ping(self) -> bool:
         """Whether the server answers its ``/ping`` endpoint."""

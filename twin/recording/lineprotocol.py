@@ -15,15 +15,26 @@ Rules (identical for InfluxDB 1.x and 2.x):
 * tags with an empty value are left out (line protocol cannot express them), as the
   official client libraries do; points without fields are skipped (InfluxDB rejects them).
 
-Some names cannot be written at all and raise :class:`ValueError`: line breaks in a
-measurement, key or tag value, and a backslash right before a special character or at the
-end (the server would read it as an escape). Non-finite floats also raise: producers drop
-NaN before this point (see ``clean_fields``), so one arriving here is a bug upstream.
+Some characters cannot be written as they are, so names are *sanitised* for the line (the
+point itself, and what the file store keeps, are unchanged): in a measurement, tag key, tag
+value or field key
+
+* a line break ends the line: ``\n`` becomes ``␊`` (U+240A) and ``\r`` becomes ``␍`` (U+240D);
+* backslashes right before a special character (``,``, ``=``, space) or at the end would be
+  read by the server as an escape (InfluxDB 1.x rejects the whole request with "invalid tag
+  format"): each of them becomes ``＼`` (U+FF3C, fullwidth reverse solidus), so
+  ``C:\\grid\\`` is stored as ``C:\\grid＼``. Other backslashes are kept as they are.
+
+So one awkward element name never makes InfluxDB refuse a batch (and the run spill). Names
+that remain impossible raise :class:`ValueError`: an empty measurement or key, and a
+measurement starting with ``#``. Non-finite floats also raise: producers drop NaN before
+this point (see ``clean_fields``), so one arriving here is a bug upstream.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable
 
 from twin.recording.schema import FieldValue, Point
@@ -40,19 +51,28 @@ _prefix_cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 _field_key_cache: dict[str, str] = {}
 
 
-def _check_name(text: str, what: str, specials: str) -> None:
-    """Raise ``ValueError`` when ``text`` cannot be represented in line protocol."""
+_LINE_BREAKS = str.maketrans({"\n": "\u240a", "\r": "\u240d"})
+# a run of backslashes the server would read as (part of) an escape
+_BAD_BACKSLASHES = {
+    specials: re.compile(r"\\+(?=[" + re.escape(specials) + r"]|\Z)")
+    for specials in (", ", ",= ")
+}
+
+
+def _fullwidth(match: re.Match[str]) -> str:
+    return "\uff3c" * len(match.group())
+
+
+def sanitise_name(text: str, specials: str = ",= ") -> str:
+    """``text`` with what line protocol cannot carry replaced (see the module docstring).
+
+    ``specials`` are the characters escaped in this position (``", "`` for a measurement).
+    """
     if "\n" in text or "\r" in text:
-        raise ValueError(f"{what} {text!r} contains a line break; line protocol cannot carry it")
-    index = text.find("\\")
-    while index != -1:
-        following = text[index + 1 : index + 2]
-        if following == "" or following in specials:
-            raise ValueError(
-                f"{what} {text!r} has a backslash before {following or 'the end'!r}; "
-                "InfluxDB would read it as an escape"
-            )
-        index = text.find("\\", index + 1)
+        text = text.translate(_LINE_BREAKS)
+    if "\\" in text:
+        text = _BAD_BACKSLASHES[specials].sub(_fullwidth, text)
+    return text
 
 
 def _escape_measurement(name: str) -> str:
@@ -60,13 +80,11 @@ def _escape_measurement(name: str) -> str:
         raise ValueError("measurement name is empty")
     if name.startswith("#"):
         raise ValueError(f"measurement {name!r} starts with '#', which marks a comment line")
-    _check_name(name, "measurement", ", ")
-    return name.translate(_MEASUREMENT_ESCAPES)
+    return sanitise_name(name, ", ").translate(_MEASUREMENT_ESCAPES)
 
 
 def _escape_key(text: str, what: str) -> str:
-    _check_name(text, what, ",= ")
-    return text.translate(_KEY_ESCAPES)
+    return sanitise_name(text, ",= ").translate(_KEY_ESCAPES)
 
 
 def _prefix(measurement: str, tags: dict[str, str]) -> str:

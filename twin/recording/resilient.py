@@ -11,6 +11,18 @@ batch and every later one go to the spill store (normally a
   up on it, and the primary is not tried again afterwards (switching back and forth would
   scatter one run over two stores in a way that is hard to reason about).
 
+One exception: a batch whose fate is unknown — the request timed out or the connection
+dropped after it was sent (a hung server, not a dead one) — may have been written although
+no answer came. Retries simply re-send it (InfluxDB overwrites a point with the same series
+and time, so re-sending is idempotent). If the writer still gives up, the batch is spilled
+and counted in ``points_uncertain`` (a subset of ``points_spilled``): it may be in both
+stores. ``twin replay RUN_DIR`` (:mod:`twin.recording.replay`) reconciles: it pushes the
+spilled points into InfluxDB afterwards, and since a point written twice is stored once,
+InfluxDB then holds every point exactly once.
+
+Error texts are passed through :func:`~twin.recording.errors.redact` with the store's
+secrets before they are kept, so the report never carries a password or token.
+
 The bounded queue is deliberate back-pressure: if the primary is slower than the simulation
 for long, ``write`` blocks instead of buffering without limit.
 
@@ -26,7 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from twin.recording.errors import InfluxError
+from twin.recording.errors import InfluxError, redact
 from twin.recording.schema import Point, Store
 
 # Put on the queue by close(): no more batches will follow.
@@ -51,6 +63,9 @@ class WriteReport:
         Whether the spill store was used at all.
     points_lost : int
         Points that reached neither store (the spill store failed too). Should stay 0.
+    points_uncertain : int
+        Spilled points (counted in ``points_spilled`` too) whose primary write timed out:
+        they may also be in the primary. ``twin replay`` makes the primary complete.
     primary_description, spill_description : str
         Where the points went, for :meth:`summary`.
     retries : int
@@ -69,6 +84,7 @@ class WriteReport:
     spill_description: str = "spill store"
     retries: int = 0
     failed_at_start: bool = False
+    points_uncertain: int = 0
 
     def summary(self) -> str:
         """One line for the log/console, e.g. why and where points were spilled."""
@@ -87,6 +103,12 @@ class WriteReport:
         text = f"{cause}: {self.points_spilled:,} points spilled to {self.spill_description}"
         if self.points_written:
             text += f", {self.points_written:,} written before that"
+        if self.points_uncertain:
+            text += (
+                f"; {self.points_uncertain:,} of the spilled points may also have reached "
+                f"{self.primary_description} (no answer came): `twin replay RUN_DIR` sends "
+                "the spilled points there, each point ends up stored once"
+            )
         if self.points_lost:
             text += f"; {self.points_lost:,} POINTS LOST (spill store failed too)"
         return text
@@ -99,8 +121,12 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, OSError)
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def _describe(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    return redact(f"{type(exc).__name__}: {exc}", secrets)
+
+
+def _fate_unknown(exc: BaseException) -> bool:
+    return bool(getattr(exc, "fate_unknown", False))
 
 
 class ResilientWriter:
@@ -133,6 +159,8 @@ class ResilientWriter:
         record this reason; see :func:`open_with_fallback`.
     primary_description : str, optional
         Name of the primary for the summary; defaults to its ``description`` attribute.
+    secrets : sequence of str, optional
+        Passwords/tokens to redact from every error text the writer keeps.
     """
 
     def __init__(
@@ -148,11 +176,13 @@ class ResilientWriter:
         spill_description: str | None = None,
         failed_reason: str | None = None,
         primary_description: str | None = None,
+        secrets: Sequence[str | None] = (),
     ) -> None:
         if primary is None and failed_reason is None:
             raise ValueError("primary is None but no failed_reason was given")
         if batch_size < 1 or retries < 0 or queue_batches < 1:
             raise ValueError("batch_size and queue_batches must be >= 1, retries >= 0")
+        self._secrets = [secret for secret in secrets if secret]
         self._primary = primary
         self._make_spill = make_spill
         self._spill: Store | None = None
@@ -162,10 +192,14 @@ class ResilientWriter:
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self._spill_description = spill_description
-        self._primary_description = primary_description or str(
-            getattr(primary, "description", type(primary).__name__)
-            if primary is not None
-            else "primary store"
+        self._primary_description = redact(
+            primary_description
+            or str(
+                getattr(primary, "description", type(primary).__name__)
+                if primary is not None
+                else "primary store"
+            ),
+            self._secrets,
         )
         self._buffer: list[Point] = []
         self._queue: queue.Queue[list[Point] | None] = queue.Queue(maxsize=queue_batches)
@@ -173,9 +207,13 @@ class ResilientWriter:
         self._failed = failed_reason is not None
         self._failed_at_start = self._failed
         self._retries_before_giving_up = 0
-        self._errors: list[str] = [failed_reason] if failed_reason is not None else []
+        self._errors: list[str] = (
+            [redact(failed_reason, self._secrets)] if failed_reason is not None else []
+        )
         self._written = 0
         self._spilled = 0
+        self._uncertain = 0
+        self._uncertain_batch = False  # the batch just given up on may be in the primary
         self._lost = 0
         self._retried = 0
         self._report: WriteReport | None = None
@@ -232,7 +270,7 @@ class ResilientWriter:
             try:
                 store.close()
             except Exception as exc:  # noqa: BLE001 - any store; the report must still come back
-                self._errors.append(f"closing {role} store: {_describe(exc)}")
+                self._errors.append(f"closing {role} store: {_describe(exc, self._secrets)}")
         spill_description = self._spill_description or str(
             getattr(self._spill, "description", "spill store")
         )
@@ -247,6 +285,7 @@ class ResilientWriter:
             spill_description=spill_description,
             retries=self._retries_before_giving_up,
             failed_at_start=self._failed_at_start,
+            points_uncertain=self._uncertain,
         )
         return self._report
 
@@ -260,12 +299,15 @@ class ResilientWriter:
             if not self._failed and self._write_primary(batch):
                 self._written += len(batch)
             else:
-                self._write_spill(batch)
+                uncertain, self._uncertain_batch = self._uncertain_batch, False
+                if self._write_spill(batch) and uncertain:
+                    self._uncertain += len(batch)
 
     def _write_primary(self, batch: list[Point]) -> bool:
         """Try the primary with retries; on giving up mark it failed and return False."""
         assert self._primary is not None
         error: Exception | None = None
+        maybe_delivered = False
         attempt = 0
         for attempt in range(self.retries + 1):
             if attempt:
@@ -278,22 +320,27 @@ class ResilientWriter:
             # Any store, any failure: the thread must survive to route points to the spill.
             except Exception as exc:  # noqa: BLE001
                 error = exc
+                # a timed-out request may still be written: re-sending it is idempotent
+                maybe_delivered = maybe_delivered or _fate_unknown(exc)
                 if not _retryable(exc):
                     break
-        self._errors.append(_describe(error) if error else "unknown error")
+        self._errors.append(_describe(error, self._secrets) if error else "unknown error")
         self._retries_before_giving_up = attempt
         self._failed = True
+        self._uncertain_batch = maybe_delivered
         return False
 
-    def _write_spill(self, batch: list[Point]) -> None:
+    def _write_spill(self, batch: list[Point]) -> bool:
         try:
             if self._spill is None:
                 self._spill = self._make_spill()
             self._spill.write(batch)
             self._spilled += len(batch)
+            return True
         except Exception as exc:  # noqa: BLE001 - keep draining the queue; the loss is reported
-            self._errors.append(f"spill store: {_describe(exc)}")
+            self._errors.append(f"spill store: {_describe(exc, self._secrets)}")
             self._lost += len(batch)
+            return False
 
 
 def open_with_fallback(
@@ -323,6 +370,6 @@ def open_with_fallback(
     try:
         primary = make_primary()
     except (InfluxError, OSError) as exc:
-        reason = _describe(exc)
+        reason = _describe(exc, kwargs.get("secrets", ()))
         return ResilientWriter(None, make_spill, failed_reason=reason, **kwargs)
     return ResilientWriter(primary, make_spill, **kwargs)

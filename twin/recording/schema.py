@@ -246,6 +246,13 @@ def protection_record(t_s: float, element: str, kind: str,
             "fields": dict(fields) or {"count": 1}}
 
 
+def event_record(t_s: float, element: str, kind: str, message: str) -> Record:
+    """An event the run survived, raised by a simulator (``command_rejected``,
+    ``command_limited``, …); the recorder also lists it in ``run.json``."""
+    return {"measurement": EVENT, "t_s": t_s, "tags": {"element": element, "kind": kind},
+            "fields": {"message": message}}
+
+
 def dms_estimation_record(t_s: float, success: bool, observable: bool, n_measurements: int,
                           n_states: int, chi2: float | None, bad_data: int, stale: int,
                           message: str) -> Record:

@@ -95,6 +95,9 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
                    "applied_delay_s": "applied after [s]", "result_delay_s": "result after [s]",
                    "reason": "reason"}
         columns = [c for c in headers if c in command]
+        # name targets as the decisions do: by grid element (pv:PV 3 is sgen:PV 3)
+        command = command.assign(element=[grid_element_ref(e, run.scenario)
+                                          for e in command["element"]])
         shown, note = limited(command.sort_values("time", kind="stable"), "commands")
         table = html_table([headers[c] for c in columns],
                        [[cell_text(row[c]) for c in columns] for row in shown.to_dict("records")])
@@ -103,6 +106,35 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
     if not parts:
         return None
     return Section("comm", "Communication health", "".join(parts))
+
+
+#: Field device kinds → the grid table holding the element they drive.
+_DEVICE_TABLES = {"pv": ("sgen", "pv", "plants", "sgen"),
+                  "wind": ("sgen", "wind", "plants", "sgen"),
+                  "battery": ("storage", "batteries", "units", "storage")}
+
+
+def grid_element_ref(ref: object, scenario: dict) -> object:
+    """A field device reference as the grid element it drives, the way the DMS names its
+    decisions' targets: ``pv:PV 3`` → ``sgen:PV 3`` (or the sgen a plant named otherwise
+    drives, ``pv:Roof A`` → ``sgen:PV 3 (pv:Roof A)``), ``battery:B`` → ``storage:B``,
+    ``ev:Bus 10`` → ``load:EV Bus 10``; grid references unchanged."""
+    if not isinstance(ref, str):
+        return ref
+    kind, sep, name = ref.partition(":")
+    if not sep:
+        return ref
+    if kind == "ev":
+        return f"load:EV {name}"
+    if kind not in _DEVICE_TABLES:
+        return ref
+    table, section, items, key = _DEVICE_TABLES[kind]
+    spec = scenario.get(section) if isinstance(scenario, dict) else None
+    for item in (spec.get(items) or []) if isinstance(spec, dict) else []:
+        if isinstance(item, dict) and item.get("name") == name and item.get(key):
+            if item[key] != name:
+                return f"{table}:{item[key]} ({ref})"
+    return f"{table}:{name}"
 
 
 def decisions_section(run: RunData, figs: Figures) -> Section | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from twin.grid.geo import axis_titles, looks_lonlat
 from twin.recording import schema
 from twin.report.figures import Figures, Section, rounded, xs_ms
 from twin.report.formatting import (
@@ -57,7 +59,15 @@ def header_section(run: RunData) -> Section:
         ("created (UTC)", info.get("created_utc")),
         ("versions", ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())),
     ]
+    if run.status != "completed":  # say first that the run is not whole
+        reason = str(info.get("reason") or "")
+        rows.insert(0, ("status", reason if reason.startswith(run.status)
+                        else f"{run.status}: {reason}" if reason else run.status))
     body = html_table(["", ""], [(k, v) for k, v in rows if v not in (None, "")], css="facts")
+    if run.status != "completed":
+        body += ('<p class="note">This run did not complete: what is shown covers the part '
+                 "simulated" + (" up to the store's last flush (the run is still going, or was "
+                               "killed)" if run.status == "running" else "") + ".</p>")
     events = info.get("events") or []
     if events:
         body += "<h3>Events (power-flow failures and the like)</h3>" + html_table(
@@ -279,7 +289,8 @@ def network_section(run: RunData, figs: Figures) -> Section | None:
         "<p>The grid at its geodata positions. Buses: the voltage furthest from 1 p.u. each "
         "reached in the run (red above, blue below; saturated colours are outside the band). "
         "Lines and transformers: their peak loading (green, amber from 80 %, red from "
-        "100 %). Hover for names and values.</p>") + figs.html(fig, 620, time_x=False))
+        "100 %); dashed grey: lines out of service throughout the run (e.g. open ties). "
+        "Hover for names and values.</p>") + figs.html(fig, 620, time_x=False))
 
 
 def network_figure(run: RunData) -> go.Figure | None:
@@ -295,19 +306,35 @@ def network_figure(run: RunData) -> go.Figure | None:
         geo = geo.assign(dot=pd.to_numeric(geo["dot"], errors="coerce"))
     fig = go.Figure()
     peaks = {}
+    off_lines: set = set()  # lines out of service the whole run (e.g. case33bw's ties)
     for kind in ("line", "trafo"):
         frame = run.read(kind)
         if frame is not None and "loading_percent" in frame:
             peaks.update(peak_per_element(frame).to_dict())
+        if kind == "line" and frame is not None and "in_service" in frame:
+            on = frame[["element", "in_service"]].dropna()
+            ever_on = on["in_service"].astype(bool).groupby(on["element"]).any()
+            off_lines = set(ever_on.index[~ever_on])
     branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
     if not branch.empty:
         branch = branch.sort_values(["kind", "element", "dot"], kind="stable")
-        xs, ys = [], []  # every route in one grey trace, broken by None
-        for _, route in branch.groupby(["kind", "element"], sort=False):
-            xs += list(route["x_km"]) + [None]
-            ys += list(route["y_km"]) + [None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(color="#c8c8c8", width=2)))
+        is_off = (branch["kind"] == "line") & branch["element"].isin(off_lines)
+        # every route in one trace, broken by None: grey, dashed when out of service
+        for part, style in ((branch[~is_off], dict(color="#c8c8c8", width=2)),
+                            (branch[is_off], dict(color="#9a9a9a", width=1.5, dash="dash"))):
+            if part.empty:
+                continue
+            xs, ys, text = [], [], []
+            for (_, element), route in part.groupby(["kind", "element"], sort=False):
+                xs += list(route["x_km"]) + [None]
+                ys += list(route["y_km"]) + [None]
+                text += [f"{element}: out of service"] * len(route) + [None]
+            off = style.get("dash") is not None
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines", showlegend=False, line=style,
+                name="out of service" if off else "routes",
+                hovertext=text if off else None, hoverinfo="text" if off else "skip"))
+        branch = branch[~is_off]
         loaded = branch.assign(peak=branch["element"].map(peaks)).dropna(subset=["peak"])
         if not loaded.empty:
             top = max(100.0, float(loaded["peak"].max()))
@@ -340,7 +367,16 @@ def network_figure(run: RunData) -> go.Figure | None:
             hovertext=[f"{e}: {v:.4f} p.u." if pd.notna(v) else f"{e}: no voltage"
                        for e, v in zip(buses["element"], values)],
             hoverinfo="text"))
-    fig.update_layout(xaxis=dict(title="x [km]", zeroline=False),
-                      yaxis=dict(title="y [km]", scaleanchor="x", scaleratio=1, zeroline=False),
+    # positions are km, or longitude/latitude in degrees (then one degree of longitude is
+    # drawn cos(latitude) as long as one of latitude, so that the map keeps its shape)
+    lonlat = looks_lonlat(geo["x_km"], geo["y_km"])
+    x_title, y_title = axis_titles(lonlat)
+    ratio = 1.0
+    if lonlat:
+        mid_lat = (float(geo["y_km"].min()) + float(geo["y_km"].max())) / 2
+        ratio = 1.0 / max(math.cos(math.radians(mid_lat)), 0.05)
+    fig.update_layout(xaxis=dict(title=x_title, zeroline=False),
+                      yaxis=dict(title=y_title, scaleanchor="x", scaleratio=ratio,
+                                 zeroline=False),
                       showlegend=False)
     return fig

@@ -65,6 +65,12 @@ class RunData:
         return self._cache[measurement]
 
     @property
+    def status(self) -> str:
+        """How the run ended (run.json): "completed", "interrupted", "failed", or "running"
+        (it has not ended: still going, or killed); runs from before the field: completed."""
+        return str(self.run_info.get("status") or "completed")
+
+    @property
     def start(self) -> pd.Timestamp | None:
         """Scenario start (naive UTC)."""
         text = self.run_info.get("start")

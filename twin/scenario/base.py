@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from twin.timebase import parse_duration_s
 
@@ -14,6 +14,19 @@ Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
 OffsetSeconds = Annotated[float, BeforeValidator(lambda v: parse_duration_s(v, allow_zero=True))]
 
 
+
+
+def _non_blank(name: str) -> str:
+    if not name.strip():
+        raise ValueError(f"a non-blank name; found {name!r}")
+    return name
+
+
+#: The name of an element, plant, RTU, …: other keys refer to it, so it cannot be blank.
+Name = Annotated[str, AfterValidator(_non_blank)]
+
+
 class Strict(BaseModel):
-    # A mistyped key is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    # A mistyped key is an error, never silently ignored; NaN and ±inf are never a valid
+    # setting (YAML reads `.nan` and `.inf` as floats) and would only fail deep in a model.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

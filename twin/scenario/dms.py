@@ -49,7 +49,10 @@ class LoadManagementSpec(Strict):
 
 class DMSSpec(Strict):
     enabled: bool = Field(False, description="Run the built-in DMS controller.")
-    cycle: Seconds = Field(60.0, description="Time between DMS cycles.")
+    cycle: Seconds = Field(
+        60.0, ge=1.0, description="Time between DMS cycles, at least 1 s: a cycle estimates "
+        "the state of the whole grid and runs every enabled function, which takes far longer "
+        "than a tick; a real DMS cycles every few seconds to minutes.")
     cycle_offset: OffsetSeconds = Field(
         5.0, description="First cycle after the start (let the first telemetry arrive).")
     stale_after: Seconds = Field(120.0, description="Telemetry older than this is stale.")

@@ -7,7 +7,7 @@ Names (lines, switches, loads) are checked against the grid when the run is prep
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -61,7 +61,7 @@ class ProtectionSpec(Strict):
 
 
 class ReliabilitySpec(Strict):
-    customers: dict[str, int] = Field(
+    customers: dict[str, Annotated[int, Field(ge=0)]] = Field(
         {}, description="Customers per load name; others derived from the load's size.")
     momentary: Seconds = Field(300.0, description="Interruptions up to this long are "
                                "momentary (IEEE 1366: 5 min).")

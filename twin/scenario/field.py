@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from twin.grid.names import ELEMENT_KINDS, split_ref
-from twin.scenario.base import OffsetSeconds, Seconds, Strict
+from twin.scenario.base import Name, OffsetSeconds, Seconds, Strict
 
 
 def _check_ref(ref: str) -> str:
@@ -25,7 +25,7 @@ def _check_ref(ref: str) -> str:
 
 # --------------------------------------------------------------------------- devices
 class CapacitorSpec(Strict):
-    name: str
+    name: Name
     bus: str
     q_step_mvar: float = Field(..., gt=0, description="Capacitive Mvar per step.")
     max_step: int = Field(1, ge=1)
@@ -39,7 +39,7 @@ class CapacitorSpec(Strict):
 
 
 class LineSwitchSpec(Strict):
-    name: str
+    name: Name
     line: str = Field(..., description="The line the switch is on.")
     end: Literal["from", "to"] = Field("from", description="At the line's from or to bus.")
     type: Literal["CB", "LBS", "DS"] = Field(
@@ -103,7 +103,7 @@ class ScheduleEntry(Strict):
 
 
 class BatteryUnitSpec(Strict):
-    name: str
+    name: Name
     storage: str | None = Field(None, description="An existing storage element to drive.")
     bus: str | None = Field(None, description="Bus for a new battery.")
     capacity_kwh: float | None = Field(None, gt=0)
@@ -144,6 +144,13 @@ class BatteriesSpec(Strict):
             raise ValueError(f"24 hourly prices; found {len(prices)}")
         return prices
 
+    @model_validator(mode="after")
+    def _soc_band(self) -> "BatteriesSpec":
+        if not self.soc_min < self.soc_max:
+            raise ValueError(f"soc_min < soc_max; found soc_min {self.soc_min:g}, "
+                             f"soc_max {self.soc_max:g}")
+        return self
+
 
 # --------------------------------------------------------------------------- comms
 class LatencyModel(Strict):
@@ -181,9 +188,17 @@ class PointModel(Strict):
     def _ref(cls, ref: str) -> str:
         return _check_ref(ref)
 
+    @field_validator("range")
+    @classmethod
+    def _range(cls, span: tuple[float, float] | None) -> tuple[float, float] | None:
+        # the noise is a share of the range's width: an empty range has none
+        if span is not None and not span[0] < span[1]:
+            raise ValueError(f"two numbers, low < high, e.g. [0.9, 1.1]; found {list(span)}")
+        return span
+
 
 class RTUSpecModel(Strict):
-    name: str
+    name: Name
     scan_period: Seconds = Field(10.0, description="Time between scans.")
     scan_offset: OffsetSeconds = 0.0
     link: Literal["fibre", "cellular"] | LinkModel = "fibre"

@@ -7,14 +7,15 @@ the key path, what was expected and what was found.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from twin.scenario.base import Seconds
+from twin.scenario.base import Name, Seconds
 from twin.scenario.base import Strict as _Strict
 from twin.scenario.dms import DMSSpec
 from twin.scenario.faults import FaultSpecModel, ProtectionSpec, ReliabilitySpec
@@ -26,7 +27,14 @@ from twin.scenario.field import (
     EVFleetSpecModel,
     RTUSpecModel,
 )
-from twin.timebase import Clock
+from twin.timebase import Clock, short_repr
+
+#: Bounds a scenario is checked against before anything is built. Years: well inside the
+#: range of pandas' timestamps (1677–2262), with room for a 10-year run. Steps: 10 million
+#: grid steps (19 years of minutes) is far beyond any useful run, and each step costs a power
+#: flow and a row in every profile. Durations are at most 10 years (twin.timebase).
+MIN_START_YEAR, MAX_START_YEAR = 1900, 2200
+MAX_STEPS = 10_000_000
 
 
 # --------------------------------------------------------------------------- grid
@@ -71,7 +79,7 @@ class ProfilesSpec(_Strict):
 
 # --------------------------------------------------------------------------- DER plants
 class PVPlantSpec(_Strict):
-    name: str
+    name: Name
     sgen: str | None = Field(None, description="Name of an existing sgen this plant drives.")
     bus: str | None = Field(None, description="Bus name for a new plant.")
     p_peak_kw: float | None = Field(None, gt=0, description="DC peak power [kW].")
@@ -99,7 +107,7 @@ class PVSpec(_Strict):
 
 
 class WindPlantSpec(_Strict):
-    name: str
+    name: Name
     sgen: str | None = None
     bus: str | None = None
     p_rated_kw: float | None = Field(None, gt=0)
@@ -138,6 +146,9 @@ class WeatherSpec(_Strict):
     def _csv(self) -> "WeatherSpec":
         if self.source == "csv" and not self.csv:
             raise ValueError("source 'csv' needs 'csv: <file>'")
+        if self.temp_min_c > self.temp_max_c:
+            raise ValueError(f"temp_min_c ≤ temp_max_c; found temp_min_c {self.temp_min_c:g}, "
+                             f"temp_max_c {self.temp_max_c:g}")
         return self
 
 
@@ -210,13 +221,16 @@ class Scenario(_Strict):
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Letters, digits, _ . -")
     description: str = ""
-    start: datetime = Field(..., description="ISO 8601; without a zone it is UTC.")
-    duration: Seconds = Field(..., description="e.g. '1d', '6h', 'PT30M' or seconds.")
+    start: datetime = Field(..., description="ISO 8601 (a string or a YAML date/time); "
+                            "without a zone it is UTC; in the years 1900 to 2200.")
+    duration: Seconds = Field(..., description="e.g. '1d', '6h', 'PT30M' or seconds; at most "
+                              "10 years and 10 million steps.")
     step: Seconds = Field(60.0, description="Grid (power flow) step, e.g. '1min'.")
     time_resolution: float = Field(
-        1.0, gt=0, description="Seconds per mosaik tick (0.01 resolves tens of ms)."
+        1.0, ge=0.001, description="Seconds per mosaik tick (0.01 resolves tens of ms); at "
+        "least 1 ms."
     )
-    seed: int = Field(..., ge=0)
+    seed: int = Field(..., ge=0, strict=True, description="A whole number ≥ 0.")
     grid: GridSpec
     profiles: ProfilesSpec = ProfilesSpec()
     pv: PVSpec = PVSpec()
@@ -236,15 +250,34 @@ class Scenario(_Strict):
     recording: RecordingSpec = RecordingSpec()
     kpis: KpiSpec = KpiSpec()
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        # pydantic would read a number (or a string of digits) as seconds since 1970
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):  # YAML `start: 2026-06-21`
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, str) and re.match(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            return value
+        raise ValueError("an ISO 8601 date and time like '2026-06-21T00:00:00Z'; found "
+                         + short_repr(value))
+
     @field_validator("start")
     @classmethod
     def _utc(cls, start: datetime) -> datetime:
         if start.tzinfo is None:
-            return start.replace(tzinfo=timezone.utc)
+            start = start.replace(tzinfo=timezone.utc)
+        if not MIN_START_YEAR <= start.year <= MAX_START_YEAR:  # before converting: it may overflow
+            raise ValueError(f"a start in the years {MIN_START_YEAR} to {MAX_START_YEAR}; "
+                             f"found {start.isoformat()}")
         return start.astimezone(timezone.utc)
 
     @model_validator(mode="after")
     def _ticks(self) -> "Scenario":
+        if self.duration / self.step > MAX_STEPS:
+            raise ValueError(f"at most {MAX_STEPS:,} steps (duration / step); found "
+                             f"{self.duration / self.step:,.0f}")
         clock = self.clock
         step_ticks = clock.ticks(self.step)  # raises with a clear message
         dur_ticks = clock.ticks(self.duration)
@@ -277,13 +310,30 @@ class ScenarioError(Exception):
     """A scenario file that cannot be used; the message says where and why."""
 
 
+#: What a message echoes: at most this many problems, each value cut to 80 characters
+#: (twin.timebase.short_repr), each line to MAX_LINE characters — a huge or malicious input
+#: must not flood the terminal.
+MAX_PROBLEMS = 20
+MAX_LINE = 400
+#: What a YAML file may hold: anchors and aliases expanding into more values than this (a
+#: "billion laughs" file) or deeper nesting are refused before they are built.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 100
+#: The largest scenario file read (the shipped ones are a few kB).
+MAX_FILE_BYTES = 10_000_000
+
+
+def _cut(text: str, limit: int = MAX_LINE) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
         elif isinstance(item, str) and not item.startswith("function-"):
-            parts.append(("." if parts else "") + item)
+            parts.append(("." if parts else "") + _cut(item, 80))
     return "".join(parts) or "(top level)"
 
 
@@ -303,13 +353,18 @@ def _describe(error: dict[str, Any]) -> str:
     else:
         text = f"expected: {msg[0].lower() + msg[1:]}"
     if found is not None and not isinstance(found, dict) and "found" not in text:
-        text += f"; found {found!r}"
+        text += f"; found {short_repr(found)}"
     return text
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per problem: ``file: key.path: expected …; found …``."""
-    lines = [f"{source}: {_loc(err['loc'])}: {_describe(err)}" for err in exc.errors()]
+    """One line per problem: ``file: key.path: expected …; found …``; the first
+    :data:`MAX_PROBLEMS` problems and a count of the rest."""
+    errors = exc.errors()
+    lines = [_cut(f"{source}: {_loc(err['loc'])}: {_describe(err)}")
+             for err in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"{source}: … and {len(errors) - MAX_PROBLEMS} more problems")
     return "\n".join(lines)
 
 
@@ -323,6 +378,116 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(format_validation_error(source, exc)) from None
+    except RecursionError:  # data not from load_scenario, which bounds the nesting
+        raise ScenarioError(f"{source}: (top level): expected at most {MAX_YAML_DEPTH} levels "
+                            "of nesting; found deeper") from None
+
+
+class _Refused(Exception):
+    """YAML that parses but is refused; the message starts with where (a line)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping: YAML requires unique keys,
+    and PyYAML would silently keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # merge keys (<<) may be overridden; odd keys fail in the base class
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _Refused(f"line {line}: expected each key once in a mapping; "
+                                        f"found {short_repr(key)} on lines {seen[key]} and {line}")
+                seen[key] = line
+            except TypeError:  # unhashable: the base class says so
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:  # `2026-13-01`, an int of 5000 digits, …
+            found = short_repr(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
+            raise _Refused(f"line {node.start_mark.line + 1}: expected a valid "
+                           f"{node.tag.rpartition(':')[2]}; found {found} ({exc})") from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(values, depth) of ``root`` with every alias expanded, counted without expanding:
+    an aliased node is one object, measured once. _Refused for a recursive alias."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative: a deep file must not exhaust Python's stack here
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(c)] for c in kids)
+            depth[key] = 1 + max((depth[id(c)] for c in kids), default=0)
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise _Refused(f"line {child.start_mark.line + 1}: expected no recursive "
+                                 "aliases; found an alias inside its own anchor")
+            if id(child) not in size:
+                stack.append((child, False))
+    return size[id(root)], depth[id(root)]
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``text`` as YAML, or one ScenarioError saying where and why; refuses duplicate keys,
+    anchors and aliases that expand beyond :data:`MAX_YAML_NODES` values and nesting deeper
+    than :data:`MAX_YAML_DEPTH`."""
+    loader = None
+    try:
+        loader = _Loader(text)  # checks the characters: ReaderError
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        values, depth = _expanded_size(node)
+        if values > MAX_YAML_NODES:
+            raise _Refused(f"(top level): expected at most {MAX_YAML_NODES:,} values after "
+                             f"expanding anchors and aliases; found {values:,}")
+        if depth > MAX_YAML_DEPTH:
+            raise _Refused(f"(top level): expected at most {MAX_YAML_DEPTH} levels of "
+                             f"nesting; found {depth}")
+        return loader.construct_document(node)
+    except _Refused as exc:
+        raise ScenarioError(_cut(f"{source}: {exc}")) from None
+    except RecursionError:  # composing is recursive: nesting of thousands of levels
+        raise ScenarioError(f"{source}: (top level): expected at most {MAX_YAML_DEPTH} levels "
+                            "of nesting; found deeper") from None
+    except yaml.reader.ReaderError as exc:
+        raise ScenarioError(f"{source}: character {exc.position + 1}: expected printable "
+                            f"text; found {short_repr(chr(exc.character))}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(_cut(f"{source}: {where}: expected valid YAML; found {problem}")) \
+            from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
@@ -336,9 +501,10 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
         if not sep or not path.strip():
             raise ScenarioError(f"--set: expected KEY.PATH=VALUE; found {item!r}")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ScenarioError(f"--set {path}: expected a YAML value; found {raw!r}") from None
+            value = _load_yaml(raw, f"{source}: --set {path}")
+        except ScenarioError as exc:
+            raise ScenarioError(f"{exc} (expected a YAML value; found {short_repr(raw)})") \
+                from None
         node = data
         keys = path.strip().split(".")
         for key in keys[:-1]:
@@ -356,16 +522,22 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     """Read and validate a scenario file, with ``--set KEY.PATH=VALUE`` overrides."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # bounded: a device or a huge file must not hang
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: expected a scenario file of at most "
+                            f"{MAX_FILE_BYTES // 1_000_000} MB; found a larger one")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{path}: {where}: expected valid YAML; found {problem}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        raise ScenarioError(
+            f"{path}: byte {exc.start}: expected UTF-8 text; found "
+            + ("a UTF-16 file (save it as UTF-8)" if utf16 else f"byte 0x{raw[exc.start]:02x}")
+        ) from None
+    data = _load_yaml(text, str(path))
     if overrides and isinstance(data, dict):
         data = apply_overrides(data, overrides, str(path))
     return parse_scenario(data, str(path) + (" (with --set)" if overrides else ""))
