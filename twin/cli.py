@@ -66,7 +66,8 @@ def run(
     influx_url: Optional[str] = typer.Option(None, "--influx-url", help="InfluxDB URL (with --record influx)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     set_: Optional[list[str]] = typer.Option(
-        None, "--set", help="Override a scenario key, e.g. --set dms.volt_var.mode=direct."),
+        None, "--set", help="Override a scenario key, e.g. --set dms.volt_var.mode=direct or "
+        "--set rtus[1].scan_period=5s (list items by index)."),
     live: bool = typer.Option(False, "--live", help="Pace the run at --speed × real time, "
                               "streaming to the store as it goes (for Grafana)."),
     speed: float = typer.Option(1.0, "--speed", help="Live mode: simulated seconds per "
@@ -183,7 +184,12 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory (twin run --o
 
 
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="Scenario files to check.")) -> None:
+def validate(
+    files: list[Path] = typer.Argument(..., help="Scenario files to check."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a scenario key as in `twin run`, e.g. --set "
+        "rtus[1].scan_period=5s."),
+) -> None:
     """Check scenario files as `twin run` would, without running; exit 2 if any is invalid.
 
     Beyond the file itself: the grid is built (SimBench code, grid file), every name is
@@ -195,7 +201,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Scenario files to che
     bad = 0
     for f in files:
         try:
-            sc = load_scenario(f)
+            sc = load_scenario(f, set_ or None)
             checked = check_scenario(sc, f)
         except ScenarioError as exc:
             text = str(exc) if str(exc).startswith(str(f)) else f"{f}: {exc}"

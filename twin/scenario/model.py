@@ -490,32 +490,82 @@ def _load_yaml(text: str, source: str) -> Any:
             loader.dispose()
 
 
-def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
-    """``["dms.volt_var.mode=direct", "seed=7"]`` applied to the raw scenario mapping.
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
-    Values are read as YAML (``3`` is a number, ``[1, 2]`` a list). Only keys that exist in
-    the file or in the model can be set; validation happens afterwards as usual.
+
+def override_path(path: str) -> list[str | int]:
+    """``"rtus[1].link.loss_prob"`` (or ``"rtus.1.link.loss_prob"``) → ``["rtus", 1,
+    "link", "loss_prob"]``; ValueError for anything else (``a..b``, ``a[x]``, ``[1]``)."""
+    steps: list[str | int] = []
+    for part in path.split("."):
+        found = [(m.group(1), m.group(2)) for m in _STEP.finditer(part)]
+        if not part or "".join(k or f"[{i}]" for k, i in found) != part \
+                or (found and found[0][0] is None):
+            raise ValueError(f"a key path such as dms.volt_var.mode or rtus[1].scan_period; "
+                             f"found {short_repr(path)}")
+        for key, index in found:
+            steps.append(int(key) if key is not None and key.isdigit() and steps
+                         else key if key is not None else int(index))
+    return steps
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
+    """``["dms.volt_var.mode=direct", "rtus[1].link.loss_prob=0.1", "seed=7"]`` applied
+    to the raw scenario mapping.
+
+    Values are read as YAML (``3`` is a number, ``[1, 2]`` a list). A key path names
+    sections by key and list items by index (``rtus[1]`` or ``rtus.1``); a missing section
+    is created, a list item must exist. Validation happens afterwards as usual.
     """
     for item in overrides:
         path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError(f"--set: expected KEY.PATH=VALUE; found {item!r}")
+        path = path.strip()
+        if not sep or not path:
+            raise ScenarioError(f"--set: expected KEY.PATH=VALUE; found {short_repr(item)}")
+        try:
+            steps = override_path(path)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: --set: expected {exc}") from None
         try:
             value = _load_yaml(raw, f"{source}: --set {path}")
         except ScenarioError as exc:
             raise ScenarioError(f"{exc} (expected a YAML value; found {short_repr(raw)})") \
                 from None
-        node = data
-        keys = path.strip().split(".")
-        for key in keys[:-1]:
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise ScenarioError(f"{source}: --set {path}: {key} is not a section")
-            node = child
-        node[keys[-1]] = value
+        node: Any = data
+        for k, step in enumerate(steps):
+            where = _override_where(steps[:k])
+            last = k == len(steps) - 1
+            if isinstance(step, int):
+                if not isinstance(node, list):
+                    raise ScenarioError(f"{source}: --set {path}: expected a list at {where}; "
+                                        f"found {type(node).__name__}")
+                if step >= len(node):
+                    raise ScenarioError(
+                        f"{source}: --set {path}: expected an item of {where} (0–"
+                        f"{len(node) - 1}); found index {step}" if node else
+                        f"{source}: --set {path}: {where} is an empty list")
+            elif not isinstance(node, dict):
+                raise ScenarioError(f"{source}: --set {path}: {where} is not a section "
+                                    f"(found {short_repr(node)})")
+            if last:
+                node[step] = value
+            elif isinstance(step, str) and node.get(step) is None:
+                if isinstance(steps[k + 1], int):
+                    raise ScenarioError(f"{source}: --set {path}: {_override_where(steps[:k + 1])}"
+                                        f" has no items to index")
+                child: dict = {}
+                node[step] = child  # (not node = node[step] = {}: that binds node first)
+                node = child
+            else:
+                node = node[step]
     return data
+
+
+def _override_where(steps: list[str | int]) -> str:
+    text = ""
+    for step in steps:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text or "the scenario"
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
