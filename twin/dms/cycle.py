@@ -19,10 +19,10 @@ import pandas as pd
 from twin.dms.decisions import Decision, Mode
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.measurements import (
-    _set_positions,
-    _set_switches,
     element_index,
     newest,
+    set_switch_states,
+    set_tap_positions,
     telemetry_frame,
 )
 from twin.dms.state_estimation import SEResult, estimate_state
@@ -204,8 +204,8 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
     ``state.model`` (which is not changed).
     """
     model = copy.deepcopy(state.model)
-    _set_switches(model, telemetry)
-    _set_positions(model, telemetry)
+    set_switch_states(model, telemetry)
+    set_tap_positions(model, telemetry)
     if state.switched:
         seen = {}
         if len(telemetry):

@@ -9,7 +9,7 @@ This module
   the newest value per point and dropping or down-weighting stale ones
   (:func:`to_pandapower_measurements`),
 * applies the reported switch states and tap/step positions to the DMS's own copy of the
-  net (:func:`apply_switch_states`, :func:`apply_tap_positions`): these are topology and
+  net (:func:`set_switch_states`, :func:`set_tap_positions`): these are topology and
   parameters, not measurements, so the estimator never weighs them.
 
 Sign conventions are pandapower's: a bus ``p_mw``/``q_mvar`` is the bus's net demand
@@ -297,50 +297,40 @@ def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str) -> p
 
 def apply_switch_states(net: pp.pandapowerNet,
                         telemetry: Iterable[Mapping] | pd.DataFrame) -> pp.pandapowerNet:
-    """A copy of ``net`` with ``switch.closed`` set from the newest ``closed`` telemetry.
-
-    Parameters
-    ----------
-    net : pandapower.pandapowerNet
-        Not modified.
-    telemetry : iterable of mapping, or pandas.DataFrame
-        Rows as in :func:`telemetry_frame`; ``closed`` values ≥ 0.5 mean closed.
-
-    Returns
-    -------
-    pandapower.pandapowerNet
-        The DMS's topology: switches without telemetry keep the state in ``net``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown switch name.
-    """
+    """A copy of ``net`` with :func:`set_switch_states` applied (``net`` is not modified)."""
     out = copy.deepcopy(net)
-    _set_switches(out, telemetry)
+    set_switch_states(out, telemetry)
     return out
 
 
 def apply_tap_positions(net: pp.pandapowerNet,
                         telemetry: Iterable[Mapping] | pd.DataFrame) -> pp.pandapowerNet:
-    """A copy of ``net`` with trafo ``tap_pos`` and shunt ``step`` from the newest telemetry.
-
-    A wrong tap in the model biases every estimated voltage behind the trafo, so the
-    estimator uses the reported positions like the switch states. Values are rounded to
-    whole steps.
-    """
+    """A copy of ``net`` with :func:`set_tap_positions` applied (``net`` is not modified)."""
     out = copy.deepcopy(net)
-    _set_positions(out, telemetry)
+    set_tap_positions(out, telemetry)
     return out
 
 
-def _set_switches(net: pp.pandapowerNet, telemetry) -> None:
+def set_switch_states(net: pp.pandapowerNet,
+                      telemetry: Iterable[Mapping] | pd.DataFrame) -> None:
+    """Set ``net.switch.closed`` from the newest ``closed`` telemetry, in place.
+
+    ``telemetry``: rows as in :func:`telemetry_frame`; ``closed`` values ≥ 0.5 mean closed.
+    Switches without telemetry keep their state; ValueError for an unknown switch name.
+    """
     closed = _newest_of(net, telemetry, "switch", "closed")
     if len(closed):
         net.switch.loc[closed.index, "closed"] = closed.to_numpy() >= 0.5
 
 
-def _set_positions(net: pp.pandapowerNet, telemetry) -> None:
+def set_tap_positions(net: pp.pandapowerNet,
+                      telemetry: Iterable[Mapping] | pd.DataFrame) -> None:
+    """Set trafo ``tap_pos`` and shunt ``step`` from the newest telemetry, in place.
+
+    A wrong tap in the model biases every estimated voltage behind the trafo, so the
+    estimator uses the reported positions like the switch states. Values are rounded to
+    whole steps.
+    """
     for (table, quantity), column in POSITION_QUANTITIES.items():
         values = _newest_of(net, telemetry, table, quantity)
         if len(values):

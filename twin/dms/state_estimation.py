@@ -43,8 +43,8 @@ from twin.dms.load_estimation import bus_nodes
 from twin.dms.measurements import (
     MEASUREMENT_COLUMNS,
     PP_MEASUREMENT_COLUMNS,
-    _set_positions,
-    _set_switches,
+    set_switch_states,
+    set_tap_positions,
     telemetry_frame,
     to_pandapower_measurements,
 )
@@ -245,8 +245,8 @@ def estimate_state(
     telemetry = telemetry_frame(telemetry)  # once, not once per use below
     work = copy.deepcopy(net) if copy_net else net
     if apply_topology:
-        _set_switches(work, telemetry)
-        _set_positions(work, telemetry)
+        set_switch_states(work, telemetry)
+        set_tap_positions(work, telemetry)
     meas, stale = to_pandapower_measurements(work, telemetry, now_s, stale_after_s,
                                              stale_mode, downweight_factor)
     meas = _with_pseudo(meas, pseudo)
