@@ -245,5 +245,10 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Scenario.model_json_schema(), indent=2) + "\n")
 
 
+# the study commands (compare, sweep) live with the study code
+from twin.study.cli import register as _register_study  # noqa: E402
+
+_register_study(app)
+
 if __name__ == "__main__":
     app()
