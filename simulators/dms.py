@@ -1,12 +1,13 @@
-"""mosaik adapter of :class:`twin.dms.controller.DMSController`: it hands the field's
-``measurements`` and ``command_outcomes`` to the controller, its ``commands`` to the field
-and its ``records`` to the recorder, converting ticks to seconds and back."""
+"""mosaik adapter of a DMS (the interface of :mod:`twin.dms.api`, checked and guarded by
+:class:`twin.dms.api.GuardedDMS`): it hands the field's ``measurements`` and
+``command_outcomes`` to the DMS, its ``commands`` to the field and its decisions and
+records to the recorder, converting ticks to seconds and back."""
 
 from __future__ import annotations
 
 import mosaik_api_v3
 
-from twin.dms.controller import DMSController
+from twin.dms.api import GuardedDMS
 from twin.timebase import scheduled_tick
 
 META: mosaik_api_v3.Meta = {
@@ -15,7 +16,7 @@ META: mosaik_api_v3.Meta = {
     "models": {
         "DMS": {
             "public": True,
-            "params": ["plan"],
+            "params": ["dms"],
             "attrs": ["measurements", "command_outcomes", "commands", "records"],
             "trigger": ["measurements", "command_outcomes"],
             "non-persistent": ["commands", "records"],
@@ -27,7 +28,7 @@ META: mosaik_api_v3.Meta = {
 class DMSSim(mosaik_api_v3.Simulator):
     def __init__(self) -> None:
         super().__init__(META)
-        self.controller: DMSController | None = None
+        self.dms: GuardedDMS | None = None
         self.res_s = 1.0
         self.out: dict[str, list] = {"commands": [], "records": []}
 
@@ -35,19 +36,19 @@ class DMSSim(mosaik_api_v3.Simulator):
         self.res_s = float(time_resolution)
         return self.meta
 
-    def create(self, num, model, plan=None):
-        if model != "DMS" or num != 1 or self.controller is not None or plan is None:
-            raise ValueError("DMSSim holds exactly one DMS (plan=<DMSPlan>)")
-        self.controller = DMSController(plan)
+    def create(self, num, model, dms=None):
+        if model != "DMS" or num != 1 or self.dms is not None or dms is None:
+            raise ValueError("DMSSim holds exactly one DMS (dms=<GuardedDMS>)")
+        self.dms = dms
         return [{"eid": "dms", "type": "DMS", "rel": []}]
 
     def step(self, time, inputs, max_advance):
         d_in = inputs.get("dms", {})
         rows = [m for b in d_in.get("measurements", {}).values() for m in b or ()]
         outcomes = [o for b in d_in.get("command_outcomes", {}).values() for o in b or ()]
-        done = self.controller.step(time * self.res_s, rows, outcomes)
+        done = self.dms.step(time * self.res_s, rows, outcomes)
         self.out["commands"] += done.commands
-        self.out["records"] += done.records
+        self.out["records"] += done.records + [d.record() for d in done.decisions]
         return max(time + 1, scheduled_tick(done.next_call_s, self.res_s))
 
     def get_data(self, outputs):

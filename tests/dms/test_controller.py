@@ -68,7 +68,7 @@ def test_a_voltage_violation_gets_a_volt_var_command():
     step = ctl.step(5.0, _meter_rows(truth, 4.0), [])
     taps = [c for c in step.commands if c["action"] == "set_tap"]
     assert taps and all(c["source"] == "volt_var" for c in taps)
-    decision = next(r for r in step.records if r["measurement"] == "dms_decision")
+    decision = next(d.record() for d in step.decisions if d.action == "set_tap")
     # what it judged is what the meters said, within their noise
     assert abs(decision["fields"]["in_vm_max_pu"] - truth.res_bus.vm_pu.max()) < 0.005
     # and the commanded taps bring the true voltages down

@@ -43,11 +43,12 @@ def test_a_night_when_current_magnitudes_stall_the_estimator():
                                  ["dms.enabled=true"]))
     rows = pd.read_csv(root / "tests" / "data" / "dms_night_telemetry.csv")
     forecast = json.loads((root / "tests" / "data" / "dms_night_forecast.json").read_text())
-    state = prep.dms.state
+    plan = prep.dms.instance.controller.plan  # the built-in DMS's
+    state = plan.state
     state.ingest(rows.to_dict("records"))
     t_s = forecast["t_s"]
     result = run_cycle(state, t_s, np.array(forecast["load_factor"]),
-                       np.array(forecast["sgen_factor"]), prep.dms.settings)
+                       np.array(forecast["sgen_factor"]), plan.settings)
     assert result.failed == "" and result.se.success
     assert "4 current-magnitude measurement(s); estimated without them" in result.se.message
     assert 0.95 < result.se.vm_pu.min() and result.se.vm_pu.max() < 1.05

@@ -1,43 +1,156 @@
-"""The built-in DMS as the scenario configures it: its network model, forecasts, settings."""
+"""The DMS as the scenario configures it: its class and settings (``dms.class``,
+``dms.params``; the built-in one by default) and its database — the network model, RTUs,
+devices, forecast and switchgear ratings (:class:`twin.dms.api.DMSContext`)."""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from twin.build.resolve import find_element
-from twin.dms.controller import DMSPlan
-from twin.dms.cycle import CycleSettings, DMSState
-from twin.dms.flisr_control import FlisrController, FlisrSettings
+from twin.dms.api import (
+    API_VERSION,
+    DeviceInfo,
+    DMSContext,
+    DMSInfo,
+    DMSLoadError,
+    GuardedDMS,
+    PointInfo,
+    create_dms,
+    load_dms_class,
+)
+from twin.dms.builtin import DEFAULTS as BUILTIN_DEFAULTS
 from twin.dms.forecast import ProfileForecast
-from twin.dms.load_management import LoadManagementSettings, LoadManager
-from twin.dms.short_circuit import BreakerRating, default_ratings, short_circuit_report
-from twin.dms.switchgear import SwitchgearWatch
-from twin.dms.volt_var import VoltVarSettings
+from twin.dms.short_circuit import BreakerRating, default_ratings
 from twin.grid.names import element_names
+from twin.models.field import ACTIONS, FieldPlan
 from twin.models.load_shapes import load_kind
 from twin.scenario import Scenario, ScenarioError
 
 
+@dataclass
+class DMSSetup:
+    """The DMS of a run before it runs: its class, settings and database.
+
+    :meth:`create` makes the instance the DMS simulator steps (in this process, or a
+    connection to an out-of-process one); ``info`` then says what ran (class, version,
+    API version, params, transport) for run.json, kpis.json and the report.
+    """
+
+    cls_path: str | None             # None: whatever the remote DMS serves
+    params: dict[str, Any]
+    context: DMSContext
+    cls: type | None = None          # loaded (in process); None for a remote DMS
+    remote: str | None = None        # host:port of an out-of-process DMS
+    info: DMSInfo | None = None
+    instance: Any = field(default=None, repr=False)   # the DMS itself, once created
+    guarded: GuardedDMS | None = field(default=None, repr=False)  # as the simulator calls it
+
+    @property
+    def cycle_s(self) -> float:
+        return self.context.cycle_s
+
+    @property
+    def cycle_offset_s(self) -> float:
+        return self.context.cycle_offset_s
+
+    def create(self) -> GuardedDMS:
+        """The DMS, ready to step; a :class:`~twin.dms.api.DMSLoadError` if it cannot be
+        made (its constructor failed, the remote one is not there)."""
+        if self.remote is not None:
+            from twin.dms.remote import RemoteDMS  # sockets only when asked for
+
+            dms = RemoteDMS.connect(self.remote, self.cls_path, self.context, self.params)
+            self.info = dms.info
+        else:
+            dms = create_dms(self.cls, self.context, self.params)
+            self.info = DMSInfo(cls=self.cls_path, version=str(getattr(dms, "VERSION", "")),
+                                api_version=str(getattr(dms, "API_VERSION", API_VERSION)),
+                                params=self.params)
+        self.instance = dms
+        self.guarded = GuardedDMS(dms, self.context.cycle_s, self.context.cycle_offset_s)
+        return self.guarded
+
+    def describe(self) -> dict:
+        """What ran, or (before :meth:`create`) what is to run."""
+        if self.info is not None:
+            return self.info.as_dict()
+        return {"class": self.cls_path, "version": str(getattr(self.cls, "VERSION", "")),
+                "api_version": API_VERSION, "params": self.params,
+                "transport": f"tcp://{self.remote}" if self.remote else "in-process"}
+
+
 def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
-             wind_names: list[str], field_refs: dict[str, str] | None = None
-             ) -> DMSPlan | None:
-    """The DMS's plan, or None when the scenario has no DMS. ``field_refs`` maps the
-    field's device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``):
-    the DMS decides on grid elements and commands the devices."""
+             wind_names: list[str], field_refs: dict[str, str] | None = None,
+             field_plan: FieldPlan | None = None, scenario_file: str | Path | None = None,
+             ) -> DMSSetup | None:
+    """The run's DMS, or None when the scenario has none. ``field_refs`` maps the field's
+    device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``): the DMS
+    decides on grid elements and commands the devices. The class is loaded (and checked)
+    here: a wrong ``dms.class`` is a ScenarioError before anything runs."""
     spec = scenario.dms
     if not spec.enabled:
         return None
     if not scenario.rtus:
         raise ScenarioError("dms.enabled: expected RTUs (rtus: …) for the DMS to see the grid; "
                             "found none")
-    sgen_names = element_names(net, "sgen")
-    unknown = [n for n in spec.volt_var.der if n not in sgen_names]
-    if unknown:
-        raise ScenarioError(f"dms.volt_var.der: expected PV/wind plant names; found {unknown}")
+    if runs_builtin(spec):
+        if spec.params:
+            raise ScenarioError("dms.params: the built-in DMS takes its settings from the "
+                                "dms section's own keys (volt_var, flisr, …); expected no "
+                                f"params; found {sorted(spec.params)}")
+        sgen_names = element_names(net, "sgen")
+        unknown = [n for n in spec.volt_var.der if n not in sgen_names]
+        if unknown:
+            raise ScenarioError(
+                f"dms.volt_var.der: expected PV/wind plant names; found {unknown}")
+        params = spec.builtin_params()
+    else:
+        params = dict(spec.params)
+    scenario.clock.ticks(spec.cycle)  # a whole number of ticks, or a clear error now
+    context = dms_context(scenario, net, weather, pv_names, wind_names, field_refs or {},
+                          field_plan)
+    search = (Path(scenario_file).resolve().parent,) if scenario_file else ()
+    cls = None
+    if spec.remote is None:
+        try:
+            cls = load_dms_class(spec.dms_class, search)
+        except DMSLoadError as exc:
+            raise ScenarioError(f"dms.class: {exc}") from None
+    # out of process, the class is what the server serves, checked if the scenario names one
+    named = spec.remote is None or "dms_class" in spec.model_fields_set
+    return DMSSetup(spec.dms_class if named else None, params, context, cls=cls,
+                    remote=spec.remote)
+
+
+def runs_builtin(spec) -> bool:
+    """Whether the scenario's DMS is the built-in one (out of process: only if named)."""
+    return spec.is_builtin and (spec.remote is None or "dms_class" in spec.model_fields_set)
+
+
+def builtin_settings_ignored(scenario: Scenario) -> list[str]:
+    """Warnings for built-in settings a scenario gives while another DMS runs."""
+    spec = scenario.dms
+    if not spec.enabled or runs_builtin(spec):
+        return []
+    given = spec.builtin_params()
+    changed = sorted(k for k, v in given.items() if v != BUILTIN_DEFAULTS.get(k) and not (
+        isinstance(v, dict) and {**BUILTIN_DEFAULTS[k], **v} == BUILTIN_DEFAULTS[k]))
+    return [f"dms.{k}: a setting of the built-in DMS; {spec.dms_class} runs instead and "
+            "does not read it (give its settings in dms.params)" for k in changed]
+
+
+def dms_context(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
+                wind_names: list[str], field_refs: dict[str, str],
+                field_plan: FieldPlan | None) -> DMSContext:
+    """What the DMS's database holds (the network model is its own copy)."""
     load_names = element_names(net, "load")
+    sgen_names = element_names(net, "sgen")
     start = scenario.start
     # EV charging points have no typical daily shape: the DMS forecasts them at zero
     forecast = ProfileForecast(
@@ -48,38 +161,26 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
         clear_sky_ghi_w_m2=weather["clearsky_ghi_w_m2"].to_numpy(),
         weather_step_s=scenario.step, start_hour_utc=start.hour + start.minute / 60
         + start.second / 3600, longitude_deg=scenario.weather.longitude_deg)
-
-    vv = spec.volt_var
-    settings = CycleSettings(
-        band_pu=scenario.kpis.voltage_band_pu, stale_after_s=spec.stale_after,
-        stale_mode=spec.stale_mode, pseudo_sigma_pct=spec.pseudo_sigma_pct,
-        volt_var_mode=vv.mode,
-        volt_var=VoltVarSettings(band_pu=scenario.kpis.voltage_band_pu,
-                                 deadband_pu=vv.deadband_pu,
-                                 min_tap_interval_s=vv.min_tap_interval,
-                                 max_actions=vv.max_actions, der=tuple(vv.der),
-                                 min_loss_gain_mw=vv.min_loss_gain_kw / 1000.0,
-                                 loss_check_every_s=vv.loss_check_every,
-                                 advice_hold_s=vv.advice_hold),
-        device_refs={grid: device for device, grid in (field_refs or {}).items()})
-    scenario.clock.ticks(spec.cycle)  # a whole number of ticks, or a clear error now
-    return DMSPlan(state=DMSState(model=copy.deepcopy(net)), settings=settings,
-                   cycle_offset_s=float(spec.cycle_offset or 0.0), cycle_s=float(spec.cycle),
-                   forecast=forecast,
-                   flisr=_flisr(scenario, net), load_manager=_load_manager(scenario, net),
-                   switchgear=SwitchgearWatch(switchgear_ratings(scenario, net))
-                   if spec.short_circuit else None)
-
-
-def _load_manager(scenario: Scenario, net) -> LoadManager | None:
-    spec = scenario.dms.load_management
-    if spec.mode == "off":
-        return None
-    return LoadManager(LoadManagementSettings(
-        mode=spec.mode, max_loading_percent=spec.max_loading_percent,
-        vm_min_pu=scenario.kpis.voltage_band_pu[0], hold_s=spec.hold,
-        manual_switches=frozenset(scenario.devices.manual_switches)), copy.deepcopy(net),
-        check=_switchgear_check(scenario, net))
+    rtus, devices = (), ()
+    if field_plan is not None:
+        rtus = tuple((r.name, float(r.scan_period_s), tuple(
+            PointInfo(rtu=r.name, point=p.name, element=p.element, quantity=p.quantity,
+                      sigma=float(p.sigma), scan_period_s=float(r.scan_period_s))
+            for p in r.points)) for r in field_plan.rtus)
+        devices = tuple(
+            DeviceInfo(ref=ref, element=field_refs.get(ref, ref),
+                       actions=tuple(a for a, (kinds, _) in ACTIONS.items() if d.kind in kinds),
+                       rtu=d.rtu, manual=d.manual)
+            for ref, d in field_plan.devices.items())
+    switch_names = dict(zip(net.switch.index, element_names(net, "switch")))
+    return DMSContext(
+        net=copy.deepcopy(net), rtus=rtus, devices=devices, forecast=forecast,
+        band_pu=tuple(scenario.kpis.voltage_band_pu), start_utc=start.isoformat(),
+        step_s=float(scenario.step), duration_s=float(scenario.duration),
+        cycle_s=float(scenario.dms.cycle), cycle_offset_s=float(scenario.dms.cycle_offset or 0.0),
+        seed=scenario.seed, manual_switches=tuple(scenario.devices.manual_switches),
+        switch_ratings={switch_names[i]: (r.breaking_ka, r.making_ka)
+                        for i, r in switchgear_ratings(scenario, net).items()})
 
 
 def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:
@@ -91,26 +192,3 @@ def switchgear_ratings(scenario: Scenario, net) -> dict[int, BreakerRating]:
             breaking_ka=r.breaking_ka if r.breaking_ka is not None else ratings[sw].breaking_ka,
             making_ka=r.making_ka if r.making_ka is not None else ratings[sw].making_ka)
     return ratings
-
-
-def _switchgear_check(scenario: Scenario, net):
-    """check(proposed net) → sentences for every switch its fault currents would exceed."""
-    ratings = switchgear_ratings(scenario, net)
-
-    def check(proposed) -> list[str]:
-        return [c.reason for c in short_circuit_report(proposed, ratings).violations]
-
-    return check
-
-
-def _flisr(scenario: Scenario, net) -> FlisrController | None:
-    spec = scenario.dms.flisr
-    if spec.mode == "off":
-        return None
-    check = _switchgear_check(scenario, net)
-    band = scenario.kpis.voltage_band_pu
-    settings = FlisrSettings(mode=spec.mode, wait_s=spec.wait, vm_min_pu=band[0],
-                             vm_max_pu=band[1], max_loading_percent=spec.max_loading_percent,
-                             repair=spec.repair,
-                             manual_switches=frozenset(scenario.devices.manual_switches))
-    return FlisrController(settings, copy.deepcopy(net), check=check)

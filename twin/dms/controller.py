@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, NotRequired, TypedDict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from twin.dms.api import CommandOutcome, DMSStep, TelemetryRow
 from twin.dms.cycle import (
     CycleSettings,
     DMSState,
@@ -41,80 +41,8 @@ from twin.dms.switchgear import SwitchgearWatch
 TIME_TOLERANCE_S = 1e-6
 
 
-class TelemetryRow(TypedDict):
-    """One delivered value, as the DMS reads it.
-
-    ``element`` is the grid element, ``"<table>:<name>"`` as the DMS's network model names
-    it (``"bus:Bus 1"``, ``"load:EV Bus 10"``); ``quantity`` what is measured (``vm_pu``,
-    ``p_mw``, ``closed``, ``tap_pos``, ``tripped``, …); ``value`` in the quantity's unit
-    (1.0/0.0 for states); ``source_t_s`` the scan time and ``delivery_t_s`` the arrival
-    [s since the start]; ``sigma`` the meter's standard deviation in the quantity's unit
-    (0 for states). ``rtu`` and ``point`` (the point's display name) say where it came
-    from and are not needed to use it.
-    """
-
-    element: str
-    quantity: str
-    value: float
-    source_t_s: float
-    delivery_t_s: float
-    sigma: float
-    rtu: NotRequired[str]
-    point: NotRequired[str]
-
-
-class CommandOutcome(TypedDict):
-    """How one command ended, as the field reports it.
-
-    ``id`` is the command's id (the DMS's are ``"dms-<n>"``); ``status`` ``"success"``,
-    ``"failed"`` or ``"timeout"``; ``applied_t_s`` when the device accepted it (None if it
-    did not) and ``result_t_s`` when the outcome became known [s since the start].
-    """
-
-    id: str
-    status: Literal["success", "failed", "timeout"]
-    applied_t_s: float | None
-    result_t_s: float
-    target: NotRequired[str]
-    action: NotRequired[str]
-    value: NotRequired[object]
-    sent_t_s: NotRequired[float]
-    reason: NotRequired[str]
-    via: NotRequired[str]
-
-
-class Command(TypedDict):
-    """A command for the field: ``target`` is the field's device reference
-    (``"trafo:Trafo 0-1"``, ``"pv:Solar A"``), ``action`` one the field understands
-    (``open``, ``set_tap``, ``set_q``, …), ``value`` its set-point (None for switching),
-    ``source`` the DMS function that decided it."""
-
-    id: str
-    target: str
-    action: str
-    value: float | None
-    source: str
-
-
-@dataclass
-class ControllerStep:
-    """What one :meth:`DMSController.step` returns.
-
-    Attributes
-    ----------
-    commands : list of Command
-        To send through the field, in order.
-    records : list of dict
-        Recorder records (estimates, cycle status, decisions, short-circuit results).
-    next_call_s : float
-        When the controller wants to be called next [s since the start]: the next cycle
-        or FLISR's wake-up, whichever is earlier. It may be at or before now (call again
-        as soon as possible); telemetry or outcomes arriving earlier warrant a call too.
-    """
-
-    commands: list[Command] = field(default_factory=list)
-    records: list[dict] = field(default_factory=list)
-    next_call_s: float = math.inf
+#: One call's result: the interface's (kept under this name for the controller's callers).
+ControllerStep = DMSStep
 
 
 @dataclass
@@ -156,7 +84,7 @@ class DMSController:
         return self.plan.cycle_offset_s + self.n_cycles_due * self.plan.cycle_s
 
     def step(self, t_s: float, telemetry: list[TelemetryRow],
-             outcomes: list[CommandOutcome]) -> ControllerStep:
+             outcomes: list[CommandOutcome]) -> DMSStep:
         """Take in what arrived, act, and say when to call again.
 
         Parameters
@@ -170,9 +98,9 @@ class DMSController:
 
         Returns
         -------
-        ControllerStep
+        DMSStep
         """
-        plan, state, out = self.plan, self.plan.state, ControllerStep()
+        plan, state, out = self.plan, self.plan.state, DMSStep()
         state.ingest(telemetry)
         by_function: dict[str, list[tuple[Decision, dict]]] = {"flisr": [],
                                                                "load_management": []}
@@ -203,6 +131,7 @@ class DMSController:
             result = run_cycle(state, t_s, load_factor, sgen_factor, plan.settings,
                                telemetry=frame())
             out.commands.extend(result.commands)
+            out.decisions.extend(result.decisions)
             out.records.extend(result.records)
             lm = plan.load_manager
             if lm is not None and result.se is not None and result.se.success and (
@@ -226,7 +155,6 @@ class DMSController:
         out.next_call_s = min(self.next_cycle_s, wake_s)
         return out
 
-    def _issue(self, out: ControllerStep, decisions: list[Decision]) -> None:
-        commands, records = issue(self.plan.state, decisions, self.plan.settings)
-        out.commands.extend(commands)
-        out.records.extend(records)
+    def _issue(self, out: DMSStep, decisions: list[Decision]) -> None:
+        out.commands.extend(issue(self.plan.state, decisions, self.plan.settings))
+        out.decisions.extend(decisions)

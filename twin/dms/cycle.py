@@ -174,16 +174,15 @@ def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor
         state.volt_var = res.state
         stale_note = _stale_note(se)
         decisions = [_with_note(d, stale_note) for d in res.decisions]
-    commands, decision_records = issue(state, decisions, settings)
-    return CycleResult(t_s, se, decisions, commands, records + decision_records, model=model,
-                       forecast=forecast)
+    commands = issue(state, decisions, settings)
+    return CycleResult(t_s, se, decisions, commands, records, model=model, forecast=forecast)
 
 
 def issue(state: DMSState, decisions: list[Decision],
-          settings: CycleSettings) -> tuple[list[dict], list[dict]]:
-    """The commands (to the field) and records of ``decisions``; commands are remembered
-    until their outcome comes back."""
-    commands, records = [], []
+          settings: CycleSettings) -> list[dict]:
+    """The commands (to the field) of ``decisions``; each is remembered until its outcome
+    comes back. The decisions themselves are recorded by whoever runs the DMS."""
+    commands = []
     for d in decisions:
         state.n_commands += 1
         cmd = d.command(f"dms-{state.n_commands}")
@@ -191,8 +190,7 @@ def issue(state: DMSState, decisions: list[Decision],
             state.pending[cmd["id"]] = d
             cmd["target"] = settings.device_refs.get(cmd["target"], cmd["target"])
             commands.append(cmd)
-        records.append(d.record())
-    return commands, records
+    return commands
 
 
 def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapowerNet:

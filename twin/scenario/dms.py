@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from twin.scenario.base import OffsetSeconds, Seconds, Strict
 
@@ -47,8 +48,30 @@ class LoadManagementSpec(Strict):
     hold: Seconds = Field(900.0, description="After a plan, look again this much later.")
 
 
+#: ``dms.class``'s default: the built-in DMS (its settings are the keys below).
+BUILTIN_DMS = "twin.dms.builtin:BuiltinDMS"
+
+
 class DMSSpec(Strict):
-    enabled: bool = Field(False, description="Run the built-in DMS controller.")
+    # ``class`` is a Python keyword: the field is dms_class, the YAML key ``class``
+    model_config = {**Strict.model_config, "populate_by_name": True}
+
+    enabled: bool = Field(False, description="Run a DMS (the built-in one unless dms.class "
+                          "names another).")
+    dms_class: str = Field(
+        BUILTIN_DMS, alias="class", pattern=r"^[^:\s][^:]*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="The DMS: 'package.module:Class' or 'path/file.py:Class' (relative to the "
+        "working directory or the scenario's folder) implementing the DMS interface "
+        "(docs/dms-api.md); 'builtin' or the default is the built-in DMS, configured by "
+        "the keys of this section.")
+    params: dict[str, Any] = Field(
+        {}, description="Settings handed to a DMS class other than the built-in one "
+        "(JSON-like: numbers, strings, booleans, lists, mappings).")
+    remote: str | None = Field(
+        None, pattern=r"^[^\s:]+:[0-9]{1,5}$",
+        description="host:port of a DMS served out of process (twin.dms.remote; "
+        "`python -m twin.dms.serve CLASS`): the twin connects to it and hands it dms.class "
+        "and dms.params.")
     cycle: Seconds = Field(
         60.0, ge=1.0, description="Time between DMS cycles, at least 1 s: a cycle estimates "
         "the state of the whole grid and runs every enabled function, which takes far longer "
@@ -62,6 +85,31 @@ class DMSSpec(Strict):
     volt_var: VoltVarSpec = VoltVarSpec()
     flisr: FlisrSpec = FlisrSpec()
     load_management: LoadManagementSpec = LoadManagementSpec()
+    @field_validator("dms_class", mode="before")
+    @classmethod
+    def _builtin(cls, value: Any) -> Any:
+        return BUILTIN_DMS if value == "builtin" else value
+
+    @field_validator("params")
+    @classmethod
+    def _json(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:  # what travels to an out-of-process DMS and into run.json must be JSON
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"JSON-like values (numbers, strings, lists, mappings); {exc}"
+                             ) from None
+        return params
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.dms_class == BUILTIN_DMS
+
+    def builtin_params(self) -> dict[str, Any]:
+        """The built-in DMS's settings (durations in seconds)."""
+        return self.model_dump(include={"stale_after", "stale_mode", "pseudo_sigma_pct",
+                                        "volt_var", "flisr", "load_management",
+                                        "short_circuit"})
+
     short_circuit: bool = Field(
         True, description="IEC 60909 check of the switchgear at the start and on every "
         "topology change the DMS sees (results recorded as dms_short_circuit).")
