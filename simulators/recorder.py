@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import mosaik_api_v3
 
+from twin.evaluation.expectations import EventLog
 from twin.evaluation.kpis import KpiAccumulator
 from twin.recording.schema import (
     EVENT,
@@ -37,7 +38,7 @@ META: mosaik_api_v3.Meta = {
             "public": True,
             "any_inputs": True,
             "params": ["registry", "tables", "periods", "store", "clock", "run_id", "kpis",
-                       "progress", "tally", "step_ticks"],
+                       "progress", "tally", "step_ticks", "event_log"],
             "attrs": [],
         },
     },
@@ -56,6 +57,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.clock: Clock | None = None
         self.run_id = ""
         self.kpis: KpiAccumulator | None = None
+        # element events and decisions for the scenario's expectations (None: none checked)
+        self.event_log: EventLog | None = None
         self.progress: Callable[[int], None] | None = None
         self.tally = Tally()
         self._checked = False  # the registry's measurements, at the first step
@@ -65,7 +68,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
 
     def create(self, num, model, registry=None, tables=None, periods=None, store=None,
                clock=None, run_id="",
-               kpis=None, progress=None, tally=None, step_ticks=None):
+               kpis=None, progress=None, tally=None, step_ticks=None, event_log=None):
         if num != 1 or self.store is not None:
             raise ValueError("RecorderSim holds exactly one Recorder")
         if store is None or clock is None or registry is None:
@@ -74,6 +77,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.tables = tables or {}
         self.periods = periods if periods is not None else {}
         self.run_id, self.kpis, self.progress = run_id, kpis, progress
+        self.event_log = event_log
         self.tally = tally if tally is not None else Tally()
         self.step_ticks = int(step_ticks) if step_ticks else None
         return [{"eid": "recorder", "type": "Recorder", "rel": []}]
@@ -129,6 +133,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.tally.points += len(points)
         if self.kpis is not None:
             self.kpis.add(self.clock.seconds(time), points)
+        if self.event_log is not None:
+            self.event_log.add(points)
         if self.progress is not None:
             self.progress(time)
         # Ask for the next regular step although inputs would trigger it anyway: mosaik 3.6

@@ -74,12 +74,16 @@ def run(
                                 "wall-clock second."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in "
                                    "--out (its files are removed first)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when one of the scenario's "
+                               "expectations failed (expectations.json)."),
 ) -> None:
     """Run a scenario and write its run directory.
 
     Ctrl-C (SIGINT) or SIGTERM stops the run after the current step: what was simulated is
-    kept (store, run.json with status "interrupted", kpis.json, report.html); exit 130 / 143."""
+    kept (store, run.json with status "interrupted", kpis.json, report.html); exit 130 / 143.
+    With --check, a failed expectation of the scenario makes the exit status 1."""
     from twin.build.stopping import RunInterrupted, exit_status
+    from twin.evaluation.expectations import failure_line
     from twin.runner import RunFailed, run_scenario  # heavy imports only when running
 
     logging.basicConfig(level=logging.WARNING)
@@ -112,6 +116,12 @@ def run(
         err_console.print(f"[bold yellow]{escape(summary.run_info['reason'])}:[/] results so "
                           f"far in {escape(str(summary.run_dir))}", highlight=False)
         raise typer.Exit(summary.exit_code)
+    failed = failure_line(summary.expectations) if summary.expectations else None
+    if failed and check:
+        err_console.print(f"[bold red]check failed:[/] {escape(failed)}", highlight=False)
+        raise typer.Exit(1)
+    if failed:
+        err_console.print(f"[bold yellow]warning:[/] {escape(failed)}", highlight=False)
 
 
 def _print_summary(summary) -> None:
@@ -127,9 +137,10 @@ def _print_summary(summary) -> None:
 
     rows = [
         (f"voltage-violation minutes ({band[0]}–{band[1]} p.u.)", num(k["voltage_violation_minutes"], ".1f")),
-        ("min / max bus voltage [p.u.]", f"{num(k['vm_min_pu'], '.4f')} / {num(k['vm_max_pu'], '.4f')}"),
+        (r"min / max bus voltage \[p.u.]", f"{num(k['vm_min_pu'], '.4f')} / {num(k['vm_max_pu'], '.4f')}"),
         ("max line loading [%]", f"{num(k['max_line_loading_percent'], '.1f')} ({k['max_line_loading_element']})"),
         ("max trafo loading [%]", f"{num(k['max_trafo_loading_percent'], '.1f')} ({k['max_trafo_loading_element']})"),
+        ("overload minutes (line or trafo > 100 %)", num(k["overload_minutes"], ".1f")),
         ("energy losses [MWh]", num(k["energy_losses_mwh"], ".3f")),
         ("PV energy [MWh]", num(k["pv_energy_mwh"], ".3f")),
         ("wind energy [MWh]", num(k["wind_energy_mwh"], ".3f")),
@@ -142,6 +153,7 @@ def _print_summary(summary) -> None:
          f"{k['commands_success']} / {k['commands_failed']} / {k['commands_timeout']}, "
          f"{k['crew_jobs']}"),
         ("non-converged steps", str(k["non_converged_steps"])),
+        ("DMS decisions", f"{k['dms_decisions_total']:,}"),
     ]
     if k.get("customers_interrupted"):
         rows.append(("customers interrupted, SAIDI [min], ENS [MWh]",
@@ -153,6 +165,8 @@ def _print_summary(summary) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    if summary.expectations:
+        _print_expectations(summary.expectations)
     console.print(
         f"{info['grid_steps']} grid steps, {info['grid_solves']} power flows, "
         f"{info['points_recorded']:,} points in {info['wall_time_s']:.1f} s "
@@ -165,9 +179,23 @@ def _print_summary(summary) -> None:
     if rec.get("spilled"):
         console.print(f"[bold yellow]warning:[/] {rec['summary']}")
     console.print(f"recorded to {rec['target']}")
-    written = [name for name in ("report.html", "kpis.json", "run.json", "store/")
+    written = [name for name in ("report.html", "kpis.json", "expectations.json", "run.json",
+                                 "store/")
                if (summary.run_dir / name.rstrip("/")).exists()]  # only what is there
     console.print(f"results in [bold]{summary.run_dir}[/] ({', '.join(written)})")
+
+
+def _print_expectations(report: dict) -> None:
+    """The scenario's expectations, checked: ✓/✗, name, expected, actual."""
+    results = report["results"]
+    table = Table(title=f"Expectations — {report['n_passed']} of {len(results)} passed",
+                  show_header=True)
+    for column in ("", "expectation", "expected", "actual"):
+        table.add_column(column)
+    for r in results:
+        mark = "[green]✓[/]" if r["passed"] else "[bold red]✗[/]"
+        table.add_row(mark, escape(r["name"]), escape(r["expected"]), escape(r["actual"]))
+    console.print(table)
 
 
 @app.command()

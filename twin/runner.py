@@ -5,6 +5,7 @@ Run directory layout::
     <run_dir>/scenario.yaml   copy of the scenario as given
     <run_dir>/run.json        versions, seed, wall time, steps, speed-up, recording outcome
     <run_dir>/kpis.json       the KPIs (deterministic: same scenario + seed ⇒ same file)
+    <run_dir>/expectations.json  the scenario's expectations, checked (only if it has some)
     <run_dir>/report.html     the report: plots, decisions, KPIs (self-contained, offline)
     <run_dir>/store/          the file store (or the spill of an unreachable InfluxDB)
 """
@@ -25,9 +26,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from twin.build.checks import check_expectations
 from twin.build.prepare import prepare
 from twin.build.stopping import RunInterrupted, StopRequest, exit_status, stop_on_signals
 from twin.build.wiring import RunOutcome, WorldHandles, run_world
+from twin.evaluation.expectations import EXPECTATIONS_FILE, evaluate, expectations_report
 from twin.evaluation.kpis import kpi_point
 from twin.grid.geo import geo_points
 from twin.live import LagMeter, live_progress
@@ -50,6 +53,8 @@ class RunSummary:
     outcome: RunOutcome
     recording: dict
     run_info: dict
+    #: expectations.json (None: the scenario has no expectations)
+    expectations: dict | None = None
 
     @property
     def status(self) -> str:
@@ -236,7 +241,8 @@ def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 #: The files a run writes next to its store/.
-_RUN_FILES = ("run.json", "kpis.json", "report.html", "scenario.yaml", "overrides.txt")
+_RUN_FILES = ("run.json", "kpis.json", EXPECTATIONS_FILE, "report.html", "scenario.yaml",
+              "overrides.txt")
 
 
 def _running_pid(run_json: Path) -> int | None:
@@ -292,6 +298,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
 
     wall0 = wallclock.perf_counter()
     prep = prepare(scenario, scenario_file, scenario_end_s=scenario_end_s)
+    check_expectations(scenario, prep.net)
     prepare_s = wallclock.perf_counter() - wall0
     recording = open_recording(kind, influx, run_dir)
     state.recording, state.phase = recording, "building the world"
@@ -322,6 +329,8 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
         recording.store.write(extra)
         outcome.points_recorded += len(geo) + len(extra)
     finally:
+        if prep.dms is not None:
+            prep.dms.close()  # an out-of-process DMS's session ends with the world
         # after a failure, _end_early closes it as far as it can (a full disk fails again)
         if sys.exc_info()[0] is None:
             state.closed = True
@@ -342,6 +351,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
     if overrides:
         (run_dir / "overrides.txt").write_text("\n".join(overrides) + "\n", encoding="utf-8")
     simulated_s = scenario.clock.seconds(outcome.ticks)
+    expectations = _expectations(scenario, outcome, simulated_s)
     run_info = {
         "run_id": run_id,
         "scenario": scenario.name,
@@ -365,12 +375,18 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
         **({"grafana_annotations": annotator.summary()} if annotator is not None else {}),
         "events": [{"time_ns": e.time_ns, **e.tags, **e.fields} for e in outcome.events[:100]],
         "warnings": list(prep.warnings),  # what preparation found doubtful (e.g. ratings)
+        "dms": prep.dms.describe() if prep.dms is not None else None,  # which DMS ran
+        **({"expectations": {k: expectations[k] for k in ("passed", "n_passed", "n_failed")}}
+           if expectations is not None else {}),
         "versions": versions(),
         "started_utc": head["started_utc"],
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     # kpis.json first: run.json says "completed" only once everything but the report is there
-    _write_json(run_dir / "kpis.json", outcome.kpis)
+    # the file names the DMS the KPIs judge (class, version, params), so two files compare
+    _write_json(run_dir / "kpis.json", {**outcome.kpis, "dms": _dms_named(prep)})
+    if expectations is not None:
+        _write_json(run_dir / EXPECTATIONS_FILE, expectations)
     _write_json(run_dir / "run.json", run_info)
     try:
         write_report(run_dir)  # run_dir/report.html, self-contained
@@ -378,7 +394,29 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
         (run_dir / "report.html.tmp").unlink(missing_ok=True)
         logging.getLogger(__name__).warning("report.html not written: %s (rebuild it with "
                                             "`twin report %s`)", _one_line(exc), run_dir)
-    return RunSummary(run_dir, run_id, scenario, outcome, rec_info, run_info)
+    return RunSummary(run_dir, run_id, scenario, outcome, rec_info, run_info, expectations)
+
+
+def _expectations(scenario: Scenario, outcome: RunOutcome, end_s: float) -> dict | None:
+    """expectations.json of the run: the scenario's expectations checked against its KPIs
+    and what the recorder collected (None: the scenario has none)."""
+    spec = scenario.expectations
+    if not spec.count:
+        return None
+    log = outcome.event_log
+    results = evaluate(spec, outcome.kpis, log.events if log else [],
+                       log.decisions if log else [], end_s=end_s,
+                       fault_s=min((f.after for f in scenario.faults), default=None))
+    return expectations_report(results)
+
+
+def _dms_named(prep) -> dict | None:
+    """The DMS as kpis.json names it: what ran, not how it was reached (in process or over
+    TCP give the same file)."""
+    if prep.dms is None:
+        return None
+    info = prep.dms.describe()
+    return {k: info[k] for k in ("class", "version", "api_version", "params")}
 
 
 def _write_json(path: Path, data: dict) -> None:

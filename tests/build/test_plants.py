@@ -75,3 +75,46 @@ def test_duplicate_plant_names_are_refused(net):
     spec = scenario(pv={"plants": [{"name": "PV 3", "bus": "Bus 13", "p_peak_kw": 10}]}).pv
     with pytest.raises(ScenarioError, match="duplicates"):
         pv_plants(net, spec)
+
+
+def test_scaling_multiplies_every_plants_rating_and_its_sgen(net):
+    """pv.scaling / wind.scaling: attached and listed plants alike, and the sgen the plant
+    drives (the grid's and the DMS's idea of its size) follows."""
+    new = {"name": "PV Park", "bus": "Bus 13", "p_peak_kw": 600}
+    base_net, scaled_net = net, pn.create_cigre_network_mv(with_der="all")
+    base = pv_plants(base_net, scenario(pv={"plants": [new]}).pv)
+    half = pv_plants(scaled_net, scenario(pv={"scaling": 0.5, "plants": [new]}).pv)
+    assert half.names == base.names and half.sgen_idx == base.sgen_idx
+    for key in ("p_peak_mw", "s_inverter_mva"):
+        np.testing.assert_allclose(half.params[key], 0.5 * base.params[key])
+    np.testing.assert_array_equal(half.params["tilt_deg"], base.params["tilt_deg"])
+    for column in ("sn_mva", "p_mw"):
+        np.testing.assert_allclose(scaled_net.sgen.loc[half.sgen_idx, column],
+                                   0.5 * base_net.sgen.loc[base.sgen_idx, column])
+    # generators no plant drives (CHP, fuel cells) are left alone
+    others = [i for i in base_net.sgen.index if i not in base.sgen_idx]
+    np.testing.assert_array_equal(scaled_net.sgen.loc[others, "p_mw"],
+                                  base_net.sgen.loc[others, "p_mw"])
+
+    wind_net = pn.create_cigre_network_mv(with_der="all")
+    rated = wind_plants(net, scenario().wind).params["p_rated_mw"]
+    doubled = wind_plants(wind_net, scenario(wind={"scaling": 2.0}).wind)
+    np.testing.assert_allclose(doubled.params["p_rated_mw"], 2.0 * rated)
+
+
+@pytest.mark.slow
+def test_scaling_scales_the_energy_of_a_run(make_scenario, tmp_path):
+    """Half the plants, half the energy: PV (attached and a new plant) and wind, from the
+    same weather, in two runs of the same scenario."""
+    from twin.runner import run_scenario
+
+    path = make_scenario("scaling", start="2026-06-21T11:00:00Z", duration="30min",
+                         pv={"plants": [{"name": "PV Park", "bus": "Bus 13",
+                                         "p_peak_kw": 2000}]})
+    full = run_scenario(path, out=tmp_path / "full").outcome.kpis
+    half = run_scenario(path, out=tmp_path / "half",
+                        overrides=["pv.scaling=0.5", "wind.scaling=0.5"]).outcome.kpis
+    assert full["pv_energy_mwh"] > 0.5 and full["wind_energy_mwh"] > 0.0  # noon, 6 m/s
+    assert half["pv_energy_mwh"] == pytest.approx(0.5 * full["pv_energy_mwh"], rel=1e-6)
+    assert half["wind_energy_mwh"] == pytest.approx(0.5 * full["wind_energy_mwh"], rel=1e-6)
+    assert half["load_energy_mwh"] == pytest.approx(full["load_energy_mwh"], rel=1e-9)

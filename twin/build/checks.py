@@ -4,12 +4,14 @@ take, fault impedances, and events the run would never reach (warnings)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 
 import numpy as np
 import pandapower as pp
 
-from twin.grid.names import ELEMENT_KINDS, element_names, split_ref
+from twin.evaluation.kpis import KpiAccumulator
+from twin.grid.names import ELEMENT_KINDS, ELEMENT_TABLES, element_names, split_ref
 from twin.models.field import ACTIONS, KIND_TABLE, FieldPlan
 from twin.scenario import Scenario, ScenarioError
 from twin.timebase import format_duration
@@ -135,3 +137,46 @@ def check_sizes_and_points(scenario: Scenario) -> None:
                     f"rtus[{r}].points[{p}]: expected each point once per RTU; found "
                     f"{pt.element} {pt.quantity} again (as points[{seen[key]}])")
             seen[key] = p
+
+
+def check_expectations(scenario: Scenario, net: pp.pandapowerNet) -> None:
+    """The scenario's ``expectations`` name KPIs the run computes and elements of the grid,
+    and ``after: fault`` has a fault to count from; a ScenarioError otherwise (with close
+    names for a misspelt KPI)."""
+    spec = scenario.expectations
+    if not spec.count:
+        return
+    kpis = KpiAccumulator().finish(0.0)
+    known = sorted(k for k, v in kpis.items()
+                   if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+    for k, check in enumerate(spec.kpis):
+        if check.kpi not in known:
+            close = [n for n in known if n.startswith(check.kpi)] + \
+                difflib.get_close_matches(check.kpi, known, n=4, cutoff=0.5)
+            close = list(dict.fromkeys(close))[:4]
+            hint = (f"close names: {', '.join(close)}" if close
+                    else f"one of {_listed(known, 12)}")
+            raise ScenarioError(f"expectations.kpis[{k}]: expected a KPI of the run ({hint}); "
+                                f"found {check.kpi!r} in {check.check!r}")
+    for k, check in enumerate(spec.events):
+        table, name = check.element.split(":", 1)
+        names = element_names(net, table)
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
+            raise ScenarioError(
+                f"expectations.events[{k}].element: expected a {table} of the grid "
+                f"({', '.join(close) if close else _listed(names, 8) or 'none'}); "
+                f"found {check.element!r}")
+        if check.after == "fault" and not scenario.faults:
+            raise ScenarioError(f"expectations.events[{k}].after: expected a fault in the "
+                                f"scenario's 'faults' to count from; found none")
+    for k, check in enumerate(spec.decisions):
+        for s, step in enumerate(check.sequence):
+            table, _, name = (step.target or "").partition(":")
+            if table in ELEMENT_TABLES and name not in element_names(net, table):
+                names = element_names(net, table)
+                close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
+                raise ScenarioError(
+                    f"expectations.decisions[{k}].sequence[{s}].target: expected a {table} of "
+                    f"the grid ({', '.join(close) if close else _listed(names, 8) or 'none'}); "
+                    f"found {step.target!r}")

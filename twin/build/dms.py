@@ -76,6 +76,12 @@ class DMSSetup:
         self.guarded = GuardedDMS(dms, self.context.cycle_s, self.context.cycle_offset_s)
         return self.guarded
 
+    def close(self) -> None:
+        """End the DMS's session (an out-of-process DMS's connection); idempotent."""
+        close = getattr(self.instance, "close", None)
+        if callable(close):
+            close()
+
     def describe(self) -> dict:
         """What ran, or (before :meth:`create`) what is to run."""
         if self.info is not None:

@@ -1,8 +1,10 @@
 """Which grid generators the PV and wind models drive, with their parameters.
 
 Plants either drive an existing sgen (``sgen: <name>``, or every sgen of type PV/WP when
-``attach_existing``) or are new sgens added at a bus. The net is changed only by adding
-the new sgens; nothing else in it is touched.
+``attach_existing``) or are new sgens added at a bus. ``pv.scaling`` / ``wind.scaling``
+multiply every plant's rating (PV: DC peak and inverter; wind: rated power), and with it
+the ``sn_mva`` and ``p_mw`` of the sgen it drives, so the grid (and the DMS's copy of it)
+knows the plant's scaled size. Otherwise the net is changed only by adding the new sgens.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def pv_plants(net: pp.pandapowerNet, spec: PVSpec) -> PlantSet:
         chosen[i] = {"name": plant.name, "p_peak_mw": p_peak_mw, "s_inverter_mva": s_mva,
                      "tilt_deg": spec.tilt_deg if plant.tilt_deg is None else plant.tilt_deg,
                      "azimuth_deg": spec.azimuth_deg if plant.azimuth_deg is None else plant.azimuth_deg}
+    _scale(net, chosen, ("p_peak_mw", "s_inverter_mva"), spec.scaling)
     return _as_set(chosen, ("p_peak_mw", "s_inverter_mva", "tilt_deg", "azimuth_deg"), "PV")
 
 
@@ -97,7 +100,24 @@ def wind_plants(net: pp.pandapowerNet, spec: WindSpec) -> PlantSet:
             i = _new_sgen(net, plant.bus, plant.name, rated, "WP", f"{key}.bus")
         chosen[i] = {"name": plant.name, "p_rated_mw": rated,
                      "hub_height_m": plant.hub_height_m or spec.hub_height_m}
+    _scale(net, chosen, ("p_rated_mw",), spec.scaling)
     return _as_set(chosen, ("p_rated_mw", "hub_height_m"), "wind")
+
+
+def _scale(net: pp.pandapowerNet, chosen: dict[int, dict], keys: tuple[str, ...],
+           factor: float) -> None:
+    """Multiply the plants' ratings ``keys`` and their sgens' ``sn_mva`` and ``p_mw`` by
+    ``factor`` (``pv.scaling`` / ``wind.scaling``). The models' output is proportional to
+    these ratings (PVWatts: DC power to the DC peak, the inverter's efficiency to the ratio
+    of DC power to its rating; wind: the power curve in p.u. of rated power)."""
+    if factor == 1.0:
+        return
+    for i, plant in chosen.items():
+        for key in keys:
+            plant[key] *= factor
+        for column in ("sn_mva", "p_mw"):
+            if column in net.sgen.columns:
+                net.sgen.at[i, column] = float(net.sgen.at[i, column]) * factor
 
 
 def _as_set(chosen: dict[int, dict], keys: tuple[str, ...], what: str) -> PlantSet:

@@ -20,13 +20,13 @@ from twin.build.checks import (
     late_events,
 )
 from twin.build.devices import add_capacitors, add_line_switches, manual_switches
-from twin.build.dms import plan_dms
+from twin.build.dms import DMSSetup, builtin_settings_ignored, plan_dms
 from twin.build.field import build_field_plan, grid_refs
 from twin.build.plants import PlantSet, pv_plants, wind_plants
 from twin.build.profiles import Profiles, simbench_profiles, synthetic_profiles
 from twin.build.protection import plan_protection
 from twin.build.storage import plan_batteries, plan_ev_fleet
-from twin.dms.controller import DMSPlan
+from twin.dms.api import DMSLoadError
 from twin.evaluation.reliability import default_customers
 from twin.grid.build import build_net
 from twin.grid.names import ELEMENT_TABLES, element_names
@@ -56,7 +56,7 @@ class Prepared:
     ev: EVPlan | None = None
     batteries: BatteryPlan | None = None
     field: FieldPlan | None = None
-    dms: DMSPlan | None = None
+    dms: DMSSetup | None = None
     protection: Protection | None = None
     faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
     warnings: list[str] = dataclass_field(default_factory=list)  # e.g. events after the end
@@ -130,9 +130,16 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     plant_refs = grid_refs(net, devices)
     unreachable = check_commands(scenario, net, prepared.field, set(plant_refs))
     prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
-                            field_refs=plant_refs)
+                            field_refs=plant_refs, field_plan=prepared.field,
+                            scenario_file=scenario_file)
+    if prepared.dms is not None and not check_only:
+        try:  # the DMS is made before the world: its constructor's error is the input's
+            prepared.dms.create()
+        except DMSLoadError as exc:
+            key = "dms.remote" if scenario.dms.remote else "dms.class"
+            raise ScenarioError(f"{key}: {exc}") from None
     prepared.warnings = late_events(scenario, scenario_end_s) + unreachable + \
-        unusable_ratings(net)
+        unusable_ratings(net) + builtin_settings_ignored(scenario)
     if not check_only:
         for message in prepared.warnings:
             logging.getLogger(__name__).warning("%s", message)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twin.build.checks import check_expectations
 from twin.build.prepare import customers, prepare
 from twin.grid.model import GridModel
 from twin.scenario import Scenario, ScenarioError
@@ -62,6 +63,10 @@ def check_scenario(scenario: Scenario, scenario_file: Path | None = None) -> Che
     report.checks.append("names resolved against the grid: " + ", ".join(named))
     customers(prep)
     report.checks.append("reliability: customers per load")
+    if scenario.expectations.count:
+        check_expectations(scenario, net)
+        report.checks.append(f"expectations: {scenario.expectations.count} checks name KPIs "
+                             "and elements of the run")
     if prep.dms is not None:
         report.checks.append("DMS: functions planned against the grid and the field")
     w = scenario.weather

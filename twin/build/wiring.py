@@ -18,7 +18,8 @@ import mosaik
 
 from twin.build.prepare import Prepared, customers
 from twin.build.stopping import RunInterrupted, StopRequest
-from twin.evaluation.kpis import KpiAccumulator
+from twin.evaluation.expectations import EventLog
+from twin.evaluation.kpis import KpiAccumulator, kpi_warmup_s
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.models import pv as pv_model
 from twin.models.weather import WEATHER_ATTRS
@@ -73,6 +74,8 @@ class RunOutcome:
     status: str = "completed"
     reason: str = ""
     signum: int | None = None
+    #: element events and DMS decisions for the scenario's expectations (None: it has none)
+    event_log: EventLog | None = None
 
 
 @dataclass
@@ -125,8 +128,11 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     world = mosaik.World(SIM_CONFIG, time_resolution=sc.time_resolution,
                          skip_greetings=True, configure_logging=False)
     kpis = KpiAccumulator(band_pu=sc.kpis.voltage_band_pu, customers=customers(prep),
-                          momentary_s=sc.reliability.momentary)
+                          momentary_s=sc.reliability.momentary, warmup_s=kpi_warmup_s(sc))
     tally = Tally()
+    checks = sc.expectations
+    event_log = EventLog(clock.time_ns(0), watch=[c.element for c in checks.events]) \
+        if checks.events or checks.decisions else None
     last_tick = -1  # the last step the recorder has written (store, KPIs) in full
 
     def recorded(tick: int) -> None:
@@ -145,7 +151,8 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         recorder = world.start("Recorder", sim_id="recorder").Recorder(
             registry=registry, tables=tables, periods=periods,
             store=store, clock=clock,
-            run_id=run_id, kpis=kpis, progress=recorded, tally=tally, step_ticks=sc.step_ticks)
+            run_id=run_id, kpis=kpis, progress=recorded, tally=tally, step_ticks=sc.step_ticks,
+            event_log=event_log)
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
                     {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
         # One simulator replays every time series (profiles and weather): each simulator
@@ -202,6 +209,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         grid_solves=tally.grid_solves,
         points_recorded=tally.points,
         events=tally.events,
+        event_log=event_log,
     )
     if interrupted is not None:
         outcome.status, outcome.signum = "interrupted", interrupted.signum
@@ -316,11 +324,11 @@ def _wire_field(w: _Wiring) -> None:
 
 def _wire_dms(w: _Wiring) -> None:
     """The DMS: telemetry and command outcomes in, commands out through the field."""
-    plan = w.prep.dms
-    if plan is None:
+    setup = w.prep.dms
+    if setup is None:
         return
     assert w.field is not None
-    dms = w.world.start("DMS", sim_id="dms").DMS(plan=plan)
+    dms = w.world.start("DMS", sim_id="dms").DMS(dms=setup.guarded or setup.create())
     w.world.connect(w.field, dms, "measurements", "command_outcomes")
     # commands go out one tick after the cycle that decided them (no same-tick loop)
     w.world.connect(dms, w.field, "commands", time_shifted=1)

@@ -3,13 +3,20 @@
 Time weighting: a sample holds from its time until the next sample of the same kind (or the
 end of the run), so event-triggered extra power flows between regular steps count for exactly
 the time they were valid.
+
+Warmup: the KPIs that judge operation (voltage-violation minutes, the extreme bus voltages,
+the highest line and transformer loading, overload minutes) are not charged for the run's
+opening state, which the DMS had no chance to change: they count the states valid at or after
+``warmup_s`` (a state set before and still valid after it counts). Energies, counts and the
+reliability indices are balances of the whole run and ignore the warmup.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +27,7 @@ from twin.recording.schema import (
     COMMAND,
     CREW,
     DMS_CYCLE,
+    DMS_DECISION,
     DMS_ESTIMATE,
     EV,
     GRID,
@@ -36,26 +44,92 @@ from twin.recording.schema import (
     kpi_point,
 )
 
-__all__ = ["KpiAccumulator", "kpi_point"]  # kpi_point: the schema's, where callers look for it
+if TYPE_CHECKING:
+    from twin.scenario import Scenario
+
+__all__ = ["KpiAccumulator", "kpi_point", "kpi_warmup_s"]  # kpi_point: the schema's
+
+#: A line or transformer is overloaded above this loading [%].
+OVERLOAD_PERCENT = 100.0
+
+
+def kpi_warmup_s(scenario: Scenario) -> float:
+    r"""The scenario's KPI warmup [s]: ``kpis.warmup`` where given, else the first grid step
+    after the DMS's first cycle when the DMS is enabled (the first state its commands can
+    reach), else 0.
+
+    Notes
+    -----
+    With the DMS's first cycle at :math:`t_c` (``dms.cycle_offset``) and the grid step
+    :math:`\Delta t`: :math:`t_w = (\lfloor t_c / \Delta t \rfloor + 1)\,\Delta t`, e.g.
+    60 s for a first cycle at 5 s and a 1-minute step. A cycle exactly at a step reads the
+    state solved there, so its commands reach the next step at the earliest.
+    """
+    if scenario.kpis.warmup is not None:
+        return float(scenario.kpis.warmup)
+    if not scenario.dms.enabled:
+        return 0.0
+    steps = math.floor(scenario.dms.cycle_offset / scenario.step + 1e-9) + 1
+    return steps * scenario.step
 
 
 @dataclass
 class _Integral:
-    """∫ value dt over piecewise-constant samples [value·h]."""
+    """∫ value dt over piecewise-constant samples [value·h], counted from ``from_t_s`` on."""
 
     last_t_s: float | None = None
     last_value: float = 0.0
     total: float = 0.0
+    from_t_s: float = -math.inf
 
     def add(self, t_s: float, value: float) -> None:
         self.close(t_s)
         self.last_t_s, self.last_value = t_s, value
 
     def close(self, t_s: float) -> None:
-        if self.last_t_s is not None and t_s > self.last_t_s and math.isfinite(self.last_value):
-            self.total += self.last_value * (t_s - self.last_t_s) / 3600.0
-        if self.last_t_s is not None:
-            self.last_t_s = max(self.last_t_s, t_s)
+        if self.last_t_s is None:
+            return
+        t0 = max(self.last_t_s, self.from_t_s)
+        if t_s > t0 and math.isfinite(self.last_value):
+            self.total += self.last_value * (t_s - t0) / 3600.0
+        self.last_t_s = max(self.last_t_s, t_s)
+
+
+@dataclass
+class _HeldMax:
+    """The largest value (and its element) of piecewise-constant states valid at some time
+    at or after ``from_t_s``: a state set before ``from_t_s`` counts if it still holds after
+    it. Each :meth:`add` replaces the state (``None``: a state without a value)."""
+
+    from_t_s: float = 0.0
+    best: tuple[float, str] | None = None
+    _held: tuple[float, float, str] | None = None  # (since, value, element), set before from_t_s
+
+    def add(self, t_s: float, value: float | None, element: str = "") -> None:
+        self.close(t_s)
+        self._held = None
+        if value is None or not math.isfinite(value):
+            return
+        if t_s >= self.from_t_s:
+            self._fold(value, element)
+        else:
+            self._held = (t_s, value, element)
+
+    def close(self, t_s: float) -> None:
+        """The held state ends at ``t_s`` (the next state or the end of the run)."""
+        if self._held is not None and t_s > self.from_t_s:
+            self._fold(self._held[1], self._held[2])
+            self._held = None
+
+    def _fold(self, value: float, element: str) -> None:
+        if self.best is None or value > self.best[0]:
+            self.best = (float(value), element)
+
+    def value(self) -> float:
+        return self.best[0] if self.best is not None else math.nan
+
+    def element(self) -> str:
+        return self.best[1] if self.best is not None else ""
 
 
 @dataclass
@@ -66,17 +140,22 @@ class KpiAccumulator:
     ----------
     band_pu : (low, high)
         Allowed voltage band [p.u.].
+    customers : dict
+        Customers per load name (loads not in it, e.g. EV charging points, are not counted).
+    momentary_s : float
+        Interruptions up to this long are momentary [s] (IEEE 1366).
+    warmup_s : float
+        Voltage violations, extreme voltages, the highest loadings and overloads count
+        from this time on [s since start] (:func:`kpi_warmup_s`).
     """
 
     band_pu: tuple[float, float] = (0.95, 1.05)
-    #: customers per load name (loads not in it, e.g. EV charging points, are not counted)
     customers: dict[str, int] = field(default_factory=dict)
     momentary_s: float = MOMENTARY_S
+    warmup_s: float = 0.0
     _ledger: ReliabilityLedger | None = None
     _energy: dict[str, _Integral] = field(default_factory=dict)
-    _max: dict[str, tuple[float, str]] = field(default_factory=dict)
-    _vm_min: float = math.inf
-    _vm_max: float = -math.inf
+    _max: dict[str, _HeldMax] = field(default_factory=dict)
     _grid_solves: int = 0
     _non_converged: int = 0
     _counts: dict[str, float] = field(default_factory=dict)
@@ -84,7 +163,13 @@ class KpiAccumulator:
     _se_abs_dv: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.warmup_s) and self.warmup_s >= 0):
+            raise ValueError(f"KpiAccumulator: warmup_s ≥ 0; found {self.warmup_s!r}")
         self._ledger = ReliabilityLedger(self.customers, self.momentary_s)
+        for key in _JUDGED:
+            self._energy[key] = _Integral(from_t_s=self.warmup_s)
+        for key in ("vm_max", "vm_min_neg", "line", "trafo"):
+            self._max[key] = _HeldMax(from_t_s=self.warmup_s)
 
     def _count(self, key: str, amount: float = 1.0) -> None:
         self._counts[key] = self._counts.get(key, 0.0) + amount
@@ -93,11 +178,6 @@ class KpiAccumulator:
         if key not in self._energy:
             self._energy[key] = _Integral()
         return self._energy[key]
-
-    def _track_max(self, key: str, value: object, element: str) -> None:
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            if key not in self._max or value > self._max[key][0]:
-                self._max[key] = (float(value), element)
 
     def add(self, t_s: float, points: Iterable[Point]) -> None:
         """All points recorded at scenario time ``t_s`` [s since start].
@@ -111,6 +191,9 @@ class KpiAccumulator:
         pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = ev_mw = bat_charge_mw = bat_dis_mw = 0.0
         seen_pv = seen_wind = seen_ev = seen_bat = False
         violations: dict[str, int] = {}
+        vm_lo = vm_hi = None  # (vm, bus)
+        loading: dict[str, tuple[float, str] | None] = {}  # "line"/"trafo" -> highest
+        overloaded = 0  # lines and transformers above OVERLOAD_PERCENT
         supplied: dict[str, bool] = {}
         demand_mw: dict[str, float] = {}
         grid_seen = False
@@ -128,17 +211,23 @@ class KpiAccumulator:
                 vm = f.get("vm_pu")
                 if isinstance(vm, float) and math.isfinite(vm):
                     self._truth_vm[el] = vm
-                    self._vm_min = min(self._vm_min, vm)
-                    self._vm_max = max(self._vm_max, vm)
+                    if vm_lo is None or vm < vm_lo[0]:
+                        vm_lo = (vm, el)
+                    if vm_hi is None or vm > vm_hi[0]:
+                        vm_hi = (vm, el)
                     violations[el] = int(not self.band_pu[0] <= vm <= self.band_pu[1])
             elif m == LOAD:
                 if "supplied" in f and el in self.customers:
                     supplied[el] = bool(f["supplied"])
                     demand_mw[el] = float(f.get("p_demand_mw", 0.0))
-            elif m == LINE:
-                self._track_max("line", f.get("loading_percent"), el)
-            elif m == TRAFO:
-                self._track_max("trafo", f.get("loading_percent"), el)
+            elif m in (LINE, TRAFO):
+                kind = "line" if m == LINE else "trafo"
+                value = f.get("loading_percent")
+                loading.setdefault(kind, None)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    if loading[kind] is None or value > loading[kind][0]:
+                        loading[kind] = (float(value), el)
+                    overloaded += value > OVERLOAD_PERCENT
             elif m == PV:
                 seen_pv = True
                 pv_mw += float(f.get("p_mw", 0.0))
@@ -179,6 +268,10 @@ class KpiAccumulator:
                 if not f.get("success", 0):
                     self._count("dms_cycles_failed")
                 self._count("bad_data_detected", float(f.get("bad_data", 0)))
+            elif m == DMS_DECISION:
+                # every mode (direct, remote, manual, advisory) counts: what the DMS decided
+                self._count(f"decision:{p.tags.get('function', '')}."
+                            f"{p.tags.get('action', '')}")
             elif m == CREW:
                 self._count("crew_jobs")
             elif m == PROTECTION:
@@ -204,27 +297,44 @@ class KpiAccumulator:
             any_v = float(any(violations.values()))
             self._integral("violation_any").add(t_s, any_v)
             self._integral("violation_bus").add(t_s, float(sum(violations.values())))
+        if grid_seen or vm_hi is not None:
+            self._max["vm_max"].add(t_s, *(vm_hi or (None, "")))
+            self._max["vm_min_neg"].add(t_s, *((-vm_lo[0], vm_lo[1]) if vm_lo else (None, "")))
+        if grid_seen or loading:
+            # a solve (or a set of loadings) is the whole new state: a kind it leaves out has
+            # no value now (failed solve); lines without a loading count as not overloaded
+            for kind in ("line", "trafo"):
+                if grid_seen or kind in loading:
+                    self._max[kind].add(t_s, *(loading.get(kind) or (None, "")))
+            self._integral("overload_any").add(t_s, float(overloaded > 0))
+            self._integral("overload_element").add(t_s, float(overloaded))
 
     def finish(self, end_t_s: float) -> dict[str, object]:
         for integral in self._energy.values():
             integral.close(end_t_s)
+        for held in self._max.values():
+            held.close(end_t_s)
 
         def e(key: str) -> float:
             return round(self._energy[key].total, 9) if key in self._energy else 0.0
 
         reliability = self._ledger.finish(end_t_s)
-        line_max = self._max.get("line", (math.nan, ""))
-        trafo_max = self._max.get("trafo", (math.nan, ""))
+        line_max, trafo_max = self._max["line"], self._max["trafo"]
+        decisions = {key.removeprefix("decision:"): int(n)
+                     for key, n in sorted(self._counts.items()) if key.startswith("decision:")}
         return {
             "voltage_band_pu": list(self.band_pu),
+            "warmup_s": self.warmup_s,
             "voltage_violation_minutes": round(e("violation_any") * 60.0, 6),
             "voltage_violation_bus_minutes": round(e("violation_bus") * 60.0, 6),
-            "vm_min_pu": _finite(self._vm_min),
-            "vm_max_pu": _finite(self._vm_max),
-            "max_line_loading_percent": _finite(line_max[0]),
-            "max_line_loading_element": line_max[1],
-            "max_trafo_loading_percent": _finite(trafo_max[0]),
-            "max_trafo_loading_element": trafo_max[1],
+            "vm_min_pu": _finite(-self._max["vm_min_neg"].value()),
+            "vm_max_pu": _finite(self._max["vm_max"].value()),
+            "max_line_loading_percent": _finite(line_max.value()),
+            "max_line_loading_element": line_max.element(),
+            "max_trafo_loading_percent": _finite(trafo_max.value()),
+            "max_trafo_loading_element": trafo_max.element(),
+            "overload_minutes": round(e("overload_any") * 60.0, 6),
+            "overload_element_minutes": round(e("overload_element") * 60.0, 6),
             "energy_losses_mwh": e("losses"),
             "load_energy_mwh": e("load"),
             "ext_grid_energy_mwh": e("ext_grid"),
@@ -251,11 +361,17 @@ class KpiAccumulator:
             "dms_cycles": int(self._counts.get("dms_cycles", 0)),
             "dms_cycles_failed": int(self._counts.get("dms_cycles_failed", 0)),
             "bad_data_detected": int(self._counts.get("bad_data_detected", 0)),
+            "dms_decisions_total": sum(decisions.values()),
+            "dms_decisions": decisions,
             "se_error_mean_pu": _finite(float(np.mean(self._se_abs_dv))) if self._se_abs_dv
             else None,
             "se_error_max_pu": _finite(max(self._se_abs_dv)) if self._se_abs_dv else None,
             **reliability,
         }
+
+
+#: the integrals charged from the warmup on (the others are whole-run balances)
+_JUDGED = ("violation_any", "violation_bus", "overload_any", "overload_element")
 
 
 def _finite(x: float) -> float | None:

@@ -8,7 +8,9 @@ The report reads everything from the run directory (``run.json``, ``kpis.json``,
 ``scenario.yaml`` and the file store ``store/``) and shows, each only where the run recorded
 the data:
 
-1. the run (scenario, start, duration, seed, wall time, speed-up) and every KPI, grouped;
+1. the run (scenario, start, duration, seed, wall time, speed-up), the scenario's
+   expectations checked (expected against actual, from ``expectations.json``, when it has
+   some) and every KPI, grouped;
    the network at its geodata positions (``grid_geo``), buses coloured by their worst
    voltage, lines and transformers by their peak loading;
 2. the voltage band: min / mean / max bus voltage per time step, the allowed band shaded;

@@ -48,6 +48,7 @@ def header_section(run: RunData) -> Section:
         ("power-flow step", duration_text(info.get("step_s"))),
         ("seed", info.get("seed")),
         ("overrides", ", ".join(info.get("overrides") or []) or "none"),
+        ("DMS", dms_text(info.get("dms"))),
         ("run id", info.get("run_id")),
         ("grid steps / power flows", f"{info.get('grid_steps', 'n/a')} / "
                                      f"{info.get('grid_solves', 'n/a')}"),
@@ -82,12 +83,24 @@ def header_section(run: RunData) -> Section:
     return Section("run", f"Run {info.get('run_id', '')}", body)
 
 
+def dms_text(dms: dict | None) -> str:
+    """The DMS that ran: class, version, interface version, transport and params."""
+    if not dms:
+        return "none"
+    params = json.dumps(dms.get("params") or {}, sort_keys=True)
+    return (f"{dms.get('class', '?')} {dms.get('version', '')} (DMS API "
+            f"{dms.get('api_version', '?')}, {dms.get('transport', 'in-process')}); "
+            f"params {params}")
+
+
 def kpi_section(kpis: dict) -> Section | None:
     """Every KPI of kpis.json, grouped, with its unit (from its name)."""
     if not kpis:
         return None
     groups: dict[str, list[str]] = {}
     for key in kpis:
+        if key == "dms":
+            continue  # which DMS the KPIs judge: in the header
         groups.setdefault(kpi_group(key), []).append(key)
     order = [title for title, _ in KPI_GROUPS] + ["Other"]
     parts = []

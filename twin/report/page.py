@@ -7,6 +7,7 @@ from pathlib import Path
 import plotly.offline
 
 from twin.report.event_sections import comm_section, decisions_section, reliability_section
+from twin.report.expectations_section import expectations_section
 from twin.report.figures import Figures
 from twin.report.formatting import esc
 from twin.report.grid_sections import (der_section, header_section, kpi_section, loading_section,
@@ -49,7 +50,7 @@ def build_report(run: RunData) -> str:
         A complete HTML document.
     """
     figs = Figures()
-    sections = [header_section(run), kpi_section(run.kpis)]
+    sections = [header_section(run), expectations_section(run), kpi_section(run.kpis)]
     if run.store_dir is not None:
         sections += [network_section(run, figs), voltage_band_section(run, figs), voltage_heatmap_section(run, figs),
                      loading_section(run, figs), der_section(run, figs),

@@ -15,9 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from twin.scenario.base import Name, Seconds
+from twin.scenario.base import Name, OffsetSeconds, Seconds
 from twin.scenario.base import Strict as _Strict
 from twin.scenario.dms import DMSSpec
+from twin.scenario.expectations import ExpectationsSpec
 from twin.scenario.faults import FaultSpecModel, ProtectionSpec, ReliabilitySpec
 from twin.scenario.field import (
     BatteriesSpec,
@@ -103,6 +104,11 @@ class PVSpec(_Strict):
     tilt_deg: float = Field(30.0, ge=0, le=90)
     azimuth_deg: float = Field(180.0, ge=0, lt=360)
     dc_ac_ratio: float = Field(1.1, gt=0, description="DC peak / inverter rating.")
+    scaling: float = Field(
+        1.0, ge=0, description="Factor on every PV plant the twin models (attached sgens and "
+        "the plants below): DC peak and inverter rating, so output, curtailment and reactive "
+        "capability scale alike. profiles.sgen_scaling scales only the generators no model "
+        "drives; the two never apply to the same sgen.")
     plants: list[PVPlantSpec] = []
 
 
@@ -126,6 +132,11 @@ class WindSpec(_Strict):
     attach_existing: bool = Field(True, description="Model every existing sgen of type WP.")
     hub_height_m: float = Field(100.0, gt=0)
     shear_exponent: float = Field(0.14, ge=0, le=0.6)
+    scaling: float = Field(
+        1.0, ge=0, description="Factor on every wind plant the twin models (attached sgens "
+        "and the plants below): the rated power, so output and curtailment scale alike. "
+        "profiles.sgen_scaling scales only the generators no model drives; the two never "
+        "apply to the same sgen.")
     plants: list[WindPlantSpec] = []
 
 
@@ -206,6 +217,12 @@ class KpiSpec(_Strict):
     voltage_band_pu: tuple[float, float] = Field(
         (0.95, 1.05), description="Allowed bus voltage band [p.u.]."
     )
+    warmup: OffsetSeconds | None = Field(
+        None, description="The KPIs that judge operation (voltage-violation and overload "
+        "minutes, min/max bus voltage, max line/trafo loading) count from this time on, e.g. "
+        "'10min'; energies, counts and reliability indices cover the whole run. Default: "
+        "the first grid step after the DMS's first cycle (dms.cycle_offset) when the DMS is "
+        "enabled — the first state its commands can reach — else 0.")
 
     @field_validator("voltage_band_pu")
     @classmethod
@@ -249,6 +266,7 @@ class Scenario(_Strict):
     reliability: ReliabilitySpec = ReliabilitySpec()
     recording: RecordingSpec = RecordingSpec()
     kpis: KpiSpec = KpiSpec()
+    expectations: ExpectationsSpec = ExpectationsSpec()
 
     @field_validator("start", mode="before")
     @classmethod
