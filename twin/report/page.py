@@ -17,7 +17,8 @@ from twin.report.run_data import RunData, load_run
 
 REPORT_NAME = "report.html"
 
-_CSS = """
+#: The report's style sheet (the compare page builds on it).
+CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
        margin: 0 auto; max-width: 1360px; padding: 0 20px 40px; color: #222; }
 h1 { margin: 18px 0 4px; } h2 { margin-top: 36px; border-bottom: 2px solid #ddd; }
@@ -64,7 +65,7 @@ def build_report(run: RunData) -> str:
     plotly_js = plotly.offline.get_plotlyjs() if figs.count else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{esc(title)}</title><style>{_CSS}</style>"
+        f"<title>{esc(title)}</title><style>{CSS}</style>"
         # plotly.js once for the whole page, inline: the report must work offline
         + (f'<script type="text/javascript">{plotly_js}</script>' if plotly_js else "")
         + f"</head><body><h1>{esc(title)}</h1><nav>{nav}</nav>{body}</body></html>\n")
