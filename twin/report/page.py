@@ -10,9 +10,15 @@ from twin.report.event_sections import comm_section, decisions_section, reliabil
 from twin.report.expectations_section import expectations_section
 from twin.report.figures import Figures
 from twin.report.formatting import esc
-from twin.report.grid_sections import (der_section, header_section, kpi_section, loading_section,
-                                       network_section, voltage_band_section,
-                                       voltage_heatmap_section)
+from twin.report.grid_sections import (
+    der_section,
+    header_section,
+    kpi_section,
+    loading_section,
+    network_section,
+    voltage_band_section,
+    voltage_heatmap_section,
+)
 from twin.report.run_data import RunData, load_run
 
 REPORT_NAME = "report.html"
