@@ -384,7 +384,8 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
     }
     # kpis.json first: run.json says "completed" only once everything but the report is there
     # the file names the DMS the KPIs judge (class, version, params), so two files compare
-    _write_json(run_dir / "kpis.json", {**outcome.kpis, "dms": _dms_named(prep)})
+    outcome.kpis["dms"] = _dms_named(prep)
+    _write_json(run_dir / "kpis.json", outcome.kpis)
     if expectations is not None:
         _write_json(run_dir / EXPECTATIONS_FILE, expectations)
     _write_json(run_dir / "run.json", run_info)
