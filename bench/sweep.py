@@ -24,6 +24,26 @@ from twin.study.sweep import load_study, make_jobs
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _spin(n: int = 20_000_000) -> float:
+    """A pure-Python loop's wall time [s]: CPU only, no memory traffic to speak of."""
+    t0, s = time.perf_counter(), 0
+    for i in range(n):
+        s += i * i % 7
+    return time.perf_counter() - t0
+
+
+def machine_ceiling(workers: int) -> float:
+    """The speed-up this machine gives ``workers`` processes of pure CPU work right now:
+    ``workers`` × (one loop alone) / (the slowest of ``workers`` side by side). On a VM whose
+    virtual cores share hardware or neighbours, it is below ``workers``; no sweep beats it."""
+    import multiprocessing as mp
+
+    alone = _spin()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        side_by_side = pool.map(_spin, [20_000_000] * workers)
+    return workers * alone / max(side_by_side)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("study", nargs="?", default=str(ROOT / "studies" / "volt_var_modes.yaml"))
@@ -60,6 +80,8 @@ def main() -> None:
         print(f"speed-up with start-up:    {serial_s / total_s:5.2f}")
         print(f"speed-up without start-up: {serial_s / jobs_s:5.2f}  (target ≥ 1.8 with 2 "
               "workers on 2 cores)")
+        print(f"this machine's ceiling now: {machine_ceiling(args.workers):5.2f}  ({args.workers} "
+              "pure-Python loops side by side against one alone)")
         statuses = sorted({r["status"] for r in serial + rows})
         same = all(a["kpis"] == b["kpis"] for a, b in zip(serial, rows))
         print(f"statuses {', '.join(statuses)}; same KPIs serially and on Dask: "
