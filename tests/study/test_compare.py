@@ -296,3 +296,22 @@ def test_divergence_per_seed_in_the_result(tmp_path):
     assert scenario["first_divergence"] == scenario["divergences"][0]["divergence"]
     assert scenario["first_divergence"]["index"] == 1
     assert scenario["first_divergence"]["candidate"]["action"] == "set_der_q"
+
+
+def test_the_every_seed_gate_fails_a_critical_kpi_one_seed_made_worse(tmp_path):
+    """Seeds 11–13: the candidate is far better on violation minutes in two seeds and worse
+    in the third; the mean interval contains 0 (same), so only the strict gate fails it."""
+    from dataclasses import replace
+
+    comparison = _comparison(tmp_path, seeds=(11, 12, 13))
+    kpis = {("vv", "baseline", 11): _kpis(50.0), ("vv", "candidate", 11): _kpis(1.0),
+            ("vv", "baseline", 12): _kpis(40.0), ("vv", "candidate", 12): _kpis(2.0),
+            ("vv", "baseline", 13): _kpis(1.0), ("vv", "candidate", 13): _kpis(30.0)}
+    mean = compare_results(comparison, _rows(comparison, kpis), _no_decisions)
+    vm = mean["scenarios"][0]["kpis"]["voltage_violation_minutes"]
+    assert vm["judgement"] == "same" and vm["seeds_worse"] == [13]
+    assert mean["exit_code"] == 0 and mean["gate"] == "mean"
+    assert mean["critical_worse_in_a_seed"] == ["vv: voltage_violation_minutes in seed 13"]
+    strict = compare_results(replace(comparison, gate="every-seed"),
+                             _rows(comparison, kpis), _no_decisions)
+    assert strict["exit_code"] == 1 and strict["verdict"] == mean["verdict"]

@@ -29,6 +29,7 @@ def _invoke(*args: str):
     ([str(VOLT_VAR), "--seeds", "0"], "--seeds: expected at least 1; found 0"),
     ([str(VOLT_VAR), "--workers", "0"], "--workers: expected at least 1"),
     ([str(VOLT_VAR), "--rtol", "-1"], "--rtol: expected a number ≥ 0"),
+    ([str(VOLT_VAR), "--gate", "median"], "--gate: expected 'mean' or 'every-seed'"),
     ([str(VOLT_VAR), "--critical", "grid_solves"], ("--critical: expected a KPI with a good "
                                                      "direction")),
     ([str(VOLT_VAR), "--baseline-set", "dms.volt_var.mode=sideways"], "dms.volt_var.mode"),

@@ -148,6 +148,10 @@ class Comparison:
         The KPIs the verdict and the exit code come from.
     rtol : float
         Relative tolerance [1].
+    gate : {"mean", "every-seed"}
+        What fails the exit code: a critical KPI judged worse by the rule (``mean``), or
+        also one that some seed alone made worse beyond the tolerance (``every-seed``: a
+        stricter gate for an upgrade that must not make any case worse).
     """
 
     scenarios: tuple[ScenarioPlan, ...]
@@ -157,6 +161,7 @@ class Comparison:
     until: str | None = None
     critical: tuple[str, ...] = DEFAULT_CRITICAL
     rtol: float = DEFAULT_RTOL
+    gate: str = "mean"
 
     def side(self, name: str) -> Side:
         return self.baseline if name == "baseline" else self.candidate
@@ -601,9 +606,16 @@ def compare_results(comparison: Comparison, rows: Sequence[dict],
                      if by_key.get(job.key, {}).get("status") != "completed"]
     any_worse = any(s["critical"].get(key) == WORSE for s in scenarios
                     for key in comparison.critical)
+    # the stricter gate: a seed that alone is worse on a critical KPI fails it too
+    seed_worse = [f"{s['label']}: {key} in seed {', '.join(map(str, k['seeds_worse']))}"
+                  for s in scenarios for key in comparison.critical
+                  if (k := s["kpis"].get(key) or {}).get("seeds_worse")]
+    failed_gate = any_worse or (comparison.gate == "every-seed" and bool(seed_worse))
     result = {
         "verdict": verdict,
-        "exit_code": 1 if any_worse or not_completed else 0,
+        "exit_code": 1 if failed_gate or not_completed else 0,
+        "gate": comparison.gate,
+        "critical_worse_in_a_seed": seed_worse,
         "critical": list(comparison.critical),
         "critical_judgements": per_kpi,
         "rule": RULE,

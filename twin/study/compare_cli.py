@@ -61,6 +61,9 @@ def compare(
     rtol: Annotated[float, typer.Option(
         "--rtol", help="Relative tolerance: a KPI is the same when its mean change is within "
         "atol + rtol·|baseline mean|.")] = 0.01,
+    gate: Annotated[str, typer.Option(
+        "--gate", help="What fails the exit code: 'mean' — a critical KPI worse by the rule; "
+        "'every-seed' — also a critical KPI that one seed alone made worse.")] = "mean",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Compare a baseline and a candidate DMS over the same scenarios and seeds.
@@ -72,6 +75,8 @@ def compare(
     from twin.study.compare import DEFAULT_CRITICAL, Comparison, Side
 
     critical_kpis = tuple(dict.fromkeys(critical)) if critical else DEFAULT_CRITICAL
+    if gate not in ("mean", "every-seed"):
+        _fail(f"--gate: expected 'mean' or 'every-seed'; found {gate!r}")
     _check_options(seeds, workers, rtol, critical_kpis, baseline_set, candidate_set)
     baseline = Side("baseline", tuple(baseline_set or ()), _absolute_class(baseline_dms))
     candidate = Side("candidate", tuple(candidate_set or ()), _absolute_class(candidate_dms))
@@ -83,7 +88,7 @@ def compare(
     except OSError as exc:
         _fail(f"--out: cannot create {out_dir} ({exc.strerror})")
     comparison = Comparison(tuple(plans), baseline, candidate, str(out_dir), until,
-                            critical_kpis, rtol)
+                            critical_kpis, rtol, gate)
     rows = _run(comparison, workers, scheduler, no_progress)
     _finish(comparison, rows, out_dir)
 
