@@ -172,17 +172,17 @@ def run_scenario(
                        f"interrupted by KeyboardInterrupt while {state.phase}")
             raise
         except ScenarioError as exc:
-            _end_early(state, "failed", _one_line(exc))
+            _end_early(state, "failed", one_line(exc))
             raise
         except Exception as exc:
-            reason = _one_line(exc)
+            reason = one_line(exc)
             _end_early(state, "failed", reason)
             if isinstance(exc, _EXPECTED_FAILURES):
                 raise RunFailed(reason, state.run_dir) from exc
             raise
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException, limit: int = 300) -> str:
     """The error as one redacted line: its type (unless a ScenarioError) and first line."""
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
@@ -202,9 +202,9 @@ def _end_early(state: _RunState, status: str, reason: str) -> None:
         try:
             state.recording.close()
         except Exception as exc:
-            if _one_line(exc) != reason:  # (a full disk is full again: said once is enough)
+            if one_line(exc) != reason:  # (a full disk is full again: said once is enough)
                 logging.getLogger(__name__).warning("closing the recording: %s",
-                                                    _one_line(exc))
+                                                    one_line(exc))
     info = dict(state.head or {})
     info.update(status=status, reason=reason,
                 ended_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -212,7 +212,7 @@ def _end_early(state: _RunState, status: str, reason: str) -> None:
     try:
         _write_json(state.run_dir / "run.json", info)
     except OSError as exc:
-        logging.getLogger(__name__).warning("run.json not written: %s", _one_line(exc))
+        logging.getLogger(__name__).warning("run.json not written: %s", one_line(exc))
 
 
 def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -394,7 +394,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
     except Exception as exc:  # the data are written; a report that fails must not lose them
         (run_dir / "report.html.tmp").unlink(missing_ok=True)
         logging.getLogger(__name__).warning("report.html not written: %s (rebuild it with "
-                                            "`twin report %s`)", _one_line(exc), run_dir)
+                                            "`twin report %s`)", one_line(exc), run_dir)
     return RunSummary(run_dir, run_id, scenario, outcome, rec_info, run_info, expectations)
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandapower as pp
 
-from twin.evaluation.kpis import KpiAccumulator
+from twin.evaluation.kpis import numeric_kpi_names
 from twin.grid.names import ELEMENT_KINDS, ELEMENT_TABLES, element_names, split_ref
 from twin.models.field import ACTIONS, KIND_TABLE, FieldPlan
 from twin.scenario import Scenario, ScenarioError
@@ -146,9 +146,7 @@ def check_expectations(scenario: Scenario, net: pp.pandapowerNet) -> None:
     spec = scenario.expectations
     if not spec.count:
         return
-    kpis = KpiAccumulator().finish(0.0)
-    known = sorted(k for k, v in kpis.items()
-                   if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+    known = numeric_kpi_names()
     for k, check in enumerate(spec.kpis):
         if check.kpi not in known:
             close = [n for n in known if n.startswith(check.kpi)] + \

@@ -41,10 +41,6 @@ from twin.dms.switchgear import SwitchgearWatch
 TIME_TOLERANCE_S = 1e-6
 
 
-#: One call's result: the interface's (kept under this name for the controller's callers).
-ControllerStep = DMSStep
-
-
 @dataclass
 class DMSPlan:
     """Everything the DMS starts with (built from the scenario by :mod:`twin.build.dms`)."""

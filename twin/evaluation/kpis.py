@@ -374,5 +374,11 @@ class KpiAccumulator:
 _JUDGED = ("violation_any", "violation_bus", "overload_any", "overload_element")
 
 
+def numeric_kpi_names() -> list[str]:
+    """The names of the numeric KPIs kpis.json holds (what a check or a study may name)."""
+    return sorted(k for k, v in KpiAccumulator().finish(0.0).items()
+                  if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+
+
 def _finite(x: float) -> float | None:
     return round(x, 9) if math.isfinite(x) else None

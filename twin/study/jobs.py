@@ -56,19 +56,14 @@ class Job:
 
 
 def one_line(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
-    """``exc`` as one redacted line: its type and its message's first line (the runner's
-    :class:`~twin.runner.RunFailed` reason and a ScenarioError are one line already)."""
+    """``exc`` as one redacted line (:func:`twin.runner.one_line`); a
+    :class:`~twin.runner.RunFailed` is said by its reason, which is one line already."""
     from twin.runner import RunFailed
-    from twin.scenario import ScenarioError
+    from twin.runner import one_line as run_one_line
 
     if isinstance(exc, RunFailed):
-        text = exc.reason
-    else:
-        lines = str(exc).strip().splitlines()
-        text = lines[0].strip() if lines else ""
-        if not isinstance(exc, ScenarioError):
-            text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return _cut(redact(text), limit)
+        return _cut(redact(exc.reason), limit)
+    return _cut(run_one_line(exc, limit), limit)
 
 
 def _cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -59,6 +59,7 @@ from typing import Any
 
 import yaml
 
+from twin.evaluation.kpis import numeric_kpi_names
 from twin.scenario import ScenarioError, load_scenario
 from twin.study.jobs import Job
 from twin.timebase import parse_duration_s, short_repr
@@ -246,7 +247,7 @@ def load_study(path: str | Path) -> Study:
                 for k in kpis):
             raise _fail(path, "kpis", "a non-empty list of KPI names (as in kpis.json)", kpis)
         kpis = tuple(dict.fromkeys(kpis))
-        known = _known_kpis()
+        known = numeric_kpi_names()
         unknown = [k for k in kpis if k not in known]
         if unknown:
             close = sorted({c for k in unknown
@@ -371,14 +372,6 @@ def _number(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     return math.nan
-
-
-def _known_kpis() -> list[str]:
-    """The numeric KPIs a run's kpis.json holds (the accumulator's, whatever it computed)."""
-    from twin.evaluation.kpis import KpiAccumulator
-
-    return sorted(k for k, v in KpiAccumulator().finish(0.0).items()
-                  if not isinstance(v, (str, list, dict)))
 
 
 def kpi_columns(study: Study, rows: list[dict]) -> list[str]:
