@@ -32,6 +32,7 @@ COMPOSE = ROOT / "docker" / "docker-compose.yml"
 DATASOURCES = DASH_DIR / "provisioning" / "datasources" / "influxdb.yaml"
 PROVIDERS = DASH_DIR / "provisioning" / "dashboards" / "dms-twin.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
+TWIN_LIVE = ROOT / "docker" / "twin-live.sh"
 
 EXPECTED_UIDS = {  # stable: links and bookmarks use them
     "overview.json": "dms-twin-overview", "voltages.json": "dms-twin-voltages",
@@ -187,6 +188,20 @@ def _compose_vars(path: Path) -> set[str]:
         re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
+def _mounts(service: dict) -> dict[str, object]:
+    """A service's mounts: container path -> host folder (resolved) or named volume."""
+    out: dict[str, object] = {}
+    for v in service["volumes"]:
+        src, dst = v.split(":")[:2]
+        if src.startswith("."):
+            host = (COMPOSE.parent / src).resolve()
+            assert host.exists(), v
+            out[dst] = host
+        else:
+            out[dst] = src
+    return out
+
+
 def _env_example() -> dict[str, str]:
     out = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
@@ -221,7 +236,7 @@ def _interpolate_tree(node, env: dict[str, str]):
 def test_compose_and_provisioning_reference_each_other():
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert set(services) == {"check-env", "influxdb", "grafana", "twin"}
+    assert set(services) == {"check-env", "influxdb", "dashboards", "grafana", "twin"}
     assert services["influxdb"]["image"].startswith("influxdb:2")
     influx_env = services["influxdb"]["environment"]
     for key in ("ORG", "BUCKET", "ADMIN_TOKEN", "USERNAME", "PASSWORD"):
@@ -238,21 +253,23 @@ def test_compose_and_provisioning_reference_each_other():
     genv = grafana["environment"]
     assert genv["GF_AUTH_ANONYMOUS_ENABLED"] == "${GRAFANA_ANONYMOUS_ENABLED:-false}"
     assert genv["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
-    mounts = {}
-    for v in grafana["volumes"]:
-        src, dst = v.split(":")[:2]
-        if src.startswith("."):
-            host = (COMPOSE.parent / src).resolve()
-            assert host.is_dir(), v
-            mounts[dst] = host
+    mounts = _mounts(grafana)
     assert mounts["/etc/grafana/provisioning/datasources"] == DATASOURCES.parent
     assert mounts["/etc/grafana/provisioning/dashboards"] == PROVIDERS.parent
-    # the file provider points at the mounted JSON folder, which holds the dashboards
+    # the file provider reads, and the home dashboard lies in, the named volume the
+    # dashboards service writes its JSON files into (the folder its command names)
     (provider,) = yaml.safe_load(PROVIDERS.read_text())["providers"]
     assert provider["type"] == "file"
-    assert mounts[provider["options"]["path"]] == DASH_DIR
+    volume = mounts[provider["options"]["path"]]
+    assert volume in compose["volumes"] and f"{volume}:{provider['options']['path']}:ro" in (
+        grafana["volumes"])
+    gen = services["dashboards"]
+    assert gen["command"][0] == "dashboards"
+    assert _mounts(gen)[gen["command"][1]] == volume
     home = genv["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
-    assert (DASH_DIR / Path(home).relative_to(provider["options"]["path"])).is_file()
+    assert Path(home).parent == Path(provider["options"]["path"])
+    assert Path(home).name in dash.FILES
+    assert grafana["depends_on"]["dashboards"] == {"condition": "service_completed_successfully"}
 
     # the datasource's variables come from the grafana service's environment, and its URL
     # is the influxdb service on the port it listens on
@@ -284,10 +301,82 @@ def test_compose_and_provisioning_reference_each_other():
             assert value == "" or value.startswith("change-me"), key
 
 
-def test_compose_twin_command_gives_the_cli_a_valid_v1_recording(monkeypatch):
-    """The twin service's command, interpolated with .env.example as compose does, is parsed
-    by the real CLI into a live run recording to the compose InfluxDB 2.x (through its v1
-    /write endpoint, with the twin's write-only credential)."""
+# extra `twin run` words as an operator writes them in .env: shell words, quoted values
+# with a space, both forms of an option's value
+TWIN_ARGS = ("--until 6h --set \"dms.volt_var.mode=advisory\" "
+             "--set 'kpis.voltage_band_pu=[0.94, 1.06]' --overwrite")
+TWIN_WORDS = ["--until", "6h", "--set", "dms.volt_var.mode=advisory",
+              "--set", "kpis.voltage_band_pu=[0.94, 1.06]", "--overwrite"]
+
+
+def _service_env(name: str, **env: str) -> dict[str, str]:
+    """The service's environment as compose gives it, from .env.example with ``env`` on top."""
+    svc = yaml.safe_load(COMPOSE.read_text())["services"][name]
+    return {k: str(v) for k, v in _interpolate_tree(svc["environment"],
+                                                   {**_env_example(), **env}).items()}
+
+
+def _run_entry(tmp_path: Path, args: list[str], env: dict[str, str], stubs: dict[str, str]):
+    """Run docker/twin-live.sh with sh, from the repository root (the image's /app), with
+    ``stubs`` (name -> script) first on PATH."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in stubs.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return subprocess.run(["sh", str(TWIN_LIVE), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env})
+
+
+def _argv_stub() -> str:
+    """A command that prints its arguments as a JSON list."""
+    import sys
+
+    return (f"#!{sys.executable}\nimport json, sys\n"
+            "print(json.dumps(sys.argv[1:]))\n")
+
+
+def test_compose_twin_runs_the_entry_script_with_scenarios_mounted():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11.11-slim" in dockerfile and "pip install ." in dockerfile
+    assert 'ENTRYPOINT ["twin"]' in dockerfile and 'CMD ["--help"]' in dockerfile
+    # scenarios/ is mounted, not baked in: a scenario file of one's own needs no rebuild
+    assert "COPY scenarios" not in dockerfile
+    assert "!scenarios" not in (ROOT / "docker" / "Dockerfile.dockerignore").read_text()
+    for name in ("twin", "dashboards"):
+        svc = compose["services"][name]
+        assert svc["image"] == "dms-twin:local", name
+        assert svc["build"]["dockerfile"] == "docker/Dockerfile", name
+        assert (COMPOSE.parent / svc["build"]["context"]).resolve() == ROOT, name
+        assert svc["entrypoint"] == ["sh", "/twin-live.sh"], name
+        mounts = _mounts(svc)
+        assert mounts["/twin-live.sh"] == TWIN_LIVE, name
+        assert mounts["/app/scenarios"] == ROOT / "scenarios", name
+        assert "../scenarios:/app/scenarios:ro" in svc["volumes"], name
+        assert svc["restart"] == "no", name
+        assert svc["environment"]["TWIN_SCENARIO"] == "${TWIN_SCENARIO:-" + str(
+            DEFAULT_SCENARIO) + "}", name
+        assert svc["environment"]["TWIN_ARGS"] == "${TWIN_ARGS:-}", name
+    # the dashboards service holds no secret; the twin only its own password and the token
+    assert not [k for k in compose["services"]["dashboards"]["environment"]
+                if SECRET_NAME.search(k)]
+    assert {k for k in compose["services"]["twin"]["environment"] if SECRET_NAME.search(k)} == {
+        "INFLUX_TWIN_PASSWORD", "GRAFANA_TOKEN"}
+    # the entry script reads no secret (the twin reads its password itself, password_env)
+    script = TWIN_LIVE.read_text()
+    assert not re.search(r"\$\{?[A-Z_]*(PASSWORD|TOKEN|SECRET)", script)
+    assert compose["services"]["twin"]["command"] == ["run"]
+
+
+def test_compose_twin_command_gives_the_cli_a_valid_v1_recording(monkeypatch, tmp_path):
+    """The twin service's entry script, run by sh with the environment compose gives it from
+    .env.example plus a TWIN_ARGS of quoted words, execs `twin` with an argument list that
+    the real CLI parses into a live run recording to the compose InfluxDB 2.x (through its
+    v1 /write endpoint, with the twin's write-only credential), with TWIN_ARGS' words."""
     from typer.testing import CliRunner
 
     import twin.runner
@@ -295,17 +384,16 @@ def test_compose_twin_command_gives_the_cli_a_valid_v1_recording(monkeypatch):
     from twin.scenario import load_scenario
 
     env = _env_example()
-    twin_svc = _interpolate_tree(yaml.safe_load(COMPOSE.read_text()), env)["services"]["twin"]
-    assert twin_svc["build"]["dockerfile"] == "docker/Dockerfile"
-    assert (COMPOSE.parent / twin_svc["build"]["context"]).resolve() == ROOT
-    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    assert "FROM python:3.11.11-slim" in dockerfile and "pip install ." in dockerfile
-    assert 'ENTRYPOINT ["twin"]' in dockerfile
-    args = twin_svc["command"]
+    assert env["TWIN_ARGS"] == ""
+    twin_env = _service_env("twin", TWIN_ARGS=TWIN_ARGS)
+    assert twin_env["GRAFANA_URL"] == "http://grafana:3000"
+    assert twin_env["INFLUX_TWIN_PASSWORD"] == env["INFLUX_TWIN_PASSWORD"]
+    out = _run_entry(tmp_path, ["run"], twin_env, {"twin": _argv_stub()})
+    assert out.returncode == 0, out.stderr
+    args = json.loads(out.stdout)
     assert args[:2] == ["run", env["TWIN_SCENARIO"]]
-    assert twin_svc["environment"] == {"INFLUX_TWIN_PASSWORD": env["INFLUX_TWIN_PASSWORD"],
-                                       "GRAFANA_URL": "http://grafana:3000",
-                                       "GRAFANA_TOKEN": env["GRAFANA_TOKEN"]}
+    assert args[-len(TWIN_WORDS):] == TWIN_WORDS  # word for word, quotes removed
+    assert env["INFLUX_TWIN_PASSWORD"] not in out.stdout + out.stderr
 
     class Called(Exception):
         pass
@@ -321,12 +409,70 @@ def test_compose_twin_command_gives_the_cli_a_valid_v1_recording(monkeypatch):
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, Called), result.output
     assert seen["record"] == "influx" and seen["speed"] == float(env["TWIN_SPEED"]) == 60.0
-    assert seen["influx_url"] is None
+    assert seen["influx_url"] is None and seen["until"] == "6h" and seen["overwrite"] is True
     sc = load_scenario(ROOT / seen["scenario"], seen["overrides"])
     spec = sc.recording.influx
     assert (spec.api, spec.database, spec.username, spec.password_env) == (
         "v1", env["INFLUX_DATABASE"], env["INFLUX_TWIN_USER"], "INFLUX_TWIN_PASSWORD")
     assert urlparse(spec.url).hostname == "influxdb" and urlparse(spec.url).port == 8086
+    assert sc.dms.volt_var.mode == "advisory"
+    assert tuple(sc.kpis.voltage_band_pu) == (0.94, 1.06)
+
+    # no TWIN_ARGS: the base command alone; a TWIN_ARGS that is no shell words: refused
+    out = _run_entry(tmp_path, ["run"], _service_env("twin"), {"twin": _argv_stub()})
+    assert out.returncode == 0 and json.loads(out.stdout)[-1].startswith("recording.influx=")
+    out = _run_entry(tmp_path, ["run"], _service_env("twin", TWIN_ARGS='--set "a=b'),
+                     {"twin": _argv_stub()})
+    assert out.returncode == 2 and "TWIN_ARGS is not valid shell words" in out.stderr
+    assert out.stdout == ""
+
+
+def test_compose_dashboards_open_on_the_runs_time_range(tmp_path):
+    """The dashboards service's entry, run for real (python -m twin.dashboards) with another
+    scenario and TWIN_ARGS: every dashboard's range is the scenario's start to start +
+    --until, with the band TWIN_ARGS' --set gives; without TWIN_ARGS, the committed files."""
+    import sys
+    from datetime import timedelta
+
+    from twin.scenario import load_scenario
+
+    python = f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'
+    scenario = "scenarios/volt_var_high_pv.yaml"
+    env = _service_env("dashboards", TWIN_SCENARIO=scenario, TWIN_ARGS=TWIN_ARGS)
+    out_dir = tmp_path / "dashboards"
+    out = _run_entry(tmp_path, ["dashboards", str(out_dir)], env, {"python": python})
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in out_dir.glob("*.json")) == sorted(dash.FILES)
+    sc = load_scenario(ROOT / scenario)
+    fmt = "%Y-%m-%dT%H:%M:%S.000Z"
+    expected = {"from": sc.start.strftime(fmt),
+                "to": (sc.start + timedelta(hours=6)).strftime(fmt)}
+    assert expected == {"from": "2026-06-21T08:00:00.000Z", "to": "2026-06-21T14:00:00.000Z"}
+    for path in out_dir.glob("*.json"):
+        assert json.loads(path.read_text())["time"] == expected, path.name
+    voltages = json.loads((out_dir / "voltages.json").read_text())
+    values = {step["value"] for steps in _walk(voltages, "steps") for step in steps}
+    assert {0.94, 1.06} <= values and 0.95 not in values
+
+    # --until=X and the last --until win, as in twin run; other words are left out
+    env = _service_env("dashboards", TWIN_SCENARIO=scenario,
+                       TWIN_ARGS="--until 2h --out runs/x --speed 5 --until=90min")
+    out = _run_entry(tmp_path, ["dashboards", str(out_dir)], env, {"python": python})
+    assert out.returncode == 0, out.stderr
+    assert json.loads((out_dir / "overview.json").read_text())["time"]["to"] == (
+        "2026-06-21T09:30:00.000Z")
+    # beyond the scenario's end: refused as twin run refuses it, so Grafana does not start
+    env = _service_env("dashboards", TWIN_SCENARIO=scenario, TWIN_ARGS="--until 11h")
+    out = _run_entry(tmp_path, ["dashboards", str(out_dir)], env, {"python": python})
+    assert out.returncode == 2 and "--until: expected at most" in out.stderr
+
+    # .env.example as it is: the committed dashboards (the default scenario, whole range)
+    default_dir = tmp_path / "default"
+    out = _run_entry(tmp_path, ["dashboards", str(default_dir)], _service_env("dashboards"),
+                     {"python": python})
+    assert out.returncode == 0, out.stderr
+    for path in default_dir.glob("*.json"):
+        assert path.read_bytes() == (DASH_DIR / path.name).read_bytes(), path.name
 
 
 CHECK_ENV = ROOT / "docker" / "check-env.sh"

@@ -1,4 +1,8 @@
-"""``python -m twin.dashboards [--check]``: write (or check) ``dashboards/*.json``."""
+"""``python -m twin.dashboards [--check]``: write (or check) ``dashboards/*.json``.
+
+The committed files come from the default scenario. ``--scenario``, ``--set`` and ``--until``
+take what ``twin run`` takes, so that the dashboards of another run open on its time range
+(docker/twin-live.sh does this for the compose stack)."""
 
 from __future__ import annotations
 
@@ -11,16 +15,48 @@ from twin.dashboards.boards import Context, build_all, render
 DEFAULT_SCENARIO = Path("scenarios/cigre_mv_day.yaml")
 DEFAULT_OUT = Path("dashboards")
 
+
+def _context(scenario: Path, overrides: list[str] | None, until: str | None) -> Context:
+    """The dashboards' context, with ``--until`` checked the way ``twin run`` checks it.
+
+    Raises ScenarioError (bad scenario, override or duration)."""
+    from twin.scenario import ScenarioError, load_scenario
+    from twin.timebase import parse_duration_s
+
+    until_s = None
+    if until is not None:
+        try:
+            until_s = parse_duration_s(until)
+        except ValueError as exc:
+            raise ScenarioError(f"--until: expected {exc}") from None
+        duration = load_scenario(scenario, overrides).duration
+        if until_s > duration:
+            raise ScenarioError(f"--until: expected at most the scenario's duration "
+                                f"({duration:g} s); found {until}")
+    return Context.from_scenario(scenario, overrides, until_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m twin.dashboards", description=__doc__.split(
         "\n")[0])
     ap.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO,
-                    help="scenario whose grid, band, step and day the dashboards use")
+                    help="scenario whose grid, band, step and time range the dashboards use")
+    ap.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                    help="override a scenario key, as `twin run --set` does (repeatable)")
+    ap.add_argument("--until", metavar="DURATION",
+                    help="the range ends this long after the scenario's start, as a run "
+                         "stopped with `twin run --until` does (e.g. 6h)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON files")
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 if a file differs from what would be written")
     args = ap.parse_args(argv)
-    ctx = Context.from_scenario(args.scenario)
+    from twin.scenario import ScenarioError
+
+    try:
+        ctx = _context(args.scenario, args.overrides, args.until)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stale = []
     for name, model in build_all(ctx).items():
         path = args.out / name

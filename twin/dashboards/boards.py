@@ -76,11 +76,14 @@ class Context:
         self.band, self.step_s, self.time_range = band, step_s, time_range
 
     @classmethod
-    def from_scenario(cls, path: Path) -> "Context":
+    def from_scenario(cls, path: Path, overrides: list[str] | None = None,
+                      until_s: float | None = None) -> "Context":
+        """The scenario file with ``--set`` ``overrides``; the range ends at its end, or
+        ``until_s`` [s] after its start (a run stopped early with ``twin run --until``)."""
         from twin.scenario import load_scenario
 
-        sc = load_scenario(path)
-        end = sc.start + timedelta(seconds=sc.duration)
+        sc = load_scenario(path, overrides)
+        end = sc.start + timedelta(seconds=sc.duration if until_s is None else until_s)
         fmt = "%Y-%m-%dT%H:%M:%S.000Z"
         band = tuple(sc.kpis.voltage_band_pu)
         return cls((float(band[0]), float(band[1])), float(sc.step),
