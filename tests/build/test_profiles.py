@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandapower.networks as pn
 import pandas as pd
@@ -27,8 +29,20 @@ def net():
 
 def profiles(net, spec, sgen_idx=(), seed=3):
     names = {t: element_names(net, t) for t in ("load", "sgen")}
-    return synthetic_profiles(net, names, TIMES, spec, list(sgen_idx), longitude_deg=0.0,
+    prof = synthetic_profiles(net, names, TIMES, spec, list(sgen_idx), longitude_deg=0.0,
                               seed=seed)
+    return Frames(*(table.frame() for table in (prof.load_p_mw, prof.load_q_mvar,
+                                                  prof.sgen_p_mw, prof.sgen_q_mvar)))
+
+
+@dataclass
+class Frames:
+    """The profiles as whole DataFrames (steps × elements)."""
+
+    load_p_mw: pd.DataFrame
+    load_q_mvar: pd.DataFrame
+    sgen_p_mw: pd.DataFrame
+    sgen_q_mvar: pd.DataFrame
 
 
 def test_noiseless_peak_is_the_nominal_power(net):
@@ -78,3 +92,16 @@ def test_ar1_noise_has_its_standard_deviation_and_correlation():
     # Lag-1 autocorrelation of an AR(1) is phi = exp(-1 / corr_steps).
     assert np.corrcoef(x[:-1], x[1:])[0, 1] == pytest.approx(np.exp(-0.1), abs=0.01)
     assert ar1_noise(np.random.default_rng(0), 5, 0.0, 10.0).tolist() == [0.0] * 5
+
+
+def test_a_table_is_shapes_times_references(net):
+    prof = synthetic_profiles(net, {t: element_names(net, t) for t in ("load", "sgen")}, TIMES,
+                              profiles_spec(noise=0.05), [0, 1], longitude_deg=0.0, seed=3)
+    table = prof.load_p_mw
+    whole = table.frame()
+    assert len(table) == len(net.load) and table.n_steps == len(TIMES)
+    np.testing.assert_array_equal(table.at(600), whole.iloc[600].to_numpy())
+    idx = int(net.load.index[4])
+    np.testing.assert_array_equal(table.column(idx), whole[idx].to_numpy())
+    # P and Q share one factor series per load (the same shape at the load's power factor)
+    assert prof.load_q_mvar.shapes is table.shapes

@@ -29,6 +29,7 @@ from twin.build.storage import plan_batteries, plan_ev_fleet
 from twin.dms.api import DMSLoadError
 from twin.evaluation.reliability import default_customers
 from twin.grid.build import build_net
+from twin.grid.model import SolverChoice, choose_solver
 from twin.grid.names import ELEMENT_TABLES, element_names
 from twin.grid.ratings import unusable_ratings
 from twin.models.battery import BatteryPlan
@@ -59,6 +60,7 @@ class Prepared:
     dms: DMSSetup | None = None
     protection: Protection | None = None
     faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
+    solver: SolverChoice | None = None  # the power-flow backend, and why
     warnings: list[str] = dataclass_field(default_factory=list)  # e.g. events after the end
 
 
@@ -138,6 +140,10 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
         except DMSLoadError as exc:
             key = "dms.remote" if scenario.dms.remote else "dms.class"
             raise ScenarioError(f"{key}: {exc}") from None
+    try:  # after every element is in the net: the backend must model all of them
+        prepared.solver = choose_solver(net, scenario.grid.solver)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
     prepared.warnings = late_events(scenario, scenario_end_s) + unreachable + \
         unusable_ratings(net) + builtin_settings_ignored(scenario)
     if not check_only:

@@ -22,6 +22,7 @@ from twin.report.formatting import (
 )
 from twin.report.frames import interruptions, natural_key
 from twin.report.run_data import RunData
+from twin.report.streams import element_any, rows_of
 from twin.timebase import parse_duration_s
 
 
@@ -53,7 +54,8 @@ def comm_section(run: RunData, figs: Figures) -> Section | None:
                          cell_text(row["max"]))
                         for name, row in zip(names, stats.to_dict("records"))])
         parts.append("<h3>Telemetry latency per RTU</h3><p>Box: quartiles; whiskers: 1 % and "
-                     "99 % quantiles; dashed: mean.</p>" + figs.html(fig, time_x=False, height_px=380) + table)
+                     "99 % quantiles; dashed: mean.</p>"
+                     + figs.html(fig, time_x=False, height_px=380) + table)
     comm = run.read(schema.COMM)
     if comm is not None and {"sent", "delivered"} <= set(comm.columns):
         # the counters are cumulative over the run: the last sample of each RTU is the total
@@ -218,9 +220,15 @@ def wrap_hover(text: str, width: int = 90) -> str:
 
 def reliability_section(run: RunData, figs: Figures) -> Section | None:
     """Which loads were off when, and the IEEE 1366 indices of kpis.json."""
-    load = run.read(schema.LOAD)
+    columns = ["time", "element", "supplied"]
+    # only the loads that were ever off are read whole (a big grid has ~10,000 loads)
+    was_off = element_any((c.assign(off=~c["supplied"].astype("boolean"))
+                           for c in run.chunks(schema.LOAD, columns) if "supplied" in c), "off")
     keys = [k for k in RELIABILITY_KEYS if k in run.kpis]
-    has_supply = load is not None and "supplied" in load and load["supplied"].notna().any()
+    has_supply = not was_off.empty
+    off_loads = list(was_off.index[was_off.astype(bool)])
+    load = pd.concat(list(rows_of(run.chunks(schema.LOAD, columns), off_loads))) \
+        if off_loads else None
     if not keys and not has_supply:
         return None
     parts = []
@@ -229,7 +237,8 @@ def reliability_section(run: RunData, figs: Figures) -> Section | None:
                             [(kpi_label(k), format_value(k, run.kpis[k]), kpi_unit(k))
                              for k in keys], css="kpis"))
     if has_supply:
-        off = interruptions(load, run.end)
+        off = interruptions(load, run.end) if load is not None else \
+            pd.DataFrame(columns=["element", "off", "back", "duration_min"])
         momentary_s = MOMENTARY_S
         reliability = run.scenario.get("reliability") or {}
         if isinstance(reliability, dict) and reliability.get("momentary") is not None:

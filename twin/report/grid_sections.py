@@ -24,8 +24,17 @@ from twin.report.formatting import (
     kpi_label,
     kpi_unit,
 )
-from twin.report.frames import MAX_POINTS, natural_key, peak_per_element, per_element, per_step
+from twin.report.frames import MAX_POINTS, natural_key, per_element, per_step
 from twin.report.run_data import RunData
+from twin.report.streams import (
+    bin_width_s,
+    binned_steps,
+    element_any,
+    element_furthest,
+    element_max,
+    element_series,
+    step_stats,
+)
 
 #: Most heatmap cells (buses × time points) in one figure.
 MAX_HEATMAP_CELLS = 150_000
@@ -122,12 +131,10 @@ def kpi_section(kpis: dict) -> Section | None:
 
 def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
     """Min / mean / max bus voltage per step with the allowed band shaded."""
-    bus = run.read(schema.BUS)
-    if bus is None or "vm_pu" not in bus:
+    stats = step_stats(run.chunks(schema.BUS, ["time", "vm_pu"]), "vm_pu")
+    if stats.empty:
         return None
-    step = per_step(bus, "vm_pu", ("min", "mean", "max"))
-    if step.empty:
-        return None
+    step = binned_steps(stats, ("min", "mean", "max"))
     x = xs_ms(step.index)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=rounded(step["max"], 5), name="max", mode="lines",
@@ -143,30 +150,30 @@ def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
                       layer="below")
         note = (f"<p>Shaded: the allowed band {band[0]:g}–{band[1]:g} p.u.; "
                 f"violation: {format_value('', run.kpis.get('voltage_violation_minutes'))} min "
-                f"(bus·min: {format_value('', run.kpis.get('voltage_violation_bus_minutes'))}).</p>")
+                f"(bus·min: {format_value('', run.kpis.get('voltage_violation_bus_minutes'))})"
+                ".</p>")
     fig.update_layout(yaxis_title="bus voltage [p.u.]", xaxis_title="time (UTC)")
     return Section("voltage", "Voltage band", note + figs.html(fig))
 
 
 def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
     """Bus × time heatmap of vm_pu (buses furthest from 1 p.u. first if there are many)."""
-    bus = run.read(schema.BUS)
-    if bus is None or "vm_pu" not in bus:
+    columns = ["time", "element", "vm_pu"]
+    # one pass for each bus's deviation, one for the series of the buses shown
+    deviation = element_max(run.chunks(schema.BUS, columns), "vm_pu", deviation_from=1.0)
+    if deviation.empty:
         return None
-    data = bus[["time", "element", "vm_pu"]].dropna()
-    if data.empty:
-        return None
-    buses = sorted(data["element"].unique(), key=natural_key)
+    buses = sorted(deviation.index, key=natural_key)
     note = ""
     if len(buses) > MAX_HEATMAP_BUSES:
-        deviation = (data["vm_pu"] - 1.0).abs().groupby(data["element"]).max()
         keep = set(deviation.nlargest(MAX_HEATMAP_BUSES).index)
         note = (f'<p class="note">{MAX_HEATMAP_BUSES} of {len(buses)} buses: those that went '
                 "furthest from 1 p.u.</p>")
         buses = [b for b in buses if b in keep]
-        data = data[data["element"].isin(keep)]
     max_steps = max(10, min(MAX_POINTS, MAX_HEATMAP_CELLS // len(buses)))
-    grid = per_element(data, "vm_pu", buses, max_points=max_steps).reindex(columns=buses)
+    times = _step_times(run, schema.BUS, "vm_pu")
+    grid = element_series(run.chunks(schema.BUS, columns), "vm_pu", buses,
+                          bin_width_s(times, max_steps)).reindex(columns=buses)
     band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
     # a colour scale centred on 1 p.u. that reaches at least the band edges, so red and blue
     # mean "outside the band" when they are saturated
@@ -181,27 +188,33 @@ def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
     return Section("heatmap", "Bus voltage heatmap", note + figs.html(fig, height))
 
 
+def _step_times(run: RunData, measurement: str, column: str) -> pd.Index:
+    """The times at which ``column`` of ``measurement`` was recorded."""
+    return step_stats(run.chunks(measurement, ["time", column]), column).index
+
+
 def loading_section(run: RunData, figs: Figures) -> Section | None:
     """Max line and trafo loading per step, and the most loaded elements one by one."""
-    kinds = [(name, run.read(name)) for name in ("line", "trafo")]
-    kinds = [(name, frame) for name, frame in kinds
-             if frame is not None and "loading_percent" in frame
-             and frame["loading_percent"].notna().any()]
+    columns = ["time", "element", "loading_percent"]
+    kinds = [(name, step_stats(run.chunks(name, columns), "loading_percent"))
+             for name in ("line", "trafo")]
+    kinds = [(name, stats) for name, stats in kinds if not stats.empty]
     if not kinds:
         return None
     fig = make_subplots(rows=len(kinds), cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[f"{name}s" for name, _ in kinds])
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
-    for row, (name, frame) in enumerate(kinds, start=1):
-        step = per_step(frame, "loading_percent", ("max",))
+    for row, (name, stats) in enumerate(kinds, start=1):
+        step = binned_steps(stats, ("max",))
         group = dict(legendgroup=name, legendgrouptitle_text=f"{name}s")
         fig.add_trace(go.Scatter(x=xs_ms(step.index), y=rounded(step["max"], 2), mode="lines",
                                  name=f"max over all {name}s", line=dict(color="#d62728",
                                                                          width=2.5), **group),
                       row=row, col=1)
-        peak = peak_per_element(frame)
+        peak = element_max(run.chunks(name, columns), "loading_percent")
         top = peak.nlargest(TOP_ELEMENTS).index
-        series = per_element(frame, "loading_percent", top, how="max")
+        series = element_series(run.chunks(name, columns), "loading_percent", top,
+                                bin_width_s(stats.index), how="max")
         for i, element in enumerate(top):
             fig.add_trace(go.Scatter(x=xs_ms(series.index), y=rounded(series[element], 2),
                                      mode="lines", name=f"{element} (peak {peak[element]:.1f} %)",
@@ -321,12 +334,10 @@ def network_figure(run: RunData) -> go.Figure | None:
     peaks = {}
     off_lines: set = set()  # lines out of service the whole run (e.g. case33bw's ties)
     for kind in ("line", "trafo"):
-        frame = run.read(kind)
-        if frame is not None and "loading_percent" in frame:
-            peaks.update(peak_per_element(frame).to_dict())
-        if kind == "line" and frame is not None and "in_service" in frame:
-            on = frame[["element", "in_service"]].dropna()
-            ever_on = on["in_service"].astype(bool).groupby(on["element"]).any()
+        peaks.update(element_max(run.chunks(kind, ["element", "loading_percent"]),
+                                 "loading_percent").to_dict())
+        if kind == "line":
+            ever_on = element_any(run.chunks(kind, ["element", "in_service"]), "in_service")
             off_lines = set(ever_on.index[~ever_on])
     branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
     if not branch.empty:
@@ -361,13 +372,8 @@ def network_figure(run: RunData) -> go.Figure | None:
                                                                   loaded["peak"])],
                 hoverinfo="text"))
     buses = geo[geo["kind"] == "bus"]
-    bus = run.read(schema.BUS)
     if not buses.empty:
-        worst = pd.Series(dtype=float)
-        if bus is not None and "vm_pu" in bus:
-            vm = bus[["element", "vm_pu"]].dropna()
-            deviation = (vm["vm_pu"] - 1.0).abs()
-            worst = vm.loc[deviation.groupby(vm["element"]).idxmax()].set_index("element")["vm_pu"]
+        worst = element_furthest(run.chunks(schema.BUS, ["element", "vm_pu"]), "vm_pu", 1.0)
         values = buses["element"].map(worst)
         band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
         half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),

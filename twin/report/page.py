@@ -59,12 +59,14 @@ def build_report(run: RunData) -> str:
     figs = Figures()
     sections = [header_section(run), expectations_section(run), kpi_section(run.kpis)]
     if run.store_dir is not None:
-        sections += [network_section(run, figs), voltage_band_section(run, figs), voltage_heatmap_section(run, figs),
-                     loading_section(run, figs), der_section(run, figs),
+        sections += [network_section(run, figs), voltage_band_section(run, figs),
+                     voltage_heatmap_section(run, figs), loading_section(run, figs),
+                     der_section(run, figs),
                      comm_section(run, figs), decisions_section(run, figs)]
     sections.append(reliability_section(run, figs))
     sections = [s for s in sections if s is not None]
-    title = f"dms-twin report — {run.run_info.get('scenario', '')} ({run.run_info.get('run_id', '')})"
+    info = run.run_info
+    title = f"dms-twin report — {info.get('scenario', '')} ({info.get('run_id', '')})"
     nav = " ".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
     body = "".join(f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>{s.body}</section>'
                    for s in sections)

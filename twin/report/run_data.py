@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from twin.recording.files import list_measurements, read_measurement
 from twin.recording.schema import check_measurement
+
+#: A measurement with more rows than this is read chunk by chunk (see :meth:`RunData.chunks`):
+#: ~10 columns × 2 million rows is a few hundred MB of pandas.
+LARGE_ROWS = 2_000_000
+#: Rows per chunk of a large measurement.
+CHUNK_ROWS = 500_000
 
 
 class RunDirectoryError(FileNotFoundError):
@@ -63,6 +72,37 @@ class RunData:
                     frame = None
             self._cache[measurement] = frame
         return self._cache[measurement]
+
+    def rows(self, measurement: str) -> int:
+        """Points of ``measurement`` in the file store (from the Parquet footers: cheap)."""
+        if self.store_dir is None or measurement not in self.measurements:
+            return 0
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in self._parts(measurement))
+
+    def chunks(self, measurement: str, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """``measurement`` as frames of at most ``columns`` (those recorded), naive-UTC
+        ``time``: the whole measurement at once (cached, as :meth:`read`) unless it has more
+        than :data:`LARGE_ROWS` points; then part by part, :data:`CHUNK_ROWS` at a time, in
+        no particular order. Aggregate them with :mod:`twin.report.streams`."""
+        if self.rows(measurement) <= LARGE_ROWS:
+            frame = self.read(measurement)
+            if frame is not None:
+                yield frame[[c for c in columns if c in frame.columns]]
+            return
+        check_measurement(measurement, "report")
+        nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+        for path in self._parts(measurement):
+            part = pq.ParquetFile(path)
+            present = [c for c in columns if c in part.schema_arrow.names]
+            for batch in part.iter_batches(batch_size=CHUNK_ROWS, columns=present):
+                frame = batch.to_pandas(types_mapper=nullable.get)
+                if "time" in frame:
+                    frame["time"] = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+                yield frame
+
+    def _parts(self, measurement: str) -> list[Path]:
+        assert self.store_dir is not None
+        return sorted((self.store_dir / measurement).glob("part-*.parquet"))
 
     @property
     def status(self) -> str:
