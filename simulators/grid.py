@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import mosaik_api_v3
+import numpy as np
 
 from twin.grid.model import RESULT_SPEC, SUMMARY_ATTRS, CommandRejected, GridModel
 from twin.grid.names import element_names, split_ref
@@ -58,13 +59,15 @@ META: mosaik_api_v3.Meta = {
         "Grid": {
             "public": True,
             "params": ["net", "step_ticks", "recycle", "protection", "faults",
-                       "time_resolution_s"],
+                       "time_resolution_s", "solver"],
             # "snapshot": every element's results in one value, for consumers of the whole
             # state (the recorder) — one connection instead of one per element and attribute.
             # "solved_at": the tick of the latest solve, so consumers can tell a new state
             # from a held one.
             # "records": protection events (faults, trips, recloses), each with its time.
-            "attrs": [*SUMMARY_ATTRS, "snapshot", "solved_at", "records"],
+            # "injections" (input): a table's P/Q as vectors, {"table", "index", "p_mw",
+            # "q_mvar"} (e.g. profiles); they add to the per-element inputs of an element.
+            "attrs": [*SUMMARY_ATTRS, "snapshot", "solved_at", "records", "injections"],
             "trigger": [],
             "non-persistent": ["records"],
         },
@@ -83,13 +86,14 @@ class GridSim(mosaik_api_v3.Simulator):
         self.faults: list[tuple[int, Fault]] = []  # (tick, fault), latest first
         self.res_s = 1.0
         self.records: list[dict] = []
+        self._vector_positions: dict[tuple[str, str], tuple] = {}
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         self.res_s = float(time_resolution)
         return self.meta
 
     def create(self, num, model, net=None, step_ticks=1, recycle=True, protection=None,
-               faults=()):
+               faults=(), solver="pandapower"):
         if model != "Grid":
             raise ValueError(f"GridSim creates 'Grid' entities, not {model!r}")
         if num != 1 or self.model is not None:
@@ -98,7 +102,7 @@ class GridSim(mosaik_api_v3.Simulator):
             raise ValueError("Grid needs net=<pandapower net>")
         if int(step_ticks) < 1:
             raise ValueError(f"step_ticks must be ≥ 1, found {step_ticks!r}")
-        self.model = GridModel(net, recycle=recycle, protection=protection)
+        self.model = GridModel(net, recycle=recycle, protection=protection, solver=solver)
         if faults and protection is None:
             raise ValueError("faults need a protection model (protection=<Protection>)")
         self.faults = sorted(faults, key=lambda tf: tf[0], reverse=True)
@@ -117,7 +121,12 @@ class GridSim(mosaik_api_v3.Simulator):
         model = self.model
         assert model is not None
         injections: dict[str, dict[int, tuple[float | None, float | None]]] = {}
+        covered: dict[str, np.ndarray] = {}  # per table: positions a vector input set
+        for src, vector in sorted(inputs.get("grid", {}).get("injections", {}).items()):
+            covered[vector["table"]] = self._apply_vector(src, vector)
         for eid, attrs in inputs.items():
+            if eid == "grid":
+                continue
             table, idx = self.eid_index[eid]
             if table in _COMMANDED:
                 value = _last(attrs[_COMMANDED[table]])
@@ -135,15 +144,22 @@ class GridSim(mosaik_api_v3.Simulator):
                 if note:
                     self._event(time, table, idx, "command_limited", note)
             else:
-                injections.setdefault(table, {})[idx] = (
-                    _total(attrs.get("p_mw")), _total(attrs.get("q_mvar")))
+                p, q = _total(attrs.get("p_mw")), _total(attrs.get("q_mvar"))
+                if table in covered and covered[table][model.positions[table][idx]]:
+                    p, q = model.add_vector_share(table, idx, p, q)
+                injections.setdefault(table, {})[idx] = (p, q)
         for table, values in injections.items():
             model.set_injections(table, values)
         t_s = time * self.res_s
         self._record(model.protect(t_s))  # a switch closed onto a fault, a reclose due
         while self.faults and self.faults[-1][0] <= time:
             self._record(model.inject_fault(self.faults.pop()[1], t_s))
+        fallbacks = model.n_fallbacks
         model.solve()
+        if model.n_fallbacks > fallbacks:  # the step stands (pandapower's); the run says so
+            self.records.append(event_record(
+                time * self.res_s, "grid", "solver_fallback",
+                "power-grid-model did not solve this state; pandapower did"))
         self.solved_at = time
         # Next regular step, also after an event-triggered solve between steps; and whatever
         # the protection or a fault brings before it.
@@ -154,6 +170,20 @@ class GridSim(mosaik_api_v3.Simulator):
         if math.isfinite(protection_s):
             nxt = min(nxt, max(time + 1, ticks_at_or_after(protection_s, self.res_s)))
         return nxt
+
+    def _apply_vector(self, src: str, vector: dict) -> np.ndarray:
+        """A table's P/Q as arrays into the model; the mask of the positions it set."""
+        table, index = vector["table"], vector["index"]
+        cached = self._vector_positions.get((src, table))
+        if cached is None or cached[0] is not index:  # positions once per source and index
+            positions = np.fromiter((self.model.positions[table][int(i)] for i in index),
+                                    np.int64, len(index))
+            mask = np.zeros(len(self.model.net[table]), bool)
+            mask[positions] = True
+            cached = self._vector_positions[(src, table)] = (index, positions, mask)
+        self.model.set_injection_arrays(table, cached[1], vector.get("p_mw"),
+                                        vector.get("q_mvar"))
+        return cached[2]
 
     def _record(self, events) -> None:
         names = self.names
@@ -174,7 +204,12 @@ class GridSim(mosaik_api_v3.Simulator):
     def _grid_value(self, attr: str) -> Any:
         assert self.model is not None
         if attr == "snapshot":
-            return self.model.snapshot()
+            # numpy arrays, in-process (field simulator, recorder); one copy per solve,
+            # shared by every consumer of this step, which only reads it
+            cached = getattr(self, "_snapshot_cache", None)
+            if cached is None or cached[0] != self.model.n_solves:
+                cached = self._snapshot_cache = (self.model.n_solves, self.model.snapshot())
+            return cached[1]
         if attr == "solved_at":
             return self.solved_at
         if attr == "records":

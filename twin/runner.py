@@ -12,6 +12,8 @@ Run directory layout::
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -376,6 +378,8 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
         "events": [{"time_ns": e.time_ns, **e.tags, **e.fields} for e in outcome.events[:100]],
         "warnings": list(prep.warnings),  # what preparation found doubtful (e.g. ratings)
         "dms": prep.dms.describe() if prep.dms is not None else None,  # which DMS ran
+        # the power-flow backend: requested, used, and why (auto's choice)
+        "grid_solver": dataclasses.asdict(prep.solver) if prep.solver is not None else None,
         **({"expectations": {k: expectations[k] for k in ("passed", "n_passed", "n_failed")}}
            if expectations is not None else {}),
         "versions": versions(),

@@ -29,8 +29,9 @@ def assert_same(pandapower_model: GridModel, pgm_model: GridModel, what: str) ->
             ref = np.asarray(pandapower_model.results[table][attr], dtype=float)
             got = np.asarray(pgm_model.results[table][attr], dtype=float)
             assert ref.shape == got.shape, f"{what}: {table}.{attr} shape"
-            np.testing.assert_array_equal(np.isfinite(ref), np.isfinite(got),
-                                          err_msg=f"{what}: {table}.{attr}: NaN where the other has a value")
+            np.testing.assert_array_equal(
+                np.isfinite(ref), np.isfinite(got),
+                err_msg=f"{what}: {table}.{attr}: NaN where the other has a value")
             tol = TOL_LOADING_PERCENT if attr == "loading_percent" else TOL
             both = np.isfinite(ref)
             if both.any():
@@ -103,6 +104,9 @@ def _exercise(pair: Pair, rng: np.random.Generator) -> None:
         shunt = int(net.shunt.index[0])
         pair.do("a capacitor step", lambda m: m.set_shunt_step(shunt, 2))
         pair.do("injections with the capacitor in", injections)
+        # pandapower's next solve must see the step power-grid-model applied in place
+        pair.do("a tap moved after the capacitor step", lambda m: m.set_tap(trafo, tap - 1))
+        pair.do("the capacitor out again", lambda m: m.set_shunt_step(shunt, 0))
     assert pair.pgm.n_pgm_solves >= 2, "power-grid-model never solved a step"
 
 

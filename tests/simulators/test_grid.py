@@ -47,3 +47,27 @@ def test_a_tap_beyond_the_range_is_limited_and_said():
     assert sim.get_data({"trafo-1": ["tap_pos"]})["trafo-1"]["tap_pos"] == 9
     sim.step(30, {"trafo-1": {"tap_pos": {"field.dev:trafo": -2.0}}}, 1000)
     assert _events(sim) == []  # in range: no event
+
+
+def test_a_vector_input_sets_a_whole_table_and_per_element_inputs_add_to_it():
+    import numpy as np
+
+    sim = _sim()
+    net = sim.model.net
+    index = net.load.index.to_numpy()
+    p_mw = np.linspace(0.1, 0.3, len(index))
+    q_mvar = 0.1 * p_mw
+    vector = {"table": "load", "index": index, "p_mw": p_mw, "q_mvar": q_mvar}
+    first = int(index[0])
+    sim.step(60, {"grid": {"injections": {"ts.load-profiles": vector}},
+                  f"load-{first}": {"p_mw": {"ev.charger": 0.05}}}, 1000)
+    np.testing.assert_allclose(net.load.p_mw.to_numpy()[1:], p_mw[1:], rtol=0, atol=0)
+    # an element with both: the vector's value plus its own input
+    assert net.load.at[first, "p_mw"] == p_mw[0] + 0.05
+    assert net.load.at[first, "q_mvar"] == q_mvar[0]
+    got = sim.get_data({f"load-{int(i)}": ["p_mw"] for i in index})
+    assert [got[f"load-{int(i)}"]["p_mw"] for i in index] == net.load.p_mw.tolist()
+    # the next step's vector replaces the last (nothing accumulates)
+    sim.step(120, {"grid": {"injections": {"ts.load-profiles": {**vector, "p_mw": 2 * p_mw}}}},
+             1000)
+    np.testing.assert_array_equal(net.load.p_mw.to_numpy(), 2 * p_mw)

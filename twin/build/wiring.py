@@ -23,6 +23,7 @@ from twin.evaluation.kpis import KpiAccumulator, kpi_warmup_s
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.models import pv as pv_model
 from twin.models.weather import WEATHER_ATTRS
+from twin.recording.policy import recording_policy
 from twin.recording.schema import (
     BATTERY,
     DMS_SOURCE,
@@ -144,7 +145,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     try:
         grid = world.start("Grid", sim_id="grid").Grid(
             net=prep.net, step_ticks=sc.step_ticks, protection=prep.protection,
-            faults=prep.faults)
+            faults=prep.faults, solver=prep.solver.solver if prep.solver else "pandapower")
         registry: dict[str, tuple[str, str]] = {grid.full_id: (GRID, "grid")}
         periods: dict[str, int] = {}  # filled by the wiring: periodic sources of the recorder
         tables: dict[str, dict[str, list[str]]] = {grid.full_id: prep.names}
@@ -152,7 +153,9 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
             registry=registry, tables=tables, periods=periods,
             store=store, clock=clock,
             run_id=run_id, kpis=kpis, progress=recorded, tally=tally, step_ticks=sc.step_ticks,
-            event_log=event_log)
+            event_log=event_log,
+            policy=recording_policy(sc.recording, prep.names, sc.step, sc.time_resolution,
+                                    sc.kpis.voltage_band_pu))
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
                     {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
         # One simulator replays every time series (profiles and weather): each simulator
@@ -219,16 +222,16 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
 
 def _wire_profiles(w: _Wiring) -> None:
     """Loads and the generators no physical model drives replay their profiles."""
-    prep = w.prep
-    series = w.series
-    columns = [("load", idx, prep.profiles.load_p_mw, prep.profiles.load_q_mvar)
-               for idx in prep.profiles.load_p_mw.columns]
-    columns += [("sgen", idx, prep.profiles.sgen_p_mw, prep.profiles.sgen_q_mvar)
-                for idx in prep.profiled_sgens]
-    for table, idx, p, q in columns:
-        src = series.Series(eid=f"{table}-{idx}", step_ticks=w.step,
-                            columns={"p_mw": p[idx], "q_mvar": q[idx]})
-        w.world.connect(src, w.children[f"{table}-{idx}"], "p_mw", "q_mvar")
+    profiles = w.prep.profiles
+    # one entity per table (its values computed once a step), a child per element
+    for table, p, q in (("load", profiles.load_p_mw, profiles.load_q_mvar),
+                        ("sgen", profiles.sgen_p_mw, profiles.sgen_q_mvar)):
+        if not len(p):
+            continue
+        src = w.series.Table(eid=f"{table}-profiles", prefix=table, step_ticks=w.step,
+                             tables={"p_mw": p, "q_mvar": q})
+        # the whole table as one vector a step: one connection, not one per element
+        w.world.connect(src, w.grid, "injections")
 
 
 def _wire_weather_and_der(w: _Wiring) -> None:

@@ -29,6 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
+from twin.recording.columns import ColumnBatch
 from twin.recording.schema import DMS_DECISION, LOAD, PROTECTION, SWITCH, Point
 from twin.scenario.expectations import (
     DecisionCheck,
@@ -114,6 +117,9 @@ class EventLog:
     decisions: list[DecisionEvent] = field(default_factory=list)
     _names: dict[str, set[str]] | None = field(default=None, repr=False)
     _state: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    # from column batches, per table: (names, watched positions, state: -1 unknown, 0, 1)
+    _tables: dict[str, tuple[Sequence[str], np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.watch is not None:
@@ -123,10 +129,15 @@ class EventLog:
                 if table in self._names:
                     self._names[table].add(name)
 
-    def add(self, points: Iterable[Point]) -> None:
-        """Points as recorded (any order within a batch; each element's in time order)."""
+    def add(self, points: Iterable[Point | ColumnBatch]) -> None:
+        """Points as recorded (any order within a batch; each element's in time order), and
+        the column batches of table snapshots (state changes found vectorised)."""
         start, names = self.start_ns, self._names
         for p in points:
+            if type(p) is ColumnBatch:
+                if p.measurement in _STATE_EVENTS:
+                    self._add_batch(p)
+                continue
             m = p.measurement
             if m in _STATE_EVENTS:
                 element = p.tags.get("element", "")
@@ -153,6 +164,39 @@ class EventLog:
                 self.decisions.append(DecisionEvent(
                     (p.time_ns - start) / 1e9, tags.get("function", ""), tags.get("action", ""),
                     tags.get("element", ""), tags.get("mode", "")))
+
+
+    def _add_batch(self, batch: ColumnBatch) -> None:
+        m = batch.measurement
+        key, when_false, when_true = _STATE_EVENTS[m]
+        column = batch.fields.get(key)
+        if column is None:
+            return
+        names = batch.names
+        table = self._tables.get(m)
+        if table is None or table[0] is not names:
+            watched = np.ones(len(names), bool) if self._names is None else np.fromiter(
+                (n in self._names[m] for n in names), bool, len(names))
+            table = self._tables[m] = (names, watched, np.full(len(names), -1, np.int8))
+        _, watched, state = table
+        rows = np.arange(len(names)) if batch.rows is None else batch.rows
+        take = watched[rows]
+        mask = batch.valid[key]
+        if mask is not None:
+            take &= mask
+        if not take.any():
+            return
+        rows = rows[take]
+        now = (column[take] != 0).astype(np.int8)
+        before = state[rows]
+        state[rows] = now
+        changed = np.flatnonzero((before >= 0) & (before != now))
+        if not len(changed):
+            return
+        t_s = (batch.time_ns - self.start_ns) / 1e9
+        for position, value in zip(rows[changed].tolist(), now[changed].tolist()):
+            self.events.append(ElementEvent(t_s, f"{m}:{names[position]}",
+                                            when_true if value else when_false))
 
 
 # ----------------------------------------------------------------------------- evaluation

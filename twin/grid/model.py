@@ -15,6 +15,7 @@ import pandapower as pp
 import pandapower.topology as top
 
 from twin.grid.iec60909 import live_buses
+from twin.grid.pgm import PgmSolver, PgmUnsupported, PowerFlowFailed, unsupported_reason
 from twin.models.protection import Fault, Protection, ProtectionEvent
 
 #: Per element table: the result table and, for each output attribute, its result column.
@@ -93,19 +94,60 @@ class SolveOutcome:
     message: str = ""
 
 
+#: The power-flow backends (scenario ``grid.solver``).
+SOLVERS = ("auto", "pandapower", "power-grid-model")
+
+
+@dataclass(frozen=True)
+class SolverChoice:
+    """The backend a run uses, and why (``run.json`` names both)."""
+
+    requested: str
+    solver: str
+    reason: str
+
+
+def choose_solver(net: pp.pandapowerNet, requested: str = "auto") -> SolverChoice:
+    """``auto`` takes power-grid-model where it models every element of the net (it solves
+    a step 10–20× faster on CIGRE MV, see bench/overhead.py), pandapower elsewhere."""
+    if requested not in SOLVERS:
+        raise ValueError(f"grid.solver: expected one of {', '.join(SOLVERS)}; found {requested!r}")
+    if requested == "pandapower":
+        return SolverChoice(requested, "pandapower", "requested")
+    why_not = unsupported_reason(net)
+    if requested == "power-grid-model":
+        if why_not:
+            raise ValueError(f"grid.solver: power-grid-model cannot solve this grid: {why_not}")
+        return SolverChoice(requested, "power-grid-model", "requested")
+    if why_not:
+        return SolverChoice(requested, "pandapower", why_not)
+    return SolverChoice(requested, "power-grid-model",
+                        "supports every element of the grid; fastest")
+
+
 class GridModel:
-    """Holds the net and the latest results as arrays, keyed like the net's tables."""
+    """Holds the net and the latest results as arrays, keyed like the net's tables.
+
+    Solves with pandapower, or with power-grid-model (:mod:`twin.grid.pgm`) between
+    structural changes: pandapower solves the first state and each change of switching,
+    taps or service, and power-grid-model's model is rebuilt from that solve.
+    """
 
     def __init__(self, net: pp.pandapowerNet, recycle: bool = True,
-                 protection: Protection | None = None):
+                 protection: Protection | None = None, solver: str = "pandapower"):
         self.net = net
         self.recycle = recycle
         self.protection = protection
+        self.choice = choose_solver(net, solver)
+        self._pgm: PgmSolver | None = None  # built after the first pandapower solve
+        self.n_pgm_solves = 0
+        self.n_fallbacks = 0  # steps power-grid-model failed and pandapower solved
         self._needs_full = True  # first solve, and after topology changes or failures
         self._live_buses: set[int] | None = None  # None: to be found (topology changed)
         self._supplied = np.zeros(0, bool)          # per load, with _live_buses
         self._no_flags: dict[str, np.ndarray] = {}  # all-False flags without protection
         self._taps_changed = False
+        self._shunts_changed = False
         self.positions = {t: {int(i): k for k, i in enumerate(net[t].index)} for t in
                           (*RESULT_SPEC, "switch")}
         self.results: dict[str, dict[str, np.ndarray]] = {}
@@ -137,6 +179,24 @@ class GridModel:
                     changed = True
             if changed:
                 df[col] = column
+
+    def set_injection_arrays(self, table: str, positions: np.ndarray,
+                             p_mw: np.ndarray | None, q_mvar: np.ndarray | None) -> None:
+        """P [MW] and Q [Mvar] of the elements at ``positions`` of ``table`` as vectors."""
+        df = self.net[table]
+        for col, values in (("p_mw", p_mw), ("q_mvar", q_mvar)):
+            if values is None:
+                continue
+            column = df[col].to_numpy(dtype=float, copy=True)
+            column[positions] = values
+            df[col] = column
+
+    def add_vector_share(self, table: str, idx: int, p: float | None,
+                         q: float | None) -> tuple[float | None, float | None]:
+        """``p``/``q`` plus what a vector input set for the element this step."""
+        df, pos = self.net[table], self.positions[table][idx]
+        return (None if p is None else p + float(df["p_mw"].iat[pos]),
+                None if q is None else q + float(df["q_mvar"].iat[pos]))
 
     def set_switch(self, idx: int, closed: bool) -> bool:
         """Returns True when the state changed (the topology must then be rebuilt)."""
@@ -230,35 +290,69 @@ class GridModel:
         if shunt.at[idx, "step"] == step:
             return False
         shunt.at[idx, "step"] = step
-        self._needs_full = True  # shunts are not part of pandapower's recycled injections
+        # shunts are not part of pandapower's recycled injections: its next solve is a
+        # full one (power-grid-model updates them in place, and stays on its model)
+        self._shunts_changed = True
         return True
 
     def solve(self) -> SolveOutcome:
         """Run the power flow; a failure is an outcome, not an exception."""
-        kwargs: dict = {}
-        if self.recycle and not self._needs_full:
-            kwargs["recycle"] = _RECYCLE_TAPS if self._taps_changed else _RECYCLE_INJECTIONS
         self.n_solves += 1
         bad = self._non_finite_injection()
-        try:
-            if bad:
-                self.outcome = SolveOutcome(False, f"power flow not run: {bad}")
-            else:
-                pp.runpp(self.net, numba=True, **kwargs)
+        if bad:
+            self.outcome = SolveOutcome(False, f"power flow not run: {bad}")
+        elif self._pgm is not None and not (self._needs_full or self._taps_changed):
+            try:
+                raw = self._pgm.solve()
+                self.n_pgm_solves += 1
                 self.outcome = SolveOutcome(True)
-                self._needs_full = False
+                self._collect(raw)
+                return self.outcome
+            except PowerFlowFailed:
+                # pandapower tries the same state from scratch; its result stands
+                self.n_fallbacks += 1
+                self._needs_full = True
+        if not bad:
+            self._solve_pandapower()
+        self._taps_changed = False
+        if self.outcome.converged:
+            self._shunts_changed = False  # pandapower's case has the steps now
+        if not self.outcome.converged:
+            self.n_failed += 1
+            self._needs_full = True  # recycled structures may be stale
+            self._pgm = None
+        self._collect(None)
+        return self.outcome
+
+    def _solve_pandapower(self) -> None:
+        kwargs: dict = {}
+        if self.recycle and not (self._needs_full or self._shunts_changed):
+            kwargs["recycle"] = _RECYCLE_TAPS if self._taps_changed else _RECYCLE_INJECTIONS
+        # numba pays off over many pandapower solves; with power-grid-model pandapower only
+        # solves structural changes, and numba's compilation (2–4 s a process) would not
+        numba = self.choice.solver == "pandapower"
+        try:
+            pp.runpp(self.net, numba=numba, **kwargs)
+            self.outcome = SolveOutcome(True)
+            self._needs_full = False
+            if self.choice.solver == "power-grid-model":
+                self._rebuild_pgm()
         except pp.LoadflowNotConverged as exc:
             self.outcome = SolveOutcome(False, f"power flow did not converge ({exc})")
         except Exception as exc:
             # pandapower raises ValueError, IndexError, LinAlgError, … for singular or
             # degenerate nets; a failing power flow is an event the run survives.
             self.outcome = SolveOutcome(False, f"power flow failed: {type(exc).__name__}: {exc}")
-        self._taps_changed = False
-        if not self.outcome.converged:
-            self.n_failed += 1
-            self._needs_full = True  # recycled structures may be stale
-        self._collect()
-        return self.outcome
+
+    def _rebuild_pgm(self) -> None:
+        """power-grid-model's model of the structure pandapower just solved."""
+        try:
+            if self._pgm is None:
+                self._pgm = PgmSolver(self.net)
+            else:
+                self._pgm.rebuild()
+        except PgmUnsupported:  # e.g. a structure it cannot take: pandapower goes on
+            self._pgm = None
 
     def _non_finite_injection(self) -> str:
         """The first in-service injection that is not a finite number, described; "" if none."""
@@ -278,11 +372,17 @@ class GridModel:
                             f"{values[k]}")
         return ""
 
-    def _collect(self) -> None:
+    def _collect(self, raw: dict[str, dict[str, np.ndarray]] | None) -> None:
+        """Results into ``self.results``: from power-grid-model's arrays (``raw``) or, when
+        None, from pandapower's result tables."""
         ok = self.outcome.converged
         for table, (res_table, attrs) in RESULT_SPEC.items():
             n = len(self.net[table])
-            if ok:
+            if ok and raw is not None:
+                got = raw.get(table)
+                self.results[table] = {a: got[c] if got is not None else np.full(n, np.nan)
+                                       for a, c in attrs.items()}
+            elif ok:
                 # one block read per table, then columns by position: far fewer pandas
                 # calls than a Series per attribute
                 res = self.net[res_table]
@@ -299,8 +399,7 @@ class GridModel:
         self.summary = {
             "converged": int(ok),
             "p_loss_mw": float(np.sum(r["line"]["pl_mw"]) + np.sum(r["trafo"]["pl_mw"])) if ok else nan,
-            "q_loss_mvar": float(self.net.res_line["ql_mvar"].to_numpy().sum()
-                                 + self.net.res_trafo["ql_mvar"].to_numpy().sum()) if ok else nan,
+            "q_loss_mvar": self._q_loss_mvar(raw) if ok else nan,
             "p_load_mw": float(np.sum(r["load"]["p_mw"])) if ok else nan,
             "p_sgen_mw": float(np.sum(r["sgen"]["p_mw"])) if ok else nan,
             "p_storage_mw": float(np.sum(r["storage"]["p_mw"])) if ok else nan,
@@ -309,6 +408,12 @@ class GridModel:
             "vm_max_pu": float(np.nanmax(r["bus"]["vm_pu"])) if ok else nan,
             "pf_message": self.outcome.message,
         }
+
+    def _q_loss_mvar(self, raw: dict[str, dict[str, np.ndarray]] | None) -> float:
+        if raw is not None:
+            return float(sum(np.sum(raw[t]["ql_mvar"]) for t in ("line", "trafo") if t in raw))
+        return float(self.net.res_line["ql_mvar"].to_numpy().sum()
+                     + self.net.res_trafo["ql_mvar"].to_numpy().sum())
 
     def _collect_flags(self) -> None:
         net, r, p = self.net, self.results, self.protection
@@ -333,10 +438,12 @@ class GridModel:
                                     * load["scaling"].to_numpy(dtype=float)
                                     * load["in_service"].to_numpy(dtype=bool))
 
-    def snapshot(self) -> dict[str, dict[str, list]]:
-        """All element results as plain lists, per table and attribute, in the net's index
-        order (JSON-serialisable, so it can cross a process boundary)."""
-        return {table: {attr: values.tolist() for attr, values in attrs.items()}
+    def snapshot(self) -> dict[str, dict[str, np.ndarray]]:
+        """All element results as numpy arrays, per table and attribute, in the net's index
+        order: handed over in-process without a Python object per value (the recorder's
+        column batches), as copies of their own, since the model reuses or overwrites its
+        arrays (and pandas columns) at the next solve or switching."""
+        return {table: {attr: np.array(values, copy=True) for attr, values in attrs.items()}
                 for table, attrs in self.results.items()}
 
     def value(self, table: str, idx: int, attr: str) -> float | bool:

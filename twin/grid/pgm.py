@@ -80,7 +80,8 @@ def unsupported_reason(net: pp.pandapowerNet) -> str:
     """Why the backend cannot solve ``net`` ("" when it can)."""
     for table in _UNSUPPORTED_TABLES:
         if table in net and len(net[table]) and bool(net[table]["in_service"].any()):
-            return f"the net has in-service {table} elements (not modelled by power-grid-model here)"
+            return (f"the net has in-service {table} elements "
+                    "(not modelled by power-grid-model here)")
     load = net.load
     for col in _ZIP_COLUMNS:
         if col in load.columns and bool((load[col].fillna(0) != 0).any()):
@@ -207,8 +208,9 @@ class PgmSolver:
         own_b = np.zeros(n_node)
         live = shunt["status"] > 0
         # the shunt elements' share of GS/BS at 1 p.u. of the bus's base voltage
-        np.add.at(own_g, shunt["node"][live], shunt["g1"][live] * (base_kv[shunt["node"][live]]) ** 2)
-        np.add.at(own_b, shunt["node"][live], shunt["b1"][live] * (base_kv[shunt["node"][live]]) ** 2)
+        at = shunt["node"][live]
+        np.add.at(own_g, at, shunt["g1"][live] * base_kv[at] ** 2)
+        np.add.at(own_b, at, shunt["b1"][live] * base_kv[at] ** 2)
         rest_g, rest_b = gs_mw - own_g, bs_mvar - own_b
         fixed = np.flatnonzero((np.abs(rest_g) > 1e-12) | (np.abs(rest_b) > 1e-12))
         extra = initialize_array(DatasetType.input, ComponentType.shunt, len(fixed))
@@ -223,14 +225,11 @@ class PgmSolver:
 
         self._set_injections()
         self.model = PowerGridModel(data, system_frequency=float(net.f_hz))
-        self._update = {
-            ComponentType.sym_load: initialize_array(
-                DatasetType.update, ComponentType.sym_load, len(data[ComponentType.sym_load])),
-            ComponentType.sym_gen: initialize_array(
-                DatasetType.update, ComponentType.sym_gen, len(data[ComponentType.sym_gen])),
-            ComponentType.shunt: initialize_array(DatasetType.update, ComponentType.shunt, len(sh)),
-            ComponentType.source: initialize_array(DatasetType.update, ComponentType.source, len(eg)),
-        }
+        sizes = {ComponentType.sym_load: len(data[ComponentType.sym_load]),
+                 ComponentType.sym_gen: len(data[ComponentType.sym_gen]),
+                 ComponentType.shunt: len(sh), ComponentType.source: len(eg)}
+        self._update = {comp: initialize_array(DatasetType.update, comp, n)
+                        for comp, n in sizes.items()}
         for comp, arr in self._update.items():
             arr["id"] = data[comp]["id"][: len(arr)]
         self._node_type_none = bus[:, BUS_TYPE].real == NONE
@@ -263,16 +262,18 @@ class PgmSolver:
         shunt["b1"] = -sh["q_mvar"].to_numpy(dtype=float) * factor / vn_kv ** 2
 
     # ------------------------------------------------------------------ solve
-    def solve(self) -> dict[str, dict[str, np.ndarray]]:
+    def solve(self, net: pp.pandapowerNet | None = None) -> dict[str, dict[str, np.ndarray]]:
         """Power flow on the net's present injections, shunt steps and slack set-points.
 
+        ``net``: another net of the same structure (e.g. a copy) to take them from; it is
+        the one solved from then on.
         Returns results per table and column (pandapower's names), in the net's row order.
         Raises :class:`PowerFlowFailed` when the solver does not converge.
         """
+        if net is not None:
+            self.net = net
         self._set_injections()
         upd = self._update
-        loads = upd[ComponentType.sym_load]
-        n_load = len(self._inj["load"])
         for comp, parts in ((ComponentType.sym_load, ("load", "storage")),
                             (ComponentType.sym_gen, ("sgen",))):
             arr, k = upd[comp], 0
@@ -281,7 +282,6 @@ class PgmSolver:
                 arr["p_specified"][k:k + len(src)] = src["p_specified"]
                 arr["q_specified"][k:k + len(src)] = src["q_specified"]
                 k += len(src)
-        del loads, n_load
         shunt = upd[ComponentType.shunt]
         if len(shunt):
             self._set_shunts(self._shunt)
@@ -336,7 +336,8 @@ class PgmSolver:
                 "p_from_mw": p_from[a:b], "q_from_mvar": q_from[a:b],
                 "p_to_mw": p_to[a:b], "q_to_mvar": q_to[a:b],
                 "pl_mw": p_from[a:b] + p_to[a:b], "ql_mvar": q_from[a:b] + q_to[a:b],
-                "i_ka": i_ka, "i_from_ka": i_from[a:b], "i_to_ka": i_to[a:b],
+                "i_from_ka": i_from[a:b], "i_to_ka": i_to[a:b], "i_ka": i_ka,
+                **self._terminal_voltages(vm_node, va_node, a, b, "from", "to"),
                 "loading_percent": i_ka / i_max * 100.0,
             }
         if "trafo" in slices:
@@ -350,6 +351,7 @@ class PgmSolver:
                 "p_lv_mw": p_to[a:b], "q_lv_mvar": q_to[a:b],
                 "pl_mw": p_from[a:b] + p_to[a:b], "ql_mvar": q_from[a:b] + q_to[a:b],
                 "i_hv_ka": i_from[a:b], "i_lv_ka": i_to[a:b],
+                **self._terminal_voltages(vm_node, va_node, a, b, "hv", "lv"),
                 "loading_percent": ld / tr["parallel"].to_numpy(dtype=float)
                 / tr["df"].to_numpy(dtype=float),
             }
@@ -381,6 +383,13 @@ class PgmSolver:
         np.add.at(bus_q, self._bus_pos["ext_grid"], -src["q"] / 1e6)
         res["bus"]["p_mw"], res["bus"]["q_mvar"] = bus_p, bus_q
         return res
+
+
+    def _terminal_voltages(self, vm_node, va_node, a: int, b: int, side_from: str,
+                           side_to: str) -> dict[str, np.ndarray]:
+        f, t = self._from_node[a:b], self._to_node[a:b]
+        return {f"vm_{side_from}_pu": vm_node[f], f"va_{side_from}_degree": va_node[f],
+                f"vm_{side_to}_pu": vm_node[t], f"va_{side_to}_degree": va_node[t]}
 
 
 class PowerFlowFailed(RuntimeError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
+from twin.recording.columns import ColumnBatch
 from twin.recording.errors import redact
 from twin.recording.files import FileStore
 from twin.recording.resilient import ResilientWriter, WriteReport, open_with_fallback
@@ -14,6 +15,9 @@ from twin.recording.schema import Point, Store
 from twin.scenario import InfluxSpec, ScenarioError
 
 STORE_DIR = "store"
+#: Write requests in flight to InfluxDB: the server parses one on each core, so two take
+#: about twice the points per second of one (bench/recording.py).
+INFLUX_WORKERS = 2
 
 
 @dataclass
@@ -43,6 +47,10 @@ class _Counting:
     def write(self, points: list[Point]) -> None:
         self.inner.write(points)
         self.points += len(points)
+
+    def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
+        self.inner.write_columns(batches)
+        self.points += sum(batch.n_rows for batch in batches)
 
     def close(self) -> None:
         self.inner.close()
@@ -115,5 +123,6 @@ def open_recording(kind: str, influx: InfluxSpec | None, run_dir: Path,
                                 batch_size=influx.batch_size, retries=influx.retries,
                                 backoff_s=influx.backoff_s,
                                 spill_description=f"file store {store_dir}",
-                                secrets=[secret] if secret else [])
+                                secrets=[secret] if secret else [],
+                                workers=INFLUX_WORKERS)
     return Recording(writer, target, "influx", influx_info(influx))

@@ -43,11 +43,13 @@ import time as wallclock
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from twin.recording.columns import ColumnBatch
 from twin.recording.schema import FieldValue, Point
 
 _TIME = "time"
@@ -64,6 +66,8 @@ _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),
 }
 _PYTHON_TYPES = {str(arrow): python for python, arrow in _ARROW_TYPES.items()}
+#: A column's numpy dtype kind -> the Python type its values have in a point.
+_KIND_TYPES = {"f": float, "b": bool, "i": int, "u": int}
 
 
 def _check_measurement(name: str) -> None:
@@ -121,7 +125,10 @@ class FileStore:
         self.flush_every_s = flush_every_s
         self._clock = clock
         self._last_flush = clock()
-        self._buffers: dict[str, list[Point]] = {}
+        # Per measurement, in write order: runs of points and of column batches (made into
+        # Arrow columns only when the part is written: a step costs a list append).
+        self._buffers: dict[str, list[list[Point] | list[ColumnBatch]]] = {}
+        self._buffered: dict[str, int] = {}  # rows per measurement's buffer
         # Per measurement: the one type of each field, and every tag key seen (incl. on disk).
         self._field_types: dict[str, dict[str, type]] = {}
         self._tag_keys: dict[str, set[str]] = {}
@@ -159,15 +166,73 @@ class FileStore:
         touched: set[str] = set()
         for point in points:
             if point.fields:
-                self._buffers.setdefault(point.measurement, []).append(point)
+                chunks = self._buffers.setdefault(point.measurement, [])
+                if not chunks or not isinstance(chunks[-1][0], Point):
+                    chunks.append([])
+                chunks[-1].append(point)  # type: ignore[arg-type]
+                self._buffered[point.measurement] = self._buffered.get(point.measurement, 0) + 1
                 touched.add(point.measurement)
+        self._flush_due(touched)
+
+    def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
+        """Buffer column batches as Arrow tables (no points); write parts as :meth:`write`.
+
+        Raises as :meth:`write`; a batch's field types are its arrays' (float64 -> float,
+        bool -> bool, integers -> int).
+        """
+        if self._closed:
+            raise RuntimeError(f"FileStore at {self.directory} is closed")
+        new_types: dict[str, dict[str, type]] = {}
+        for batch in batches:
+            self._validate_batch(batch, new_types)
+        for measurement, types in new_types.items():
+            self._field_types.setdefault(measurement, {}).update(types)
+        touched: set[str] = set()
+        for batch in batches:
+            if batch.n_rows and batch.fields:
+                measurement = batch.measurement
+                chunks = self._buffers.setdefault(measurement, [])
+                if not chunks or not isinstance(chunks[-1][0], ColumnBatch):
+                    chunks.append([])
+                chunks[-1].append(batch)  # type: ignore[arg-type]
+                self._buffered[measurement] = self._buffered.get(measurement, 0) + batch.n_rows
+                touched.add(measurement)
+        self._flush_due(touched)
+
+    def _flush_due(self, touched: set[str]) -> None:
         every = self.flush_every_s
         if every is not None and self._clock() - self._last_flush >= every:
             self.flush()
             return
         for measurement in touched:
-            if len(self._buffers[measurement]) >= self.flush_points:
+            if self._buffered[measurement] >= self.flush_points:
                 self._flush(measurement)
+
+    def _validate_batch(self, batch: ColumnBatch, new_types: dict[str, dict[str, type]]) -> None:
+        """As :meth:`_validate` for every row of ``batch`` at once (tags ``element``, ``run``)."""
+        measurement = batch.measurement
+        known = self._field_types.get(measurement)
+        if known is None:
+            _check_measurement(measurement)
+            known = self._load_existing(measurement)
+        tag_keys = self._tag_keys[measurement]
+        pending = new_types.get(measurement, {})
+        for key in ("element", "run"):
+            if key not in tag_keys:
+                if key in known or key in pending:
+                    raise ValueError(f"{measurement}: tag {key!r} clashes with a field or 'time'")
+                tag_keys.add(key)
+        for key, column in batch.fields.items():
+            kind = _KIND_TYPES.get(column.dtype.kind)
+            if kind is None:
+                raise TypeError(f"{measurement}.{key} has unsupported dtype {column.dtype}")
+            if known.get(key) is not kind:
+                sample: FieldValue = kind(column[0]) if len(column) else kind()
+                self._check_new_field(measurement, key, sample,
+                                      new_types.setdefault(measurement, {}))
+            if column.dtype.kind == "u" and len(column) and column.max() > _INT64_MAX:
+                raise ValueError(f"{measurement}.{key} = {column.max()} does not fit a 64-bit "
+                                 "integer")
 
     def _validate(self, point: Point, new_types: dict[str, dict[str, type]]) -> None:
         measurement = point.measurement
@@ -230,10 +295,12 @@ class FileStore:
         return types
 
     def _flush(self, measurement: str) -> None:
-        points = self._buffers.get(measurement)
-        if not points:
+        chunks = self._buffers.get(measurement)
+        if not chunks:
             return
-        table = _to_table(points, self._field_types[measurement])
+        types = self._field_types[measurement]
+        table = _concat([_batches_table(c) if isinstance(c[0], ColumnBatch)  # type: ignore[arg-type]
+                         else _to_table(c, types) for c in chunks])  # type: ignore[arg-type]
         folder = self.directory / measurement
         folder.mkdir(exist_ok=True)
         index = self._next_part[measurement]
@@ -247,6 +314,7 @@ class FileStore:
             raise
         # Dropped only now: if writing failed, the points stay buffered for a later flush.
         del self._buffers[measurement]
+        self._buffered[measurement] = 0
         self._next_part[measurement] = index + 1
 
     def flush(self) -> None:
@@ -283,6 +351,65 @@ def _to_table(points: list[Point], field_types: dict[str, type]) -> pa.Table:
         names.append(key)
     metadata = {_META_TAGS: json.dumps(tags).encode(), _META_FIELDS: json.dumps(fields).encode()}
     return pa.table(columns, names=names).replace_schema_metadata(metadata)
+
+
+def _batches_table(batches: list[ColumnBatch]) -> pa.Table:
+    """The Arrow table of column batches of one measurement, shaped as :func:`_to_table`
+    shapes the same points (tags ``element`` and ``run``; a value that is not finite, or a
+    field a batch lacks, is null)."""
+    counts = [batch.n_rows for batch in batches]
+    times = np.repeat(np.array([batch.time_ns for batch in batches], dtype=np.int64), counts)
+    elements: list[str] = []
+    runs: list[str] = []
+    for batch, n in zip(batches, counts):
+        elements.extend(batch.elements)
+        runs.extend([batch.run_id] * n)
+    columns = [pa.array(times).cast(_TIMESTAMP), pa.array(elements, type=pa.string()),
+               pa.array(runs, type=pa.string())]
+    names = [_TIME, "element", "run"]
+    fields: dict[str, np.dtype] = {}
+    for batch in batches:
+        # first-seen order, as the points' would be: by the first row holding the field
+        first = {key: 0 if mask is None else int(np.argmax(mask))
+                 for key, mask in batch.valid.items()}
+        for key in sorted(batch.fields, key=first.__getitem__):  # stable: then field order
+            fields.setdefault(key, batch.fields[key].dtype)
+    for key, dtype in fields.items():
+        parts, valid = [], []
+        for batch, n in zip(batches, counts):
+            column = batch.fields.get(key)
+            if column is None:
+                parts.append(np.zeros(n, dtype=dtype))
+                valid.append(np.zeros(n, dtype=bool))
+            else:
+                mask = batch.valid[key]
+                parts.append(column)
+                valid.append(np.ones(n, dtype=bool) if mask is None else mask)
+        values, present = np.concatenate(parts), np.concatenate(valid)
+        kind = dtype.kind
+        arrow_type = pa.float64() if kind == "f" else pa.bool_() if kind == "b" else pa.int64()
+        columns.append(pa.array(values, type=arrow_type,
+                                mask=None if present.all() else ~present))
+        names.append(key)
+    metadata = {_META_TAGS: json.dumps(["element", "run"]).encode(),
+                _META_FIELDS: json.dumps(list(fields)).encode()}
+    return pa.table(columns, names=names).replace_schema_metadata(metadata)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One part from buffered tables: columns ``time``, the tags (sorted), the fields
+    (first-seen order), nulls where a table lacks a column."""
+    if len(tables) == 1:
+        return tables[0]
+    tag_keys: dict[str, None] = {}
+    field_keys: dict[str, None] = {}
+    for table in tables:
+        tag_keys.update(dict.fromkeys(_schema_names(table.schema, _META_TAGS)))
+        field_keys.update(dict.fromkeys(_schema_names(table.schema, _META_FIELDS)))
+    tags, fields = sorted(tag_keys), list(field_keys)
+    table = pa.concat_tables(tables, promote_options="default").select([_TIME, *tags, *fields])
+    metadata = {_META_TAGS: json.dumps(tags).encode(), _META_FIELDS: json.dumps(fields).encode()}
+    return table.replace_schema_metadata(metadata)
 
 
 def _schema_names(schema: pa.Schema, key: bytes) -> list[str]:

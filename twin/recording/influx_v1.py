@@ -12,13 +12,14 @@ from typing import Any, Sequence
 import requests
 import urllib3
 
+from twin.recording.columns import ColumnBatch
 from twin.recording.errors import (
     InfluxError,
     InfluxQueryError,
     InfluxWriteError,
     redact,
 )
-from twin.recording.lineprotocol import to_lines
+from twin.recording.lineprotocol import batch_lines, to_lines
 from twin.recording.schema import FieldValue, Point
 
 #: Keys every row from :meth:`InfluxV1Store.query` has besides its columns.
@@ -204,20 +205,31 @@ class InfluxV1Store:
             text is in the message, its status in ``status_code``). Earlier chunks of the same
             call may already be written then.
         """
-        params = {"db": self.database, "precision": "ns"}
         for start in range(0, len(points), self.batch_size):
-            body = to_lines(points[start : start + self.batch_size])
-            if not body:
-                continue
-            response = self._post("/write", params, body.encode("utf-8"), InfluxWriteError)
-            if response.status_code != 204:
-                raise InfluxWriteError(
-                    self._redact(
-                        f"InfluxDB rejected the write (HTTP {response.status_code}): "
-                        f"{_error_text(response)}"
-                    ),
-                    response.status_code,
-                )
+            self._send(to_lines(points[start : start + self.batch_size]))
+
+    def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
+        """Send column batches as line protocol (formatted from the columns, no points),
+        ``batch_size`` rows per request; raises as :meth:`write`."""
+        lines: list[str] = []
+        for batch in batches:
+            lines.extend(batch_lines(batch))
+        for start in range(0, len(lines), self.batch_size):
+            self._send("\n".join(lines[start : start + self.batch_size]))
+
+    def _send(self, body: str) -> None:
+        if not body:
+            return
+        params = {"db": self.database, "precision": "ns"}
+        response = self._post("/write", params, body.encode("utf-8"), InfluxWriteError)
+        if response.status_code != 204:
+            raise InfluxWriteError(
+                self._redact(
+                    f"InfluxDB rejected the write (HTTP {response.status_code}): "
+                    f"{_error_text(response)}"
+                ),
+                response.status_code,
+            )
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Run InfluxQL and return one dict per result row.

@@ -16,8 +16,9 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from twin.recording.columns import ColumnBatch
 from twin.recording.errors import InfluxWriteError, redact
-from twin.recording.lineprotocol import to_lines
+from twin.recording.lineprotocol import batch_lines, to_lines
 from twin.recording.schema import Point
 
 
@@ -109,9 +110,19 @@ class InfluxV2Store:
             in the exception). Earlier chunks of the same call may already be written then.
         """
         for start in range(0, len(points), self.batch_size):
-            body = to_lines(points[start : start + self.batch_size])
-            if not body:
-                continue
+            self._send(to_lines(points[start : start + self.batch_size]))
+
+    def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
+        """Send column batches as line protocol (formatted from the columns, no points),
+        ``batch_size`` rows per request; raises as :meth:`write`."""
+        lines: list[str] = []
+        for batch in batches:
+            lines.extend(batch_lines(batch))
+        for start in range(0, len(lines), self.batch_size):
+            self._send("\n".join(lines[start : start + self.batch_size]))
+
+    def _send(self, body: str) -> None:
+        if body:
             try:
                 self._write_api.write(
                     bucket=self.bucket, org=self.org, record=body, write_precision=WritePrecision.NS

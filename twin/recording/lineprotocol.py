@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import repeat
 from typing import Iterable
 
+import numpy as np
+
+from twin.recording.columns import ColumnBatch
 from twin.recording.schema import FieldValue, Point
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
@@ -49,6 +53,10 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _CACHE_LIMIT = 200_000
 _prefix_cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 _field_key_cache: dict[str, str] = {}
+# A table's escaped ``measurement,element=…,run=…`` per element, by the identity of its names
+# list (kept in the entry, so the id cannot be reused while cached).
+_TABLE_CACHE_LIMIT = 64
+_table_prefix_cache: dict[tuple[str, str, int], tuple[object, list[str]]] = {}
 
 
 _LINE_BREAKS = str.maketrans({"\n": "\u240a", "\r": "\u240d"})
@@ -207,3 +215,80 @@ def to_lines(points: Iterable[Point]) -> str:
     """
     lines = [to_line(point) for point in points]
     return "\n".join([line for line in lines if line])
+
+
+def _table_prefixes(batch: ColumnBatch) -> list[str]:
+    """The series prefix of every element of the batch's table (not only of its rows)."""
+    key = (batch.measurement, batch.run_id, id(batch.names))
+    entry = _table_prefix_cache.get(key)
+    if entry is None or entry[0] is not batch.names:
+        prefixes = [_prefix(batch.measurement, {"run": batch.run_id, "element": name})
+                    for name in batch.names]
+        if len(_table_prefix_cache) >= _TABLE_CACHE_LIMIT:
+            _table_prefix_cache.clear()
+        entry = _table_prefix_cache[key] = (batch.names, prefixes)
+    return entry[1]
+
+
+def _column_values(key: str, column: np.ndarray) -> list[str]:
+    """Every row's value, formatted as :func:`to_line` formats the Python value."""
+    kind = column.dtype.kind
+    if kind == "f":
+        # repr of the Python float: the shortest round-trip form, as for a point
+        return list(map(float.__repr__, column.tolist()))
+    if kind == "b":
+        return ["true" if v else "false" for v in column.tolist()]
+    if kind in "iu":
+        values = column.tolist()
+        if kind == "u" and values and max(values) > _INT64_MAX:
+            raise ValueError(f"field {key!r} = {max(values)} does not fit a 64-bit integer")
+        return [f"{v}i" for v in values]
+    raise TypeError(f"field {key!r} has unsupported dtype {column.dtype}")
+
+
+def batch_lines(batch: ColumnBatch) -> list[str]:
+    """Format a column batch, one line per row; the same lines :func:`to_line` makes of
+    ``batch.to_points()`` (values left out of a row where not finite).
+
+    Parameters
+    ----------
+    batch : ColumnBatch
+        The rows; every row has at least one field (:func:`~twin.recording.columns.column_batch`).
+
+    Returns
+    -------
+    list of str
+        The lines, without newlines.
+
+    Notes
+    -----
+    Each line is one ``str.join`` over the row's pieces (series prefix, ``,key=`` and value
+    per field, time), taken column-wise: no per-value string concatenation.
+    """
+    if not batch.n_rows or not batch.fields:
+        return []
+    prefixes = _table_prefixes(batch)
+    if batch.rows is not None:
+        prefixes = [prefixes[i] for i in batch.rows.tolist()]
+    pieces: list[Iterable[str]] = [prefixes]
+    gaps = False
+    for key, column in batch.fields.items():
+        escaped = "," + (_field_key_cache.get(key) or _field_key(key))
+        values = _column_values(key, column)
+        mask = batch.valid[key]
+        if mask is None:
+            pieces += [repeat(escaped), values]
+            continue
+        gaps = True
+        keys = [escaped] * len(values)
+        for i in np.flatnonzero(~mask).tolist():
+            keys[i] = values[i] = ""  # left out of this row
+        pieces += [keys, values]
+    pieces.append(repeat(f" {int(batch.time_ns)}"))
+    if not gaps:
+        # the first field's "," becomes the space after the prefix
+        pieces[1] = repeat(" " + next(iter(pieces[1]))[1:])  # type: ignore[call-overload]
+        return list(map("".join, zip(*pieces)))
+    # the first field of a row may be any: join ",k=v,…" and make its "," the space
+    lines = list(map("".join, zip(*pieces[1:])))
+    return [f"{prefix} {line[1:]}" for prefix, line in zip(prefixes, lines)]

@@ -1,9 +1,9 @@
 """Write to a primary store (InfluxDB) in the background, spilling to a fallback on failure.
 
 The simulation calls :meth:`ResilientWriter.write` every step; that only appends to a
-buffer. Full batches go through a bounded queue to one background thread, which writes them
-to the primary store with retries and exponential backoff. When a batch still fails, that
-batch and every later one go to the spill store (normally a
+buffer. Full batches go through a bounded queue to a background thread (or a few: see
+``workers``), which writes them to the primary store with retries and exponential backoff.
+When a batch still fails, that batch and every later one go to the spill store (normally a
 :class:`~twin.recording.files.FileStore`, created only when first needed), so:
 
 * nothing is lost — every point ends in exactly one of the two stores;
@@ -38,11 +38,35 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from twin.recording.columns import ColumnBatch
 from twin.recording.errors import InfluxError, redact
 from twin.recording.schema import Point, Store
 
 # Put on the queue by close(): no more batches will follow.
 _DONE = None
+
+
+class _Columns:
+    """A batch of column batches for the thread: ``len`` is its rows, as a point list's."""
+
+    __slots__ = ("batches", "rows")
+
+    def __init__(self, batches: list[ColumnBatch]) -> None:
+        self.batches = batches
+        self.rows = sum(batch.n_rows for batch in batches)
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def write_to(store: Store, batch: Sequence[Point] | _Columns) -> None:
+    """Write a batch of either kind; a store without ``write_columns`` gets points."""
+    if not isinstance(batch, _Columns):
+        store.write(batch)
+    elif hasattr(store, "write_columns"):
+        store.write_columns(batch.batches)
+    else:
+        store.write([point for b in batch.batches for point in b.to_points()])
 
 
 @dataclass
@@ -149,6 +173,11 @@ class ResilientWriter:
         Wait ``backoff_s * 2**k`` seconds before retry ``k`` (0-based), at most ``max_backoff_s``.
     queue_batches : int
         Batches that may wait for the thread before :meth:`write` blocks.
+    workers : int
+        Background threads, each writing one batch at a time: InfluxDB takes two requests
+        in flight about twice as fast as one (it parses on another core). With more than
+        one, which batches reach the primary before it fails is no longer a prefix, but
+        every batch still ends in exactly one store.
     sleep : callable
         Used for the backoff waits (tests pass a fake).
     spill_description : str, optional
@@ -172,6 +201,7 @@ class ResilientWriter:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         queue_batches: int = 64,
+        workers: int = 1,
         sleep: Callable[[float], None] = time.sleep,
         spill_description: str | None = None,
         failed_reason: str | None = None,
@@ -180,8 +210,8 @@ class ResilientWriter:
     ) -> None:
         if primary is None and failed_reason is None:
             raise ValueError("primary is None but no failed_reason was given")
-        if batch_size < 1 or retries < 0 or queue_batches < 1:
-            raise ValueError("batch_size and queue_batches must be >= 1, retries >= 0")
+        if batch_size < 1 or retries < 0 or queue_batches < 1 or workers < 1:
+            raise ValueError("batch_size, queue_batches and workers must be >= 1, retries >= 0")
         self._secrets = [secret for secret in secrets if secret]
         self._primary = primary
         self._make_spill = make_spill
@@ -202,7 +232,11 @@ class ResilientWriter:
             self._secrets,
         )
         self._buffer: list[Point] = []
-        self._queue: queue.Queue[list[Point] | None] = queue.Queue(maxsize=queue_batches)
+        # column batches apart from points: a queued batch is of one kind, one request
+        self._columns: list[ColumnBatch] = []
+        self._column_rows = 0
+        self._queue: queue.Queue[list[Point] | _Columns | None] = queue.Queue(
+            maxsize=queue_batches)
         # Counters below are only touched by the background thread until close() joins it.
         self._failed = failed_reason is not None
         self._failed_at_start = self._failed
@@ -213,12 +247,14 @@ class ResilientWriter:
         self._written = 0
         self._spilled = 0
         self._uncertain = 0
-        self._uncertain_batch = False  # the batch just given up on may be in the primary
         self._lost = 0
         self._retried = 0
         self._report: WriteReport | None = None
-        self._thread = threading.Thread(target=self._run, name="resilient-writer", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()  # counters, errors and the spill store, across threads
+        self._threads = [threading.Thread(target=self._run, name=f"resilient-writer-{k}",
+                                          daemon=True) for k in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     # -- producer side (simulation thread) -------------------------------------------------
 
@@ -235,21 +271,43 @@ class ResilientWriter:
             del self._buffer[: self.batch_size]
             self._put(batch)
 
+    def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
+        """Buffer column batches as :meth:`write` buffers points: a batch handed to the
+        thread holds ``batch_size`` rows (a column batch is split where needed)."""
+        if self._report is not None:
+            raise RuntimeError("ResilientWriter is closed")
+        for batch in batches:
+            start, n = 0, batch.n_rows
+            while start < n:
+                room = self.batch_size - self._column_rows
+                piece = batch if start == 0 and n <= room else batch.slice(start, start + room)
+                self._columns.append(piece)
+                self._column_rows += piece.n_rows
+                start += piece.n_rows
+                if self._column_rows >= self.batch_size:
+                    self._put_columns()
+
+    def _put_columns(self) -> None:
+        columns, self._columns, self._column_rows = self._columns, [], 0
+        self._put(_Columns(columns))
+
     def flush(self) -> None:
         """Hand what is buffered to the background thread now, a short batch if need be
         (live mode: the data should reach the server while it happens)."""
         if self._report is None and self._buffer:
             batch, self._buffer = self._buffer, []
             self._put(batch)
+        if self._report is None and self._columns:
+            self._put_columns()
 
-    def _put(self, item: list[Point] | None) -> None:
+    def _put(self, item: list[Point] | _Columns | None) -> None:
         # Wait in slices so a dead thread turns into an error instead of a hang.
         while True:
             try:
                 self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
-                if not self._thread.is_alive():
+                if not any(thread.is_alive() for thread in self._threads):
                     raise RuntimeError("ResilientWriter background thread died") from None
 
     def close(self) -> WriteReport:
@@ -262,8 +320,12 @@ class ResilientWriter:
         if self._buffer:
             self._put(self._buffer)
             self._buffer = []
-        self._put(_DONE)
-        self._thread.join()
+        if self._columns:
+            self._put_columns()
+        for _ in self._threads:
+            self._put(_DONE)
+        for thread in self._threads:
+            thread.join()
         for store, role in ((self._primary, "primary"), (self._spill, "spill")):
             if store is None:
                 continue
@@ -296,15 +358,21 @@ class ResilientWriter:
             batch = self._queue.get()
             if batch is _DONE:
                 return
-            if not self._failed and self._write_primary(batch):
-                self._written += len(batch)
+            if not self._failed:
+                ok, maybe_delivered = self._write_primary(batch)
+                if ok:
+                    with self._lock:
+                        self._written += len(batch)
+                    continue
             else:
-                uncertain, self._uncertain_batch = self._uncertain_batch, False
-                if self._write_spill(batch) and uncertain:
+                maybe_delivered = False
+            if self._write_spill(batch) and maybe_delivered:
+                with self._lock:
                     self._uncertain += len(batch)
 
-    def _write_primary(self, batch: list[Point]) -> bool:
-        """Try the primary with retries; on giving up mark it failed and return False."""
+    def _write_primary(self, batch: list[Point] | _Columns) -> tuple[bool, bool]:
+        """Try the primary with retries; on giving up mark it failed. Returns whether it
+        was written, and whether it may have been although no answer said so."""
         assert self._primary is not None
         error: Exception | None = None
         maybe_delivered = False
@@ -312,11 +380,12 @@ class ResilientWriter:
         for attempt in range(self.retries + 1):
             if attempt:
                 if attempt == 1:
-                    self._retried += 1
+                    with self._lock:
+                        self._retried += 1
                 self._sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
             try:
-                self._primary.write(batch)
-                return True
+                write_to(self._primary, batch)
+                return True, False
             # Any store, any failure: the thread must survive to route points to the spill.
             except Exception as exc:  # noqa: BLE001
                 error = exc
@@ -324,23 +393,26 @@ class ResilientWriter:
                 maybe_delivered = maybe_delivered or _fate_unknown(exc)
                 if not _retryable(exc):
                     break
-        self._errors.append(_describe(error, self._secrets) if error else "unknown error")
-        self._retries_before_giving_up = attempt
-        self._failed = True
-        self._uncertain_batch = maybe_delivered
-        return False
+        with self._lock:
+            if not self._failed:  # the first to give up says why
+                self._errors.append(_describe(error, self._secrets) if error
+                                    else "unknown error")
+                self._retries_before_giving_up = attempt
+            self._failed = True
+        return False, maybe_delivered
 
-    def _write_spill(self, batch: list[Point]) -> bool:
-        try:
-            if self._spill is None:
-                self._spill = self._make_spill()
-            self._spill.write(batch)
-            self._spilled += len(batch)
-            return True
-        except Exception as exc:  # noqa: BLE001 - keep draining the queue; the loss is reported
-            self._errors.append(f"spill store: {_describe(exc, self._secrets)}")
-            self._lost += len(batch)
-            return False
+    def _write_spill(self, batch: list[Point] | _Columns) -> bool:
+        with self._lock:  # one spill store, written by one thread at a time
+            try:
+                if self._spill is None:
+                    self._spill = self._make_spill()
+                write_to(self._spill, batch)
+                self._spilled += len(batch)
+                return True
+            except Exception as exc:  # noqa: BLE001 - keep draining the queue; the loss is reported
+                self._errors.append(f"spill store: {_describe(exc, self._secrets)}")
+                self._lost += len(batch)
+                return False
 
 
 def open_with_fallback(

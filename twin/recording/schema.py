@@ -23,7 +23,9 @@ simulator come from the ``*_point`` builders. Each builder is the one place its
 measurement's tags and fields are named, so a record cannot drift from what the KPIs,
 report and dashboards read; :func:`check_measurement` makes a misspelt name fail loudly.
 
-Stores take batches of points (``write(points)``) and are closed once (``close()``).
+Stores take batches of points (``write(points)``) and are closed once (``close()``). The
+grid's element tables travel as columns instead (:mod:`twin.recording.columns`): every store
+of the twin also takes ``write_columns(batches)``, which means the same points.
 """
 
 from __future__ import annotations
@@ -81,11 +83,19 @@ GRID_GEO = "grid_geo"
 KPI = "kpi"
 #: Live mode's pacing statistics, once at the run's end.
 LIVE = "live"
+# Per-element extremes over the run, once at its end, when the element tables are not
+# recorded at every solve (recording.elements 'summary', or recording.every): buses'
+# ``vm_min_pu``/``vm_max_pu``, lines' and transformers' ``loading_max_percent``.
+BUS_EXTREMES = "bus_extremes"
+LINE_EXTREMES = "line_extremes"
+TRAFO_EXTREMES = "trafo_extremes"
+EXTREMES = (BUS_EXTREMES, LINE_EXTREMES, TRAFO_EXTREMES)
 
 #: Every measurement the twin records.
 MEASUREMENTS = frozenset({
     *GRID_TABLES, GRID, EVENT, WEATHER, PV, WIND, EV, BATTERY, TELEMETRY, COMMAND, COMM, CREW,
     PROTECTION, DMS_CYCLE, DMS_ESTIMATE, DMS_SHORT_CIRCUIT, DMS_DECISION, GRID_GEO, KPI, LIVE,
+    *EXTREMES,
 })
 
 # Recorder sources that send only records (each record names its own measurement): their
