@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from twin.build.checks import check_expectations
+from twin.build.checks import check_expectations, check_recording
 from twin.build.prepare import prepare
 from twin.build.stopping import RunInterrupted, StopRequest, exit_status, stop_on_signals
 from twin.build.wiring import RunOutcome, WorldHandles, run_world
@@ -301,6 +301,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
     wall0 = wallclock.perf_counter()
     prep = prepare(scenario, scenario_file, scenario_end_s=scenario_end_s)
     check_expectations(scenario, prep.net)
+    recording_policy = check_recording(scenario, prep.names)  # effective, for run.json
     prepare_s = wallclock.perf_counter() - wall0
     recording = open_recording(kind, influx, run_dir)
     state.recording, state.phase = recording, "building the world"
@@ -340,6 +341,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
 
     rec_info: dict = {"kind": recording.kind, "target": recording.description,
                       "points": outcome.points_recorded,
+                      **recording_policy,  # elements, requested, every_s: the report reads it
                       **({"influx": recording.info} if recording.info else {})}
     if report is not None:
         rec_info.update(points_written=report.points_written, points_spilled=report.points_spilled,

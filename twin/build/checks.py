@@ -13,6 +13,7 @@ import pandapower as pp
 from twin.evaluation.kpis import numeric_kpi_names
 from twin.grid.names import ELEMENT_KINDS, ELEMENT_TABLES, element_names, split_ref
 from twin.models.field import ACTIONS, KIND_TABLE, FieldPlan
+from twin.recording.policy import recording_policy
 from twin.scenario import Scenario, ScenarioError
 from twin.timebase import format_duration
 
@@ -178,3 +179,27 @@ def check_expectations(scenario: Scenario, net: pp.pandapowerNet) -> None:
                     f"expectations.decisions[{k}].sequence[{s}].target: expected a {table} of "
                     f"the grid ({', '.join(close) if close else _listed(names, 8) or 'none'}); "
                     f"found {step.target!r}")
+
+
+def check_recording(scenario: Scenario, names: dict[str, list[str]]) -> dict:
+    """The scenario's ``recording`` policy resolved against the grid's element ``names``:
+    ``recording.every`` a whole multiple of the step, every ref of ``recording.elements`` an
+    element of the grid; a ScenarioError naming the key path otherwise.
+
+    Returns
+    -------
+    dict
+        The effective policy as run.json keeps it: ``elements`` (``"all"``, ``"summary"``
+        or the list of refs), ``requested`` (as the scenario says it, e.g. ``"auto"``) and
+        ``every_s`` (seconds between table snapshots; None: every solve).
+    """
+    spec = scenario.recording
+    # the same function the recorder's policy comes from, so run and check cannot disagree
+    policy = recording_policy(spec, names, scenario.step, scenario.time_resolution,
+                              scenario.kpis.voltage_band_pu)
+    elements = (list(spec.elements) if isinstance(spec.elements, list)
+                else "all" if policy.whole_tables else "summary")
+    every_s = (None if policy.every_ticks is None
+               else policy.every_ticks * scenario.time_resolution)
+    requested = list(spec.elements) if isinstance(spec.elements, list) else spec.elements
+    return {"elements": elements, "requested": requested, "every_s": every_s}

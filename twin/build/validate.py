@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.build.checks import check_expectations
+from twin.build.checks import check_expectations, check_recording
 from twin.build.prepare import customers, prepare
 from twin.grid.model import GridModel
 from twin.scenario import Scenario, ScenarioError
@@ -67,6 +67,14 @@ def check_scenario(scenario: Scenario, scenario_file: Path | None = None) -> Che
         check_expectations(scenario, net)
         report.checks.append(f"expectations: {scenario.expectations.count} checks name KPIs "
                              "and elements of the run")
+    recording = check_recording(scenario, prep.names)
+    every = ("every solve" if recording["every_s"] is None
+             else f"every {format_duration(recording['every_s'])}")
+    elements = recording["elements"]
+    report.checks.append(
+        "recording: " + (f"{len(elements)} selected elements found in the grid"
+                         if isinstance(elements, list) else f"elements {elements}")
+        + f", tables {every}")
     if prep.dms is not None:
         report.checks.append("DMS: functions planned against the grid and the field")
     w = scenario.weather

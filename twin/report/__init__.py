@@ -21,6 +21,12 @@ the data:
 7. DMS decisions (a timeline and a table with their reasons) and protection events;
 8. reliability: which loads were off when, and the IEEE 1366 indices.
 
+When the run did not store its element tables whole (``recording.elements: summary`` or refs,
+or ``recording.every``; run.json says which), sections 2–4 and the map's colours come from
+measurements that cover every element at every solve — the ``grid`` summary per step, the
+``*_extremes`` per element over the run — never from the few rows that were kept
+(:mod:`~twin.report.extremes_sections`).
+
 Size and speed: a series is aggregated per time step (the store holds one point per element
 and step), and a run with more time steps than ``MAX_POINTS`` is binned further, so a year
 of steps gives a page of the same size as a day. A default day (~320k points) makes a page
@@ -28,8 +34,9 @@ of ~6 MB, of which 4.8 MB is plotly.js, in about half a second.
 
 Modules: :mod:`~twin.report.run_data` (the run directory), :mod:`~twin.report.frames`
 (aggregates for plots), :mod:`~twin.report.formatting` (KPI text, tables),
-:mod:`~twin.report.figures` (plotly fragments), :mod:`~twin.report.grid_sections` and
-:mod:`~twin.report.event_sections` (the sections), :mod:`~twin.report.page` (the page).
+:mod:`~twin.report.figures` (plotly fragments), :mod:`~twin.report.grid_sections`,
+:mod:`~twin.report.extremes_sections` and :mod:`~twin.report.event_sections` (the sections),
+:mod:`~twin.report.page` (the page).
 """
 
 from twin.report.formatting import format_value, kpi_group, kpi_unit

@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from twin.grid.geo import axis_titles, looks_lonlat
 from twin.recording import schema
+from twin.report import extremes_sections
 from twin.report.figures import Figures, Section, rounded, xs_ms
 from twin.report.formatting import (
     KPI_GROUPS,
@@ -63,6 +64,7 @@ def header_section(run: RunData) -> Section:
                                      f"{info.get('grid_solves', 'n/a')}"),
         ("points recorded", format_value("", info.get("points_recorded"))),
         ("recording", recording.get("summary") or recording.get("target") or recording.get("kind")),
+        ("element tables", tables_text(run.recording_policy)),
         ("wall time [s]", f"{info.get('wall_time_s', 'n/a')} "
                           f"(+ {info.get('prepare_wall_time_s', 'n/a')} preparing)"),
         ("speed-up", f"{info['speed_up']}× real time" if info.get("speed_up") else "n/a"),
@@ -90,6 +92,16 @@ def header_section(run: RunData) -> Section:
                  "spilled nothing), so the report shows its KPIs only; the time series are in "
                  f"the database ({esc(recording.get('target'))}).</p>")
     return Section("run", f"Run {info.get('run_id', '')}", body)
+
+
+def tables_text(policy: dict) -> str:
+    """What of the element tables the run stored (``recording.elements``, ``.every``)."""
+    elements, every_s = policy.get("elements", "all"), policy.get("every_s")
+    what = ("every element" if elements == "all" else
+            "summary: violations, per-element extremes" if elements == "summary" else
+            f"summary plus {', '.join(map(str, elements))}")
+    return f"{what}, " + ("at every solve" if every_s is None
+                          else f"snapshots every {duration_text(every_s)}")
 
 
 def dms_text(dms: dict | None) -> str:
@@ -130,7 +142,10 @@ def kpi_section(kpis: dict) -> Section | None:
 
 
 def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
-    """Min / mean / max bus voltage per step with the allowed band shaded."""
+    """Min / mean / max bus voltage per step with the allowed band shaded (min / max from
+    the grid summary when the bus table is not whole)."""
+    if not run.tables_whole:
+        return extremes_sections.band_section(run, figs)
     stats = step_stats(run.chunks(schema.BUS, ["time", "vm_pu"]), "vm_pu")
     if stats.empty:
         return None
@@ -157,7 +172,10 @@ def voltage_band_section(run: RunData, figs: Figures) -> Section | None:
 
 
 def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
-    """Bus × time heatmap of vm_pu (buses furthest from 1 p.u. first if there are many)."""
+    """Bus × time heatmap of vm_pu (buses furthest from 1 p.u. first if there are many);
+    each bus's extremes over the run when the bus table is not whole."""
+    if not run.tables_whole:
+        return extremes_sections.heatmap_section(run, figs, MAX_HEATMAP_BUSES)
     columns = ["time", "element", "vm_pu"]
     # one pass for each bus's deviation, one for the series of the buses shown
     deviation = element_max(run.chunks(schema.BUS, columns), "vm_pu", deviation_from=1.0)
@@ -194,7 +212,10 @@ def _step_times(run: RunData, measurement: str, column: str) -> pd.Index:
 
 
 def loading_section(run: RunData, figs: Figures) -> Section | None:
-    """Max line and trafo loading per step, and the most loaded elements one by one."""
+    """Max line and trafo loading per step, and the most loaded elements one by one (their
+    highest loading over the run when the tables are not whole)."""
+    if not run.tables_whole:
+        return extremes_sections.loading_section(run, figs)
     columns = ["time", "element", "loading_percent"]
     kinds = [(name, step_stats(run.chunks(name, columns), "loading_percent"))
              for name in ("line", "trafo")]
@@ -311,12 +332,16 @@ def network_section(run: RunData, figs: Figures) -> Section | None:
     fig = network_figure(run)
     if fig is None:
         return None
+    source = "" if run.tables_whole else (
+        " Colours from the per-element extremes over the run (every solve): the element "
+        "tables were not stored whole, so which lines were out of service is not known here "
+        "(none is drawn dashed).")
     return Section("network", "Network", (
         "<p>The grid at its geodata positions. Buses: the voltage furthest from 1 p.u. each "
         "reached in the run (red above, blue below; saturated colours are outside the band). "
         "Lines and transformers: their peak loading (green, amber from 80 %, red from "
         "100 %); dashed grey: lines out of service throughout the run (e.g. open ties). "
-        "Hover for names and values.</p>") + figs.html(fig, 620, time_x=False))
+        f"Hover for names and values.{source}</p>") + figs.html(fig, 620, time_x=False))
 
 
 def network_figure(run: RunData) -> go.Figure | None:
@@ -331,12 +356,15 @@ def network_figure(run: RunData) -> go.Figure | None:
     if "dot" in geo:  # "0".."8" as tags: sort them as numbers
         geo = geo.assign(dot=pd.to_numeric(geo["dot"], errors="coerce"))
     fig = go.Figure()
-    peaks = {}
+    whole = run.tables_whole
+    # tables not whole: the rows kept are a few elements' only, the extremes cover them all
+    peaks = {} if whole else extremes_sections.branch_peaks(run)
     off_lines: set = set()  # lines out of service the whole run (e.g. case33bw's ties)
     for kind in ("line", "trafo"):
-        peaks.update(element_max(run.chunks(kind, ["element", "loading_percent"]),
-                                 "loading_percent").to_dict())
-        if kind == "line":
+        if whole:
+            peaks.update(element_max(run.chunks(kind, ["element", "loading_percent"]),
+                                     "loading_percent").to_dict())
+        if kind == "line" and whole:  # (unknown otherwise: no line is drawn dashed)
             ever_on = element_any(run.chunks(kind, ["element", "in_service"]), "in_service")
             off_lines = set(ever_on.index[~ever_on])
     branch = geo[geo["kind"].isin(["line", "trafo"])].copy()
@@ -373,7 +401,8 @@ def network_figure(run: RunData) -> go.Figure | None:
                 hoverinfo="text"))
     buses = geo[geo["kind"] == "bus"]
     if not buses.empty:
-        worst = element_furthest(run.chunks(schema.BUS, ["element", "vm_pu"]), "vm_pu", 1.0)
+        worst = (element_furthest(run.chunks(schema.BUS, ["element", "vm_pu"]), "vm_pu", 1.0)
+                 if whole else extremes_sections.bus_worst(run))
         values = buses["element"].map(worst)
         band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
         half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),

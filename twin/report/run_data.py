@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from twin.recording.files import list_measurements, read_measurement
-from twin.recording.schema import check_measurement
+from twin.recording.schema import EXTREMES, check_measurement
 
 #: A measurement with more rows than this is read chunk by chunk (see :meth:`RunData.chunks`):
 #: ~10 columns × 2 million rows is a few hundred MB of pandas.
@@ -109,6 +109,36 @@ class RunData:
         """How the run ended (run.json): "completed", "interrupted", "failed", or "running"
         (it has not ended: still going, or killed); runs from before the field: completed."""
         return str(self.run_info.get("status") or "completed")
+
+    @property
+    def recording_policy(self) -> dict:
+        """What of the grid's element tables the run stored (run.json ``recording``):
+        ``elements`` ("all", "summary" or a list of refs like "bus:Bus 3") and ``every_s``
+        (seconds between table snapshots; None: every solve). Runs from before the policy
+        stored every element at every solve."""
+        recording = self.run_info.get("recording") or {}
+        return {"elements": recording.get("elements", "all"),
+                "every_s": recording.get("every_s")}
+
+    @property
+    def tables_whole(self) -> bool:
+        """Whether the element tables (bus, line, trafo, …) hold every element at every
+        solve; if not, per-element statistics come from the ``*_extremes`` measurements
+        and per-step ones from the ``grid`` summary, never from the rows that were kept."""
+        policy = self.recording_policy
+        # the extremes are written exactly when the tables are incomplete: trust them too
+        return (policy["elements"] == "all" and policy["every_s"] is None
+                and not self.measurements & set(EXTREMES))
+
+    @property
+    def selected(self) -> dict[str, list[str]]:
+        """The elements recorded at every table snapshot besides violations, per table."""
+        elements = self.recording_policy["elements"]
+        chosen: dict[str, list[str]] = {}
+        for ref in elements if isinstance(elements, list) else []:
+            table, _, name = str(ref).partition(":")
+            chosen.setdefault(table, []).append(name)
+        return chosen
 
     @property
     def start(self) -> pd.Timestamp | None:
