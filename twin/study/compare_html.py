@@ -23,6 +23,7 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from twin.recording import schema
+from twin.report.extremes_sections import band_per_step
 from twin.report.figures import Figures, Section, rounded, xs_ms
 from twin.report.formatting import cell_text, esc, format_value, html_table
 from twin.report.frames import per_step
@@ -190,10 +191,15 @@ def voltage_figure(runs: dict[str, RunData | None], figs: Figures) -> str:
     band = None
     for side in SIDES:
         run = runs.get(side)
-        bus = run.read(schema.BUS) if run else None
-        if bus is None or "vm_pu" not in bus:
+        # the grid summary's min/max over all buses at every solve: whole under every
+        # recording policy (a summary-mode bus table holds only the violations)
+        step = band_per_step(run) if run else None
+        if step is None and run is not None and run.tables_whole:  # no grid summary stored
+            bus = run.read(schema.BUS)
+            step = per_step(bus, "vm_pu", ("min", "max")) \
+                if bus is not None and "vm_pu" in bus else None
+        if step is None:
             continue
-        step = per_step(bus, "vm_pu", ("min", "max"))
         band = band or run.kpis.get("voltage_band_pu")
         for column, dash in (("max", "solid"), ("min", "dash")):
             fig.add_trace(go.Scatter(x=xs_ms(step.index), y=rounded(step[column], 5),
@@ -211,6 +217,11 @@ def voltage_figure(runs: dict[str, RunData | None], figs: Figures) -> str:
 
 def loading_figure(runs: dict[str, RunData | None], figs: Figures) -> str:
     """The highest line and transformer loading per step of both sides."""
+    partial = [side for side in SIDES if runs.get(side) and not runs[side].tables_whole]
+    if partial:  # the per-step maximum over the rows kept would understate it
+        return ('<p class="note">Per-step loading is not shown: the element tables of '
+                f'{" and ".join(partial)} hold only violations and selected elements '
+                "(recording.elements); see each run's report for the loading over the run.</p>")
     kinds = [k for k in (schema.LINE, schema.TRAFO)
              if any(_has(runs.get(side), k, "loading_percent") for side in SIDES)]
     if not kinds:
