@@ -8,7 +8,6 @@ records to store. It never sees grid truth.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field, replace
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
+from twin.dms.blas import single_threaded
 from twin.dms.decisions import Decision, Mode
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.measurements import (
@@ -25,6 +25,7 @@ from twin.dms.measurements import (
     set_tap_positions,
     telemetry_frame,
 )
+from twin.dms.netcopy import INJECTION_TABLES, TOPOLOGY_TABLES, working_copy
 from twin.dms.state_estimation import SEResult, estimate_state
 from twin.dms.volt_var import VoltVarSettings, VoltVarState, volt_var
 from twin.grid.names import element_names, split_ref
@@ -101,7 +102,7 @@ class CycleResult:
     failed: str = ""
     # the topology the cycle believed (switches, taps, capacitor steps): for what follows
     # the cycle (load management, the switchgear check) without building it again. The
-    # state estimator ran on it (its measurement and res_*_est tables are the estimate's).
+    # state estimator ran on it (it reads the net and writes no tables: the estimate is ``se``).
     model: pp.pandapowerNet | None = None
     # that topology with the DMS's forecast and the powers it knows (see
     # :func:`forecast_model`): what Volt/Var judged, not changed by it; None when Volt/Var
@@ -138,6 +139,7 @@ def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor:
         return CycleResult(t_s, None, [], [], [record], failed=reason)
 
 
+@single_threaded()  # the cycle's matrices are small: BLAS threads cost more than they save
 def _run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
                settings: CycleSettings, telemetry: pd.DataFrame | None) -> CycleResult:
     records: list[dict] = []
@@ -199,9 +201,11 @@ def believed_topology(state: DMSState, telemetry: pd.DataFrame) -> pp.pandapower
 
     The one place that decides the topology: the state estimator, Volt/Var, FLISR, load
     management and the switchgear check all start from it. Returns a copy of
-    ``state.model`` (which is not changed).
+    ``state.model`` (which is not changed) whose topology and injection tables are its own
+    (:func:`twin.dms.netcopy.working_copy`: the others are shared, read-only).
     """
-    model = copy.deepcopy(state.model)
+    # the forecast (in place) sets the injections; what-ifs beyond it copy again
+    model = working_copy(state.model, TOPOLOGY_TABLES + INJECTION_TABLES)
     set_switch_states(model, telemetry)
     set_tap_positions(model, telemetry)
     if state.switched:
@@ -249,11 +253,12 @@ def known_injections(model: pp.pandapowerNet, telemetry: pd.DataFrame, now_s: fl
     the meter's σ), and the reactive set-points the field acknowledged (exact)."""
     known: dict[tuple[str, int, str], tuple[float, float]] = {}
     if len(telemetry):
-        tables = telemetry.element.str.split(":", n=1).str[0]
-        rows = telemetry[tables.isin(_INJECTION_TABLES)
-                         & telemetry.quantity.isin(["p_mw", "q_mvar"])
-                         & (now_s - telemetry.source_t_s <= stale_after_s)]
-        rows = newest(rows)
+        # the newest first (shared with the cycle's other readers): if a point's newest
+        # value is stale, every older one is too, so filtering afterwards is the same
+        rows = newest(telemetry)
+        tables = rows.element.str.split(":", n=1).str[0]
+        rows = rows[tables.isin(_INJECTION_TABLES) & rows.quantity.isin(["p_mw", "q_mvar"])
+                    & (now_s - rows.source_t_s <= stale_after_s)]
         index = element_index(model, rows.element)
         for r in rows.itertuples():
             sigma = float(r.sigma) if np.isfinite(r.sigma) and r.sigma > 0 else 1e-3
@@ -272,7 +277,7 @@ def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor
     """The model with loads and sgens at the DMS's forecast and the element powers it
     knows, unmetered loads scaled so that the forecast net demand matches the metered
     feeder heads (for Volt/Var what-ifs); a copy, or ``model`` itself if ``in_place``."""
-    net = model if in_place else copy.deepcopy(model)
+    net = model if in_place else working_copy(model, INJECTION_TABLES)
     net.load["p_mw"] = net.load.p_mw.to_numpy() * load_factor
     net.load["q_mvar"] = net.load.q_mvar.to_numpy() * load_factor
     net.sgen["p_mw"] = net.sgen.p_mw.to_numpy() * sgen_factor

@@ -26,7 +26,8 @@ References
 
 from __future__ import annotations
 
-import copy
+import weakref
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import networkx as nx
@@ -34,9 +35,12 @@ import numpy as np
 import pandapower as pp
 import pandapower.topology as top
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index
-from twin.dms.pf import runpp_warm
+from twin.dms.netcopy import INJECTION_TABLES, working_copy
+from twin.dms.pf_arrays import ArrayPowerFlow
 from twin.grid.names import element_names, split_ref
 
 FactorLike = float | Sequence[float] | np.ndarray | pd.Series
@@ -159,6 +163,8 @@ def pseudo_measurements(
     if not sigma_pct >= 0:
         raise ValueError(f"sigma_pct: expected >= 0; found {sigma_pct}")
     frac = sigma_pct / 100.0
+    plan = _plan(net)
+    # arrays in table order (numpy, not Series: this runs every cycle)
     load_p = _per_element(net, "load", load_factor) * _nominal(net, "load", "p_mw")
     load_q = _per_element(net, "load", load_factor) * _nominal(net, "load", "q_mvar")
     sgen_p = _per_element(net, "sgen", sgen_factor) * _nominal(net, "sgen", "p_mw")
@@ -171,66 +177,193 @@ def pseudo_measurements(
     values = {("load", "p_mw"): load_p, ("load", "q_mvar"): load_q,
               ("sgen", "p_mw"): sgen_p, ("sgen", "q_mvar"): sgen_q,
               ("storage", "p_mw"): stor_p, ("storage", "q_mvar"): stor_q}
-    known_sigma: dict[tuple[str, int, str], float] = {}
+    # σ of known powers by (table, quantity): position in the table → σ
+    known_sigma: dict[tuple[str, str], dict[int, float]] = {}
     for (table, idx, quantity), (value, sigma) in (known or {}).items():
-        if (table, quantity) not in values or int(idx) not in net[table].index:
+        pos = plan.position(table, idx) if (table, quantity) in values else -1
+        if pos < 0:
             raise ValueError(f"known: expected (load|sgen|storage, index, p_mw|q_mvar) of "
                              f"the net; found {(table, idx, quantity)}")
-        values[(table, quantity)][int(idx)] = float(value)
-        known_sigma[(table, int(idx), quantity)] = float(sigma)
-    fixed_loads = {i for (t, i, _q) in known_sigma if t == "load"}
+        values[(table, quantity)][pos] = float(value)
+        known_sigma.setdefault((table, quantity), {})[pos] = float(sigma)
+    fixed_loads = sorted({int(net.load.index[p]) for (t, _q), sig in known_sigma.items()
+                          if t == "load" for p in sig})
 
-    def sigma_of(table: str, idx, quantity: str, forecast_sigma: float) -> float:
-        return known_sigma.get((table, int(idx), quantity), forecast_sigma)
-
-    scale = pd.Series(1.0, index=net.load.index)
+    scale = np.ones(len(net.load))
     attrs: dict = {"scale": {}, "message": ""}
-    if metered_feeder_p_mw is not None and net.load["in_service"].astype(bool).any():
-        scale, attrs = _metered_scale(net, metered_feeder_p_mw, load_p, load_q,
+    if metered_feeder_p_mw is not None and len(plan.element_pos["load"]):
+        scale, attrs = _metered_scale(net, plan, metered_feeder_p_mw, load_p, load_q,
                                       sgen_p, sgen_q, stor_p, stor_q, fixed_loads)
     load_p = load_p * scale
     load_q = load_q * scale
 
-    rows: list[dict] = []
-    in_service = {t: net[t]["in_service"].astype(bool) for t in FORECAST_TABLES}
-    demand = {"p": {}, "q": {}}
-    var = {"p": {}, "q": {}}
-    bus_scale: dict[int, float] = {}
-
-    def add(bus: int, kind: str, value: float, sigma: float) -> None:
-        demand[kind][bus] = demand[kind].get(bus, 0.0) + value
-        var[kind][bus] = var[kind].get(bus, 0.0) + sigma * sigma
-
-    for idx in net.load.index[in_service["load"]]:
-        b = int(net.load.at[idx, "bus"])
-        add(b, "p", load_p[idx], sigma_of("load", idx, "p_mw", frac * abs(load_p[idx])))
-        add(b, "q", load_q[idx], sigma_of("load", idx, "q_mvar", frac * abs(load_q[idx])))
-        if idx not in fixed_loads:
-            bus_scale[b] = float(scale[idx])
-    for idx in net.sgen.index[in_service["sgen"]]:
-        b = int(net.sgen.at[idx, "bus"])
-        add(b, "p", -sgen_p[idx], sigma_of("sgen", idx, "p_mw", frac * abs(sgen_p[idx])))
-        add(b, "q", -sgen_q[idx], sigma_of("sgen", idx, "q_mvar", frac * abs(sgen_q[idx])))
-    for idx in net.storage.index[in_service["storage"]]:
-        b = int(net.storage.at[idx, "bus"])
-        rating = _storage_rating_mva(net.storage.loc[idx], stor_p[idx])
-        add(b, "p", stor_p[idx], sigma_of("storage", idx, "p_mw", frac * rating))
-        add(b, "q", stor_q[idx], sigma_of("storage", idx, "q_mvar", frac * rating))
-
-    bus_ref = dict(zip(net.bus.index, (f"bus:{n}" for n in element_names(net, "bus"))))
-    live = set(int(i) for i in net.bus.index[net.bus["in_service"].astype(bool)])
-    for b in sorted((set(demand["p"]) & live) - slack_nodes(net)):
+    # each in-service element's demand and σ, loads then sgens then storage (the order
+    # the sums per bus take: np.bincount adds in input order)
+    parts = {"p": [], "q": []}
+    sigmas = {"p": [], "q": []}
+    for table, sign in (("load", 1.0), ("sgen", -1.0), ("storage", 1.0)):
+        pos = plan.element_pos[table]
+        if not len(pos):
+            continue
         for kind, quantity in (("p", "p_mw"), ("q", "q_mvar")):
-            rows.append(_row(b, bus_ref[b], kind, quantity, demand[kind][b],
-                             max(np.sqrt(var[kind][b]), sigma_floor_mw), "pseudo",
-                             bus_scale.get(b, 1.0)))
-    for b in zero_injection_buses(net):
-        for kind, quantity in (("p", "p_mw"), ("q", "q_mvar")):
-            rows.append(_row(b, bus_ref[b], kind, quantity, 0.0, zero_injection_sigma_mw,
-                             "zero_injection", 1.0))
-    out = pd.DataFrame(rows, columns=list(MEASUREMENT_COLUMNS) + ["scale"])
+            value = values[(table, quantity)] if table != "load" else \
+                (load_p if kind == "p" else load_q)
+            if table == "storage":
+                forecast_sigma = frac * _storage_ratings_mva(net.storage, stor_p)
+            else:
+                forecast_sigma = frac * np.abs(value)
+            sigma = forecast_sigma.copy()
+            for p, s in known_sigma.get((table, quantity), {}).items():
+                sigma[p] = s
+            parts[kind].append(-value[pos] if sign < 0 else value[pos])
+            sigmas[kind].append(sigma[pos])
+    n_slot = len(plan.slot_bus)
+    slots = plan.element_slot
+    demand = {k: np.bincount(slots, weights=np.concatenate(parts[k]) if parts[k] else None,
+                             minlength=n_slot) if len(slots) else np.zeros(0)
+              for k in ("p", "q")}
+    var = {k: np.bincount(slots, weights=np.concatenate(sigmas[k]) ** 2, minlength=n_slot)
+           if len(slots) else np.zeros(0) for k in ("p", "q")}
+    # the scale of a bus's loads: its last unmetered in-service load's (index order)
+    bus_scale = np.ones(n_slot)
+    load_pos = plan.element_pos["load"]
+    free = ~np.isin(net.load.index.to_numpy()[load_pos], fixed_loads) if len(load_pos) \
+        else np.zeros(0, dtype=bool)
+    if free.any():
+        load_slots = slots[:len(load_pos)][free]
+        last = len(load_slots) - 1 - np.unique(load_slots[::-1], return_index=True)[1]
+        bus_scale[load_slots[last]] = scale[load_pos[free][last]]
+
+    rows = plan.rows
+    n_pseudo = 2 * len(rows)
+    value = np.zeros(n_pseudo + 2 * len(plan.zero_bus))
+    std = np.full(len(value), float(zero_injection_sigma_mw))
+    row_scale = np.ones(len(value))
+    for k, (kind, _q) in enumerate((("p", "p_mw"), ("q", "q_mvar"))):
+        value[k:n_pseudo:2] = demand[kind][rows]
+        std[k:n_pseudo:2] = np.maximum(np.sqrt(var[kind][rows]), sigma_floor_mw)
+        row_scale[k:n_pseudo:2] = bus_scale[rows]
+    columns = dict(plan.columns)
+    columns["value"], columns["std_dev"], columns["scale"] = value, std, row_scale
+    out = pd.DataFrame(columns, columns=list(MEASUREMENT_COLUMNS) + ["scale"])
     out.attrs.update(attrs)
     return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the pseudo-measurements of one net structure are made of (see :func:`_plan`).
+
+    ``element_pos[table]``: positions of the in-service loads, sgens, storage units;
+    ``element_slot``: each of those (loads, sgens, storage in turn) → its bus's slot;
+    ``slot_bus``: the buses with an in-service element, sorted; ``rows``: the slots that
+    get a pseudo-measurement (live, not fused with a slack bus); ``zero_bus``: the
+    zero-injection buses; ``columns``: the columns of the result that do not change
+    with the values.
+    """
+
+    element_pos: dict[str, np.ndarray]
+    element_slot: np.ndarray
+    slot_bus: np.ndarray
+    rows: np.ndarray
+    zero_bus: np.ndarray
+    columns: dict[str, np.ndarray]
+    index_of: dict[str, dict[int, int]]
+    key: bytes  # of the structure it was made for (:func:`_plan_key`)
+
+    def position(self, table: str, idx) -> int:
+        return self.index_of.get(table, {}).get(int(idx), -1)
+
+
+#: Plans of the last few structures, by :func:`_plan_key`; each with a weak reference to
+#: the bus table it named its rows from (names are not part of the key).
+_PLANS: dict[bytes, tuple[weakref.ref, _Plan]] = {}
+_PLANS_KEPT = 8
+
+
+def _plan_key(net: pp.pandapowerNet) -> bytes:
+    """The values the plan and the feeder groups depend on: buses in service, the
+    elements' buses and service states, switches (fused nodes, open lines), lines and
+    trafos (the feeders' graph) and the ext_grids."""
+    parts = [net.bus.index.to_numpy(dtype=np.int64).tobytes(),
+             net.bus["in_service"].to_numpy(dtype=bool).tobytes()]
+    for table in _PLAN_TABLES:
+        df = net.get(table)
+        if not isinstance(df, pd.DataFrame) or not len(df):
+            parts.append(b"|")
+            continue
+        parts.append(f"|{table}".encode() + df.index.to_numpy(dtype=np.int64).tobytes())
+        for column in _PLAN_COLUMNS:
+            if column in df.columns:
+                # not to_numpy(na_value=…): ten times slower, and None becomes NaN anyway
+                parts.append(np.asarray(df[column].to_numpy(), dtype=float).tobytes())
+        if table == "switch":
+            parts.append("".join(df["et"].astype(str)).encode())
+    return b"".join(parts)
+
+
+_PLAN_TABLES = FORECAST_TABLES + OTHER_INJECTION_TABLES + (
+    "ext_grid", "switch", "line", "trafo", "trafo3w", "impedance")
+_PLAN_COLUMNS = ("bus", "from_bus", "to_bus", "hv_bus", "mv_bus", "lv_bus", "element",
+                 "in_service", "closed", "z_ohm")
+
+
+def _plan(net: pp.pandapowerNet) -> _Plan:
+    key = _plan_key(net)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0]() is net.bus:
+        return hit[1]
+    plan = _build_plan(net, key)
+    _PLANS.pop(key, None)
+    while len(_PLANS) >= _PLANS_KEPT:
+        del _PLANS[next(iter(_PLANS))]
+    _PLANS[key] = (weakref.ref(net.bus), plan)
+    return plan
+
+
+def _build_plan(net: pp.pandapowerNet, key: bytes) -> _Plan:
+    element_pos, buses, index_of = {}, [], {}
+    for table in FORECAST_TABLES:
+        df = net[table]
+        index_of[table] = {int(i): p for p, i in enumerate(df.index)}
+        pos = np.flatnonzero(df["in_service"].to_numpy(dtype=bool)) if len(df) \
+            else np.zeros(0, dtype=np.int64)
+        element_pos[table] = pos
+        buses.append(df["bus"].to_numpy(dtype=np.int64)[pos] if len(df)
+                     else np.zeros(0, dtype=np.int64))
+    slot_bus, element_slot = np.unique(np.concatenate(buses), return_inverse=True)
+    live = set(int(i) for i in net.bus.index[net.bus["in_service"].astype(bool)])
+    slack = slack_nodes(net)
+    rows = np.array([k for k, b in enumerate(slot_bus.tolist()) if b in live and b not in slack],
+                    dtype=np.int64)
+    zero = np.asarray(zero_injection_buses(net), dtype=np.int64)
+    bus_ref = dict(zip(net.bus.index, (f"bus:{n}" for n in element_names(net, "bus"))))
+
+    def repeat2(items) -> list:
+        return [x for x in items for _k in (0, 1)]
+
+    row_bus = repeat2(slot_bus[rows].tolist()) + repeat2(zero.tolist())
+    n_pseudo = 2 * len(rows)
+    source = ["pseudo"] * n_pseudo + ["zero_injection"] * (len(row_bus) - n_pseudo)
+    quantity = ["p_mw", "q_mvar"] * (len(row_bus) // 2)
+    refs = [bus_ref[b] for b in row_bus]
+    columns = {
+        "name": np.array([f"{r}/{q} ({s})" for r, q, s in zip(refs, quantity, source)],
+                         dtype=object),
+        "measurement_type": np.array(["p", "q"] * (len(row_bus) // 2), dtype=object),
+        "element_type": np.full(len(row_bus), "bus", dtype=object),
+        "element": np.array(row_bus, dtype=np.int64),
+        "side": np.full(len(row_bus), None, dtype=object),
+        "ref": np.array(refs, dtype=object),
+        "quantity": np.array(quantity, dtype=object),
+        "source": np.array(source, dtype=object),
+        "source_t_s": np.full(len(row_bus), np.nan),
+        "stale": np.zeros(len(row_bus), dtype=bool),
+    }
+    for array in columns.values():
+        array.flags.writeable = False  # shared by every cycle's result
+    return _Plan(element_pos, element_slot.astype(np.int64), slot_bus, rows, zero, columns,
+                 index_of, key)
 
 
 def zero_injection_buses(net: pp.pandapowerNet) -> list[int]:
@@ -270,71 +403,85 @@ def slack_nodes(net: pp.pandapowerNet) -> set[int]:
 def bus_nodes(net: pp.pandapowerNet) -> dict[int, int]:
     """Bus index → smallest bus index of its node: the buses joined by closed,
     zero-impedance bus-bus switches, which pandapower fuses into one."""
-    graph = nx.Graph()
-    graph.add_nodes_from(int(b) for b in net.bus.index)
+    buses = net.bus.index.to_numpy(dtype=np.int64)
     sw = net.switch
+    pairs = np.empty((0, 2), dtype=np.int64)
     if len(sw):
         fused = (sw["et"] == "b") & sw["closed"].astype(bool)
         if "z_ohm" in sw.columns:
             fused &= ~(sw["z_ohm"].fillna(0.0) > 0)
-        graph.add_edges_from((int(a), int(b)) for a, b in
-                             sw.loc[fused, ["bus", "element"]].to_numpy())
-    node: dict[int, int] = {}
-    for component in nx.connected_components(graph):
-        rep = min(component)
-        node.update((b, rep) for b in component)
-    return node
+        pairs = sw.loc[fused, ["bus", "element"]].to_numpy(dtype=np.int64)
+    # the same switching every cycle: the components are computed once per state
+    key = (buses.tobytes(), pairs.tobytes())
+    node = _BUS_NODES.get(key)
+    if node is None:
+        node = _bus_nodes(buses, pairs)
+        if len(_BUS_NODES) >= 8:
+            del _BUS_NODES[next(iter(_BUS_NODES))]
+        _BUS_NODES[key] = node
+    return dict(node)
 
 
-def _row(bus: int, ref: str, kind: str, quantity: str, value: float, sigma: float,
-         source: str, scale: float) -> dict:
-    return {"name": f"{ref}/{quantity} ({source})", "measurement_type": kind,
-            "element_type": "bus", "element": bus, "value": float(value),
-            "std_dev": float(sigma), "side": None, "ref": ref, "quantity": quantity,
-            "source": source, "source_t_s": np.nan, "stale": False, "scale": scale}
+_BUS_NODES: dict[tuple[bytes, bytes], dict[int, int]] = {}
 
 
-def _per_element(net: pp.pandapowerNet, table: str, factor: FactorLike) -> pd.Series:
-    """A factor (or value) per row of ``net[table]``, indexed like it."""
+def _bus_nodes(buses: np.ndarray, pairs: np.ndarray) -> dict[int, int]:
+    n = len(buses)
+    ends = pd.Index(buses).get_indexer(pairs.ravel()).reshape(-1, 2)
+    ends = ends[(ends >= 0).all(axis=1)]
+    graph = sp.coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(n, n))
+    _n, label = connected_components(graph, directed=False)
+    # each component's representative: its smallest bus index
+    rep = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(rep, label, buses)
+    return dict(zip(buses.tolist(), rep[label].tolist()))
+
+
+def _per_element(net: pp.pandapowerNet, table: str, factor: FactorLike) -> np.ndarray:
+    """A factor (or value) per row of ``net[table]``, in table order (a new array)."""
     index = net[table].index
     if isinstance(factor, pd.Series):
         missing = index.difference(factor.index)
         if len(missing):
             raise ValueError(f"{table} factor: a Series must cover every {table} index; "
                              f"missing {list(missing)[:6]}")
-        return factor.reindex(index).astype(float)
+        return factor.reindex(index).to_numpy(dtype=float, copy=True)
     values = np.asarray(factor, dtype=float)
     if values.ndim == 0:
-        return pd.Series(float(values), index=index)
+        return np.full(len(index), float(values))
     if values.shape != (len(index),):
         raise ValueError(f"{table} factor: expected a scalar or {len(index)} values "
                          f"(one per {table}); found shape {values.shape}")
-    return pd.Series(values, index=index)
+    return values.copy()
 
 
-def _nominal(net: pp.pandapowerNet, table: str, column: str) -> pd.Series:
-    """``net[table][column]`` times pandapower's ``scaling`` (what a power flow uses)."""
+def _nominal(net: pp.pandapowerNet, table: str, column: str) -> np.ndarray:
+    """``net[table][column]`` times pandapower's ``scaling`` (what a power flow uses),
+    in table order (a new array: callers write into it)."""
     df = net[table]
-    values = df[column].astype(float)
+    values = df[column].to_numpy(dtype=float, copy=True)
     if "scaling" in df.columns:
-        values = values * df["scaling"].fillna(1.0).astype(float)
+        scaling = df["scaling"].to_numpy(dtype=float)
+        values = values * np.where(np.isnan(scaling), 1.0, scaling)
     return values
 
 
-def _storage_rating_mva(row: pd.Series, p_mw: float) -> float:
-    candidates = [row.get("sn_mva"), row.get("max_p_mw"), row.get("min_p_mw"), p_mw]
-    values = [abs(float(c)) for c in candidates if c is not None and np.isfinite(float(c))]
-    return max(values) if values else 0.0
+def _storage_ratings_mva(storage: pd.DataFrame, p_mw: np.ndarray) -> np.ndarray:
+    """Per storage unit the largest finite of |sn_mva|, |max_p_mw|, |min_p_mw|, |p| [MVA]
+    (0 if none is)."""
+    candidates = [storage[c].to_numpy(dtype=float) for c in ("sn_mva", "max_p_mw", "min_p_mw")
+                  if c in storage.columns] + [np.asarray(p_mw, dtype=float)]
+    stacked = np.abs(np.vstack(candidates))
+    return np.max(np.where(np.isfinite(stacked), stacked, 0.0), axis=0)
 
 
-def _metered_scale(net, metered, load_p, load_q, sgen_p, sgen_q, stor_p, stor_q,
-                   fixed_loads=frozenset()):
-    """Load factors per load so the forecast matches the metered head flows (loads in
-    ``fixed_loads`` are metered themselves: they keep factor 1)."""
-    groups = [(heads, p, loads.difference(list(fixed_loads)))
-              for heads, p, loads in _feeder_groups(net, metered)]
-    scale = pd.Series(1.0, index=net.load.index)
-    work = copy.deepcopy(net)
+def _metered_scale(net, plan: _Plan, metered, load_p_mw, load_q_mvar, sgen_p, sgen_q,
+                   stor_p, stor_q, fixed_loads=()):
+    """Load factors per load (array in table order) so the forecast matches the metered
+    head flows (loads in ``fixed_loads`` are metered themselves: they keep factor 1)."""
+    groups, at = _scaling_groups(net, plan, metered, fixed_loads)
+    k = np.ones(len(net.load))
+    work = working_copy(net, INJECTION_TABLES)  # only the injections change
     # The forecasts already include pandapower's scaling; the copy must not apply it twice.
     for table, p, q in (("sgen", sgen_p, sgen_q), ("storage", stor_p, stor_q)):
         if len(work[table]):
@@ -342,56 +489,98 @@ def _metered_scale(net, metered, load_p, load_q, sgen_p, sgen_q, stor_p, stor_q,
             work[table]["q_mvar"] = q
             work[table]["scaling"] = 1.0
     work.load["scaling"] = 1.0
+    flows = ArrayPowerFlow(work)  # the head flows are read from the solver's arrays
     clipped: set[str] = set()
     last: dict[int, tuple[float, float]] = {}  # group -> (k, head flow) of the last solve
-    for _ in range(_SCALE_ITERATIONS):
-        work.load["p_mw"] = load_p * scale
-        work.load["q_mvar"] = load_q * scale
+    for iteration in range(_SCALE_ITERATIONS):
+        work.load["p_mw"] = load_p_mw * k
+        work.load["q_mvar"] = load_q_mvar * k
         try:
-            runpp_warm(work)
+            flows.solve(same_structure=iteration > 0)
         except Exception as exc:  # pandapower raises several kinds for a failed solve
-            return pd.Series(1.0, index=net.load.index), {"scale": {}, "message": (
+            return np.ones(len(net.load)), {"scale": {}, "message": (
                 f"load scaling skipped: the power flow of the forecast failed "
                 f"({type(exc).__name__}: {exc})")}
         worst_mw = 0.0
-        for g, (heads, p_metered, loads) in enumerate(groups):
-            p_nominal = float(load_p[loads].sum())
+        for g, ((heads, p_metered), (pos, readers)) in enumerate(zip(groups, at)):
+            p_nominal = float(load_p_mw[pos].sum())
             if abs(p_nominal) < 1e-9:
                 continue  # nothing to scale behind these heads
-            flow = sum(_head_flow_mw(work, h) for h in heads)
+            flow = sum(_head_flow(flows, reader) for reader in readers)
             mismatch = p_metered - flow
             worst_mw = max(worst_mw, abs(mismatch))
             # All loads of a group share one factor k. First step k ← k + ΔP / P_load; then
             # secant steps, whose slope includes the losses' share of a change in load.
-            k = float(scale[loads].iloc[0])
+            k_g = float(k[pos[0]])
             slope = p_nominal
-            if g in last and abs(k - last[g][0]) > 1e-12:
-                secant = (flow - last[g][1]) / (k - last[g][0])
+            if g in last and abs(k_g - last[g][0]) > 1e-12:
+                secant = (flow - last[g][1]) / (k_g - last[g][0])
                 if secant * p_nominal > 0:
                     slope = secant
-            last[g] = (k, flow)
-            k = k + mismatch / slope
-            if not SCALE_BOUNDS[0] <= k <= SCALE_BOUNDS[1]:
+            last[g] = (k_g, flow)
+            k_g = k_g + mismatch / slope
+            if not SCALE_BOUNDS[0] <= k_g <= SCALE_BOUNDS[1]:
                 clipped.add(" + ".join(heads))
-            scale[loads] = float(np.clip(k, *SCALE_BOUNDS))
+            k[pos] = float(np.clip(k_g, *SCALE_BOUNDS))
         if worst_mw < _SCALE_TOLERANCE_MW:
             break
-    attrs: dict = {"scale": {" + ".join(heads): (float(scale[loads].iloc[0]) if len(loads)
-                                                 else 1.0) for heads, _p, loads in groups},
+    attrs: dict = {"scale": {" + ".join(heads): (float(k[pos[0]]) if len(pos) else 1.0)
+                             for (heads, _p), (pos, _r) in zip(groups, at)},
                    "message": ""}
     if clipped:
         attrs["message"] = (f"load scaling clipped to {SCALE_BOUNDS} for "
                             f"{', '.join(sorted(clipped))}: check meter, forecast, topology")
-    return scale, attrs
+    return k, attrs
 
 
-def _head_flow_mw(net: pp.pandapowerNet, head: str) -> float:
+#: Feeder groups of the last few (structure, heads, metered loads): the graph search
+#: behind them costs more than the rest of the load estimation.
+_GROUPS: dict[tuple, tuple[weakref.ref, list, list]] = {}
+_GROUPS_KEPT = 8
+
+
+def _scaling_groups(net, plan: _Plan, metered, fixed_loads):
+    """(heads, metered P [MW]) per group and (load positions, head readers) per group."""
+    if not isinstance(metered, Mapping):
+        metered_p = {"substation": float(metered)}
+        key = ("substation", tuple(fixed_loads), plan.key)
+    else:
+        metered_p = dict(metered)
+        index = element_index(net, metered_p)
+        key = (tuple(index.items()), tuple(fixed_loads), plan.key)
+    hit = _GROUPS.get(key)
+    if hit is None or hit[0]() is not net.bus:
+        groups = _feeder_groups(net, metered)
+        # positions in net.load and where each head's flow is read: arrays, not Series,
+        # in the loop (each pandas lookup costs more than the arithmetic)
+        heads_of = [heads for heads, _p, _loads in groups]
+        at = [(net.load.index.get_indexer(loads.difference(list(fixed_loads))),
+               [_head_reader(net, h) for h in heads]) for heads, _p, loads in groups]
+        _GROUPS.pop(key, None)
+        while len(_GROUPS) >= _GROUPS_KEPT:
+            del _GROUPS[next(iter(_GROUPS))]
+        _GROUPS[key] = hit = (weakref.ref(net.bus), heads_of, at)
+    _ref, heads_of, at = hit
+    groups = [(heads, float(sum(metered_p[h] for h in heads))) for heads in heads_of]
+    return groups, at
+
+
+def _head_reader(net: pp.pandapowerNet, head: str) -> tuple[str, int, str]:
+    """Where a head's active power flow [MW] is read: (table, position, column)."""
     if head == "substation":
-        return float(net.res_ext_grid["p_mw"].sum())
+        return ("ext_grid", -1, "p_mw")
     table, _name = split_ref(head)
     idx = element_index(net, [head])[head]
     column = "p_hv_mw" if table == "trafo" else "p_from_mw"
-    return float(net[f"res_{table}"].at[idx, column])
+    return (table, int(net[table].index.get_loc(idx)), column)
+
+
+def _head_flow(flows: ArrayPowerFlow, reader: tuple[str, int, str]) -> float:
+    table, pos, column = reader
+    values = flows.values(table, column)
+    if pos < 0:  # the substation: all ext_grids (pandas' sum skips NaN)
+        return float(np.nansum(values))
+    return float(values[pos])
 
 
 def _feeder_groups(net, metered) -> list[tuple[list[str], float, pd.Index]]:

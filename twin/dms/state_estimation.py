@@ -39,6 +39,9 @@ import pandas as pd
 from pandapower.estimation import StateEstimation
 from scipy.stats import chi2 as chi2_dist
 
+from twin.dms import wls
+from twin.dms.admittance import GridModel, grid_model
+from twin.dms.blas import single_threaded
 from twin.dms.load_estimation import bus_nodes
 from twin.dms.measurements import (
     MEASUREMENT_COLUMNS,
@@ -146,8 +149,19 @@ class _Run:
     H: np.ndarray | None = None          # Jacobian at x̂
     G: np.ndarray | None = None          # gain matrix Hᵀ R⁻¹ H
     rows: np.ndarray | None = None       # measurement-table row per entry of r (−1: virtual)
+    # the numpy backend's solution (None for pandapower's): matrices stay sparse/factored
+    model: GridModel | None = None
+    ms: wls.MeasurementSet | None = None
+    sol: wls.WLSSolution | None = None
+    cov: np.ndarray | None = None        # G⁻¹ of pandapower's backend, once computed
+
+#: Estimators: ``"numpy"`` (:mod:`twin.dms.wls` on the cached model of
+#: :mod:`twin.dms.admittance`) or ``"pandapower"`` (its ``StateEstimation``, the reference
+#: the numpy one is tested against: same formulation, ~50× slower per call).
+BACKENDS = ("numpy", "pandapower")
 
 
+@single_threaded()  # small dense matrices: BLAS threads cost more than they save
 def estimate_state(
     net: pp.pandapowerNet,
     telemetry: Iterable[Mapping] | pd.DataFrame,
@@ -165,6 +179,7 @@ def estimate_state(
     max_iterations: int = 50,
     apply_topology: bool = True,
     copy_net: bool = True,
+    backend: str = "numpy",
 ) -> SEResult:
     r"""Estimate the grid state from telemetry and pseudo-measurements.
 
@@ -211,8 +226,12 @@ def estimate_state(
         than a switch's telemetry wins): re-applying the telemetry would undo that.
     copy_net : bool
         Work on a copy of ``net``. False for a net the caller made for this estimate:
-        then its ``measurement`` and ``res_*_est`` tables hold the estimate's (its
-        topology and parameters are not changed), and no copy is made.
+        then, with the ``"pandapower"`` backend, its ``measurement`` and ``res_*_est``
+        tables hold the estimate's (its topology and parameters are not changed), and no
+        copy is made. The ``"numpy"`` backend never writes to the net beyond the topology
+        (so a copy is only of the switch, trafo and shunt tables it sets).
+    backend : {'numpy', 'pandapower'}
+        The estimator (:data:`BACKENDS`); both give the same estimate and tests.
 
     Returns
     -------
@@ -242,8 +261,10 @@ def estimate_state(
     if not 0.0 < chi2_confidence < 1.0:
         raise ValueError(f"chi2_confidence: expected a probability in (0, 1); "
                          f"found {chi2_confidence}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}; found {backend!r}")
     telemetry = telemetry_frame(telemetry)  # once, not once per use below
-    work = copy.deepcopy(net) if copy_net else net
+    work = _working_net(net, copy_net, apply_topology, backend)
     if apply_topology:
         set_switch_states(work, telemetry)
         set_tap_positions(work, telemetry)
@@ -255,14 +276,15 @@ def estimate_state(
 
     bad_data: list[dict] = []
     notes: list[str] = []
+    solve = _solve if backend == "pandapower" else _solve_numpy
     while True:
-        run = _solve(work, meas, tolerance, max_iterations)
+        run = solve(work, meas, tolerance, max_iterations)
         currents = meas["measurement_type"] == "i"
         if not run.ok and run.observable and currents.any():
             # |I| has no useful derivative at the flat start's zero currents and little
             # at light load: the classic cause of a WLS that does not converge
-            retry = _solve(work, meas[~currents].reset_index(drop=True), tolerance,
-                           max_iterations)
+            retry = solve(work, meas[~currents].reset_index(drop=True), tolerance,
+                          max_iterations)
             if retry.ok:
                 notes.append(f"did not converge with the {int(currents.sum())} current-"
                              f"magnitude measurement(s); estimated without them")
@@ -270,7 +292,6 @@ def estimate_state(
         if not run.ok:
             return _failed(work, run, stale, bad_data)
         J = float(np.sum(run.r ** 2 / run.r_var))
-        cov = _covariance(run.G)
         dof = run.m - run.n
         threshold = float(chi2_dist.ppf(chi2_confidence, dof)) if dof > 0 else float("nan")
         passed: bool | None = bool(J <= threshold) if dof > 0 else None
@@ -283,7 +304,7 @@ def estimate_state(
             notes.append(f"χ² test still fails after removing {len(bad_data)} "
                          f"measurement(s) (max_bad_data = {max_bad_data})")
             break
-        worst = _largest_normalised_residual(run, cov, meas)
+        worst = _largest_normalised_residual(run, meas)
         if worst is None or worst[1] <= rn_threshold:
             shown = "none testable" if worst is None else f"largest {worst[1]:.2f}"
             notes.append(f"χ² test fails (J = {J:.1f} > {threshold:.1f}) but no removable "
@@ -297,16 +318,21 @@ def estimate_state(
                          "source": meas.at[row, "source"]})
         meas = meas.drop(index=row).reset_index(drop=True)
 
+    if run.sol is not None:
+        estimate = _numpy_results(work, run)
+    else:
+        estimate = {
+            "vm_pu": work.res_bus_est["vm_pu"].astype(float).rename("vm_pu"),
+            "va_degree": work.res_bus_est["va_degree"].astype(float).rename("va_degree"),
+            "line_loading_percent": _res(work, "line", "loading_percent"),
+            "trafo_loading_percent": _res(work, "trafo", "loading_percent"),
+            "p_line_from_mw": _res(work, "line", "p_from_mw"),
+        }
     return SEResult(
-        success=True, observable=True,
-        vm_pu=work.res_bus_est["vm_pu"].astype(float).rename("vm_pu"),
-        va_degree=work.res_bus_est["va_degree"].astype(float).rename("va_degree"),
-        line_loading_percent=_res(work, "line", "loading_percent"),
-        trafo_loading_percent=_res(work, "trafo", "loading_percent"),
-        p_line_from_mw=_res(work, "line", "p_from_mw"),
+        success=True, observable=True, **estimate,
         n_measurements=run.m, n_states=run.n, chi2=J, chi2_threshold=threshold,
         bad_data=bad_data, stale=stale, iterations=run.iterations,
-        message="; ".join(notes), vm_sigma_pu=_vm_sigma(work, run, cov), chi2_passed=passed,
+        message="; ".join(notes), vm_sigma_pu=_vm_sigma(work, run), chi2_passed=passed,
     )
 
 
@@ -444,6 +470,161 @@ def _solve(net: pp.pandapowerNet, meas: pd.DataFrame, tolerance: float,
                 rows=rows)
 
 
+def _working_net(net: pp.pandapowerNet, copy_net: bool, apply_topology: bool,
+                 backend: str) -> pp.pandapowerNet:
+    if not copy_net:
+        return net
+    if backend == "pandapower":
+        return copy.deepcopy(net)  # it writes its tables and results into the net
+    # the numpy backend only reads the net: copy what the topology changes, share the rest
+    work = copy.copy(net)
+    if apply_topology:
+        for table in ("switch", "trafo", "shunt"):
+            work[table] = net[table].copy()
+    return work
+
+
+#: Model branch side of a branch measurement's ``side``.
+_FROM_SIDES = {"from": True, "hv": True, "to": False, "lv": False}
+_SIDE_BUS = {("line", "from"): "from_bus", ("line", "to"): "to_bus",
+             ("trafo", "hv"): "hv_bus", ("trafo", "lv"): "lv_bus"}
+
+
+def _measurement_arrays(net: pp.pandapowerNet, model: GridModel, meas: pd.DataFrame):
+    """The measurement table in model indices and p.u.: (kind, target, value, σ, row).
+
+    Measurements the model cannot hold (at a de-energised bus or an out-of-service
+    branch) are left out, as pandapower's estimator leaves them out.
+    """
+    m = len(meas)
+    mtype = meas["measurement_type"].to_numpy()
+    etype = meas["element_type"].to_numpy()
+    element = meas["element"].to_numpy(dtype=np.int64)
+    side = meas["side"].to_numpy()
+    value = meas["value"].to_numpy(dtype=float).copy()
+    sigma = meas["std_dev"].to_numpy(dtype=float).copy()
+    kind = np.full(m, -1, dtype=np.int64)
+    target = np.full(m, -1, dtype=np.int64)
+
+    on_bus = etype == "bus"
+    target[on_bus] = model.model_bus(element[on_bus])
+    for t, k in (("v", wls.KIND_V), ("p", wls.KIND_P_BUS), ("q", wls.KIND_Q_BUS)):
+        kind[on_bus & (mtype == t)] = k
+    for table, branch_of in (("line", model.line_branch), ("trafo", model.trafo_branch)):
+        sel = np.flatnonzero(etype == table)
+        if not len(sel):
+            continue
+        pos = net[table].index.get_indexer(element[sel])
+        target[sel] = np.where(pos >= 0, branch_of[pos], -1)
+        from_side = np.array([_FROM_SIDES.get(x, None) for x in side[sel]], dtype=object)
+        if any(f is None for f in from_side):
+            raise ValueError(f"measurement side: expected one of {list(_FROM_SIDES)} for a "
+                             f"{table}; found {sorted(set(map(str, side[sel])))}")
+        from_side = from_side.astype(bool)
+        for t, (k_from, k_to) in (("p", (wls.KIND_P_FROM, wls.KIND_P_TO)),
+                                  ("q", (wls.KIND_Q_FROM, wls.KIND_Q_TO)),
+                                  ("i", (wls.KIND_I_FROM, wls.KIND_I_TO))):
+            is_t = mtype[sel] == t
+            kind[sel[is_t]] = np.where(from_side[is_t], k_from, k_to)
+        currents = sel[mtype[sel] == "i"]
+        if len(currents):
+            # i [kA] → p.u. on the base of the metered side's bus, as pandapower converts
+            columns = [_SIDE_BUS[(table, str(x))] for x in side[currents]]
+            buses = np.array([net[table].at[e, c] for e, c in
+                              zip(element[currents], columns)], dtype=np.int64)
+            vn_kv = net.bus["vn_kv"].to_numpy(dtype=float)[net.bus.index.get_indexer(buses)]
+            factor = np.sqrt(3) * vn_kv / model.base_mva
+            value[currents] *= factor
+            sigma[currents] *= factor
+    power = np.isin(mtype, ("p", "q"))
+    value[power] /= model.base_mva
+    # a bus p/q is the bus's demand (res_bus convention); the model's is its injection
+    value[on_bus & power] *= -1.0
+    sigma[power] /= model.base_mva
+    unknown = (kind < 0) & (target >= 0)
+    if unknown.any():
+        shown = sorted({f"{e}/{t}" for e, t in zip(etype[unknown], mtype[unknown])})
+        raise ValueError(f"measurement: the estimator uses v, p, q at buses and p, q, i at "
+                         f"lines and trafos; found {shown}")
+    keep = (kind >= 0) & (target >= 0)
+    return kind[keep], target[keep], value[keep], sigma[keep], np.flatnonzero(keep)
+
+
+def _solve_numpy(net: pp.pandapowerNet, meas: pd.DataFrame, tolerance: float,
+                 max_iterations: int) -> _Run:
+    """One WLS estimation with :mod:`twin.dms.wls` (``net`` is only read)."""
+    model = grid_model(net)
+    ms = wls.measurement_set(model, *_measurement_arrays(net, model, meas))
+    m = len(ms.z)
+    n = model.n_bus + int((~model.slack).sum())
+    if m < n:
+        return _Run(False, observable=False, m=m, n=n, message=(
+            f"not observable: {m} measurements for {n} states (need m ≥ n); add "
+            f"meters or pseudo-measurements"))
+    sol = wls.solve(model, ms, tolerance, max_iterations)
+    if sol.singular:
+        return _Run(False, observable=False, m=m, n=n, iterations=sol.iterations,
+                    message="not observable: the gain matrix is singular although "
+                            f"m = {m} ≥ n = {n} (measurements do not cover every state)")
+    if not sol.ok:
+        stalled = "" if sol.iterations >= max_iterations else \
+            f" (stopped after {sol.iterations}: the update had stopped shrinking)"
+        return _Run(False, m=m, n=n, iterations=sol.iterations,
+                    message=f"estimation did not converge in {max_iterations} iterations"
+                            f"{stalled} (m = {m}, n = {n}: a barely observable or inconsistent "
+                            f"measurement set?)")
+    return _Run(True, iterations=sol.iterations, m=m, n=n, n_bus=model.n_bus, r=sol.r,
+                r_var=ms.sigma ** 2, rows=ms.row, model=model, ms=ms, sol=sol)
+
+
+def _numpy_results(net: pp.pandapowerNet, run: _Run) -> dict[str, pd.Series]:
+    """Bus voltages and branch flows of the numpy estimate, by pandapower index.
+
+    Flows and loadings as pandapower's estimator reports them: a line's loading is its
+    larger end current over ``max_i_ka · df · parallel``, a trafo's its larger end power
+    over ``sn_mva · parallel · df``; NaN for branches out of the estimate.
+    """
+    model, sol = run.model, run.sol
+    V = sol.vm_pu * np.exp(1j * sol.va_rad)
+    Sf = V[model.f_bus] * np.conj(model.Yf @ V) * model.base_mva
+    St = V[model.t_bus] * np.conj(model.Yt @ V) * model.base_mva
+    pos = model.model_bus(net.bus.index.to_numpy())
+    inside = pos >= 0
+    vm = np.full(len(pos), np.nan)
+    va = np.full(len(pos), np.nan)
+    vm[inside] = sol.vm_pu[pos[inside]]
+    va[inside] = np.degrees(sol.va_rad[pos[inside]])
+
+    def at_branches(values: np.ndarray, branch: np.ndarray) -> np.ndarray:
+        out = np.full(len(branch), np.nan)
+        ok = branch >= 0
+        out[ok] = values[branch[ok]]
+        return out
+
+    # |I| [kA] at each branch end, from |S| and the end's voltage
+    i_f = np.abs(Sf) / (sol.vm_pu[model.f_bus] * model.base_kv[model.f_bus]) / np.sqrt(3)
+    i_t = np.abs(St) / (sol.vm_pu[model.t_bus] * model.base_kv[model.t_bus]) / np.sqrt(3)
+    line, trafo = net.line, net.trafo
+    i_max_ka = (line["max_i_ka"] * line["df"] * line["parallel"]).to_numpy(dtype=float)
+    i_line = at_branches(np.maximum(i_f, i_t), model.line_branch)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        line_loading = np.where(i_max_ka != 0, i_line / i_max_ka, np.inf) * 100.0
+    s_trafo = at_branches(np.maximum(np.abs(Sf), np.abs(St)), model.trafo_branch)
+    rating = (trafo["sn_mva"] * trafo["parallel"] * trafo["df"]).to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        trafo_loading = s_trafo / rating * 100.0
+    return {
+        "vm_pu": pd.Series(vm, index=net.bus.index, name="vm_pu"),
+        "va_degree": pd.Series(va, index=net.bus.index, name="va_degree"),
+        "line_loading_percent": pd.Series(line_loading, index=line.index,
+                                          name="loading_percent"),
+        "trafo_loading_percent": pd.Series(trafo_loading, index=trafo.index,
+                                           name="loading_percent"),
+        "p_line_from_mw": pd.Series(at_branches(Sf.real, model.line_branch),
+                                    index=line.index, name="p_from_mw"),
+    }
+
+
 def _covariance(G: np.ndarray) -> np.ndarray | None:
     """G⁻¹, the covariance of the estimated state; None if G is singular.
 
@@ -463,13 +644,16 @@ def _covariance(G: np.ndarray) -> np.ndarray | None:
     return inner * d[:, None] * d[None, :]
 
 
-def _largest_normalised_residual(run: _Run, cov: np.ndarray | None,
-                                 meas: pd.DataFrame) -> tuple[int, float] | None:
+def _largest_normalised_residual(run: _Run, meas: pd.DataFrame) -> tuple[int, float] | None:
     """(measurement-table row, r^N) of the removable measurement with the largest r^N."""
-    if cov is None:
-        return None
-    # Ω_ii = R_ii − (H G⁻¹ Hᵀ)_ii, without forming the m × m matrix
-    omega = run.r_var - np.einsum("ij,ij->i", run.H @ cov, run.H)
+    if run.sol is not None:
+        omega = wls.residual_variance(run.sol, run.ms)
+    else:
+        cov = _run_covariance(run)
+        if cov is None:
+            return None
+        # Ω_ii = R_ii − (H G⁻¹ Hᵀ)_ii, without forming the m × m matrix
+        omega = run.r_var - np.einsum("ij,ij->i", run.H @ cov, run.H)
     testable = omega > _CRITICAL_OMEGA_RATIO * run.r_var
     removable = np.zeros(len(run.r), dtype=bool)
     valid = run.rows >= 0  # −1: pandapower's virtual zero injections
@@ -484,9 +668,24 @@ def _largest_normalised_residual(run: _Run, cov: np.ndarray | None,
     return int(run.rows[k]), float(rn[k])
 
 
-def _vm_sigma(net: pp.pandapowerNet, run: _Run, cov: np.ndarray | None) -> pd.Series:
+def _run_covariance(run: _Run) -> np.ndarray | None:
+    if run.cov is None:
+        run.cov = _covariance(run.G)
+    return run.cov
+
+
+def _vm_sigma(net: pp.pandapowerNet, run: _Run) -> pd.Series:
     """σ of each estimated |V| [p.u.] from the covariance G⁻¹, by bus index."""
+    if run.sol is not None:
+        pos = run.model.model_bus(net.bus.index.to_numpy())
+        inside = pos >= 0
+        n_theta = run.n - run.n_bus
+        var = wls.state_variance(run.sol, n_theta + pos[inside])
+        values = np.full(len(pos), np.nan)
+        values[inside] = np.sqrt(np.where(var >= 0, var, np.nan))
+        return pd.Series(values, index=net.bus.index, name="vm_sigma_pu")
     out = pd.Series(np.nan, index=net.bus.index, name="vm_sigma_pu")
+    cov = _run_covariance(run)
     if cov is None:
         return out
     # States are [angles of the non-slack buses, magnitudes of all buses] in the solver's

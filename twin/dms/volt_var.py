@@ -29,7 +29,6 @@ References
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field, replace
 
@@ -38,7 +37,8 @@ import pandapower as pp
 import pandas as pd
 
 from twin.dms.decisions import Decision, DecisionMode
-from twin.dms.pf import p_loss_mw, runpp_warm
+from twin.dms.netcopy import working_copy
+from twin.dms.pf_arrays import ArrayPowerFlow
 from twin.grid.names import element_names, split_ref
 
 
@@ -94,14 +94,14 @@ class _Trial:
     violation: float    # against the target band
 
 
-def _solve(net: pp.pandapowerNet) -> tuple[np.ndarray, float] | None:
+def _solve(flows: ArrayPowerFlow) -> tuple[np.ndarray, float] | None:
+    """Voltages [p.u.] and losses [MW] of the net of ``flows`` as it stands (read from the
+    solver's arrays: a what-if's result tables are never read)."""
     try:
-        runpp_warm(net)
+        flows.solve()
     except pp.LoadflowNotConverged:
         return None
-    vm = net.res_bus.vm_pu.to_numpy(dtype=float)
-    loss = p_loss_mw(net)
-    return vm, loss
+    return np.array(flows.values("bus", "vm_pu"), dtype=float), flows.p_loss_mw()
 
 
 def _violation(vm: np.ndarray, low: float, high: float) -> float:
@@ -112,7 +112,8 @@ def _violation(vm: np.ndarray, low: float, high: float) -> float:
 def _tap_moves(net, t_s, s, state) -> list[_Move]:
     moves = []
     for (idx, row), name in zip(net.trafo.iterrows(), element_names(net, "trafo")):
-        if not np.isfinite(row.get("tap_pos", np.nan)) or not np.isfinite(row.get("tap_max", np.nan)):
+        if not (np.isfinite(row.get("tap_pos", np.nan))
+                and np.isfinite(row.get("tap_max", np.nan))):
             continue
         if t_s - state.last_tap_s.get(name, -math.inf) < s.min_tap_interval_s:
             continue  # anti-hunting: this OLTC moved a moment ago
@@ -165,6 +166,7 @@ def _moves(net: pp.pandapowerNet, t_s: float, s: VoltVarSettings, state: VoltVar
 
 
 _COLUMN = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_mvar"}
+_MOVE_TABLES = ("trafo", "shunt", "sgen")
 
 
 def _apply(net: pp.pandapowerNet, m: _Move, last_tap: dict[str, float], t_s: float) -> None:
@@ -174,22 +176,23 @@ def _apply(net: pp.pandapowerNet, m: _Move, last_tap: dict[str, float], t_s: flo
         last_tap[split_ref(m.target)[1]] = t_s
 
 
-def _what_if(net: pp.pandapowerNet, m: _Move) -> tuple[np.ndarray, float] | None:
-    """Voltages and losses with move ``m``, on ``net`` itself and undone afterwards (a
+def _what_if(flows: ArrayPowerFlow, m: _Move) -> tuple[np.ndarray, float] | None:
+    """Voltages and losses with move ``m``, on the net itself and undone afterwards (a
     copy of the net per move would cost as much as the power flow)."""
+    net = flows.net
     column = _COLUMN[m.action]
     old = net[m.table].at[m.idx, column]
     net[m.table].at[m.idx, column] = m.value
     try:
-        return _solve(net)
+        return _solve(flows)
     finally:
         net[m.table].at[m.idx, column] = old
 
 
-def _trials(work, moves, offset, t_low, t_high) -> list[_Trial]:
+def _trials(flows, moves, offset, t_low, t_high) -> list[_Trial]:
     out = []
     for move in moves:
-        solved = _what_if(work, move)
+        solved = _what_if(flows, move)
         if solved is not None:
             vm = solved[0] + offset
             out.append(_Trial(move, vm, solved[1], _violation(vm, t_low, t_high)))
@@ -209,7 +212,7 @@ def _pick_correction(trials: list[_Trial], violation: float, loss_mw: float) -> 
                / max(t.loss_mw - loss_mw, 1e-5))
 
 
-def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_high
+def _save_losses(flows, t_s, settings, state, mode, vm, loss, offset, t_low, t_high
                  ) -> VoltVarResult:
     """Inside the band: moves that save losses and keep every voltage inside the target
     band (an operation must pay for itself), best first, up to ``max_actions``."""
@@ -223,8 +226,8 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
     loss0 = loss
     for _round in range(settings.max_actions):
         best: _Trial | None = None
-        for trial in _trials(work, _moves(work, t_s, settings, VoltVarState(last_tap)), offset,
-                             t_low, t_high):
+        for trial in _trials(flows, _moves(flows.net, t_s, settings, VoltVarState(last_tap)),
+                             offset, t_low, t_high):
             action = trial.move.action
             need = settings.min_loss_gain_mw * (0.1 if action == "set_der_q" else 1.0)
             inside = trial.violation == 0.0 and (action != "set_tap" or _violation(
@@ -243,7 +246,7 @@ def _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_hi
             value=move.value, mode=mode, reason=reason,
             inputs={"p_loss_mw": round(loss, 5), "vm_min_pu": round(float(np.nanmin(vm)), 5),
                     "vm_max_pu": round(float(np.nanmax(vm)), 5)}))
-        _apply(work, move, last_tap, t_s)
+        _apply(flows.net, move, last_tap, t_s)
         vm, loss = best.vm, best.loss_mw
     return VoltVarResult(decisions, replace(state, last_tap_s=last_tap), vm_min, vm_max,
                          float(np.nanmin(vm)), float(np.nanmax(vm)), loss0, loss)
@@ -283,8 +286,9 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
             # in the band and no loss check due: nothing to decide, no what-if needed
             vm_min, vm_max = float(np.nanmin(est)), float(np.nanmax(est))
             return VoltVarResult([], state, vm_min, vm_max, vm_min, vm_max, math.nan, math.nan)
-    work = copy.deepcopy(net)
-    base = _solve(work)
+    work = working_copy(net, _MOVE_TABLES)  # moves set taps, steps and DER Q only
+    flows = ArrayPowerFlow(work)
+    base = _solve(flows)
     if base is None:
         return VoltVarResult([], state, math.nan, math.nan, math.nan, math.nan, math.nan,
                              math.nan)
@@ -297,7 +301,7 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
     bus_names = element_names(work, "bus")
     vm0_min, vm0_max, loss0 = float(np.nanmin(vm)), float(np.nanmax(vm)), loss
     if _violation(vm, low, high) == 0.0:
-        return _save_losses(work, t_s, settings, state, mode, vm, loss, offset, t_low, t_high)
+        return _save_losses(flows, t_s, settings, state, mode, vm, loss, offset, t_low, t_high)
     if mode == "advisory" and t_s - state.last_advice_s < settings.advice_hold_s:
         # the recommendation made a moment ago still stands; nobody acted on it
         return VoltVarResult([], state, vm0_min, vm0_max, vm0_min, vm0_max, loss0, loss0)
@@ -308,7 +312,7 @@ def volt_var(net: pp.pandapowerNet, t_s: float, settings: VoltVarSettings = Volt
         if current == 0.0:
             break
         best = _pick_correction(
-            _trials(work, _moves(work, t_s, settings, VoltVarState(last_tap)), offset, t_low,
+            _trials(flows, _moves(work, t_s, settings, VoltVarState(last_tap)), offset, t_low,
                     t_high), current, loss)
         if best is None:
             break  # no move helps
