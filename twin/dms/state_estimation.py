@@ -39,13 +39,17 @@ import pandas as pd
 from pandapower.estimation import StateEstimation
 from scipy.stats import chi2 as chi2_dist
 
-from twin.dms import wls
-from twin.dms.admittance import GridModel, grid_model
+from twin.dms import admittance, wls
+from twin.dms import telemetry_plan as tplan
+from twin.dms.admittance import GridModel, grid_model, model_key
 from twin.dms.blas import single_threaded
 from twin.dms.load_estimation import bus_nodes
 from twin.dms.measurements import (
     MEASUREMENT_COLUMNS,
     PP_MEASUREMENT_COLUMNS,
+    SE_QUANTITIES,
+    STALE_MODES,
+    newest,
     set_switch_states,
     set_tap_positions,
     telemetry_frame,
@@ -268,27 +272,30 @@ def estimate_state(
     if apply_topology:
         set_switch_states(work, telemetry)
         set_tap_positions(work, telemetry)
-    meas, stale = to_pandapower_measurements(work, telemetry, now_s, stale_after_s,
-                                             stale_mode, downweight_factor)
-    meas = _with_pseudo(meas, pseudo)
-    meas = _with_slack_voltage(work, meas, slack_sigma_pu)
-    meas = meas.reset_index(drop=True)
+    planned = None
+    if backend == "numpy":
+        planned = _planned_measurements(work, telemetry, pseudo, now_s, stale_after_s,
+                                        stale_mode, downweight_factor, slack_sigma_pu)
+    if planned is not None:
+        meas, stale = planned
+    else:
+        meas, stale = _measurement_table(work, telemetry, pseudo, now_s, stale_after_s,
+                                         stale_mode, downweight_factor, slack_sigma_pu)
 
     bad_data: list[dict] = []
     notes: list[str] = []
     solve = _solve if backend == "pandapower" else _solve_numpy
     while True:
         run = solve(work, meas, tolerance, max_iterations)
-        currents = meas["measurement_type"] == "i"
+        currents = _column(meas, "measurement_type") == "i"
         if not run.ok and run.observable and currents.any():
             # |I| has no useful derivative at the flat start's zero currents and little
             # at light load: the classic cause of a WLS that does not converge
-            retry = solve(work, meas[~currents].reset_index(drop=True), tolerance,
-                          max_iterations)
+            retry = solve(work, _take(meas, ~currents), tolerance, max_iterations)
             if retry.ok:
                 notes.append(f"did not converge with the {int(currents.sum())} current-"
                              f"magnitude measurement(s); estimated without them")
-                meas, run = meas[~currents].reset_index(drop=True), retry
+                meas, run = _take(meas, ~currents), retry
         if not run.ok:
             return _failed(work, run, stale, bad_data)
         J = float(np.sum(run.r ** 2 / run.r_var))
@@ -312,11 +319,12 @@ def estimate_state(
                          f"({shown}): suspect the topology or the model")
             break
         row, rn = worst
-        bad_data.append({"element": meas.at[row, "ref"], "quantity": meas.at[row, "quantity"],
-                         "value": float(meas.at[row, "value"]),
+        bad_data.append({"element": _column(meas, "ref")[row],
+                         "quantity": _column(meas, "quantity")[row],
+                         "value": float(_column(meas, "value")[row]),
                          "normalised_residual": float(rn),
-                         "source": meas.at[row, "source"]})
-        meas = meas.drop(index=row).reset_index(drop=True)
+                         "source": _column(meas, "source")[row]})
+        meas = _take(meas, np.arange(len(meas)) != row)
 
     if run.sol is not None:
         estimate = _numpy_results(work, run)
@@ -359,9 +367,140 @@ def estimation_error(se: SEResult, truth_vm_pu: pd.Series) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------- measurement set
+def _measurement_table(net: pp.pandapowerNet, telemetry: pd.DataFrame,
+                       pseudo: pd.DataFrame | None, now_s: float, stale_after_s: float,
+                       stale_mode: str, downweight_factor: float,
+                       slack_sigma_pu: float) -> tuple[pd.DataFrame, list[dict]]:
+    """The measurement table of a cycle as pandas rows (the full path), and the stale."""
+    meas, stale = to_pandapower_measurements(net, telemetry, now_s, stale_after_s,
+                                             stale_mode, downweight_factor)
+    meas = _with_pseudo(meas, pseudo)
+    meas = _with_slack_voltage(net, meas, slack_sigma_pu)
+    return meas.reset_index(drop=True), stale
+
+
+#: Pseudo-measurement columns whose values make up a plan's structure (all but the values).
+_PSEUDO_KEY_COLUMNS = tuple(c for c in MEASUREMENT_COLUMNS
+                            if c not in ("value", "std_dev", "source_t_s"))
+
+
+def _planned_measurements(net: pp.pandapowerNet, frame: pd.DataFrame,
+                          pseudo: pd.DataFrame | None, now_s: float, stale_after_s: float,
+                          stale_mode: str, downweight_factor: float, slack_sigma_pu: float
+                          ) -> tuple[tplan.PlannedMeasurements, list[dict]] | None:
+    """The cycle's measurements from its telemetry plan (:mod:`twin.dms.telemetry_plan`).
+
+    Mirrors :func:`_measurement_table` row for row; None wherever that path would raise
+    (it then runs and says why) or the plan cannot be made.
+    """
+    if stale_mode not in STALE_MODES or not downweight_factor >= 1.0:
+        return None
+    current = newest(frame)
+    elements = current["element"].to_numpy(dtype=object)
+    points = tuple(zip(elements.tolist(), current["quantity"].to_numpy(dtype=object).tolist()))
+    pos = tplan.se_positions(points, SE_QUANTITIES)
+    if pos is None:
+        return None
+    sigma = current["sigma"].to_numpy(dtype=float)[pos]
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        return None
+    if pseudo is not None and len(pseudo):
+        if "value" not in pseudo.columns or "std_dev" not in pseudo.columns:
+            return None
+        pseudo_sigma = pseudo["std_dev"].to_numpy(dtype=float)
+        if not np.all(np.isfinite(pseudo_sigma) & (pseudo_sigma > 0)):
+            return None
+    value = current["value"].to_numpy(dtype=float)[pos]
+    source_t_s = current["source_t_s"].to_numpy(dtype=float)[pos]
+    age_s = now_s - source_t_s
+    # as to_pandapower_measurements: a value without a scan time counts as stale
+    is_stale = ~(age_s <= stale_after_s)
+    action = "dropped" if stale_mode == "drop" else "downweighted"
+    quantities = current["quantity"].to_numpy(dtype=object)[pos]
+    stale = [{"element": elements[pos[i]], "quantity": quantities[i],
+              "value": float(value[i]), "source_t_s": float(source_t_s[i]),
+              "age_s": float(age_s[i]), "action": action}
+             for i in np.flatnonzero(is_stale)]
+    if stale_mode == "drop":
+        dropped = is_stale.tobytes()
+        keep = ~is_stale
+        value, sigma = value[keep], sigma[keep]
+    else:
+        dropped = b""
+        sigma = np.where(is_stale, sigma * downweight_factor, sigma)
+
+    structure_key = model_key(net)
+    key = (structure_key, points, stale_mode, dropped,
+           tplan.pseudo_key(pseudo, _PSEUDO_KEY_COLUMNS))
+    # the cached model of that key, without computing the key a second time
+    model = admittance._CACHE.get(structure_key) or grid_model(net)
+    names = set(frame["element"].to_numpy(dtype=object).tolist())
+    plan = tplan.cached_plan(key)
+    if plan is None or plan.template.model is not model or not names <= plan.elements:
+        plan = _build_plan(net, model, frame, pseudo, now_s, stale_after_s, stale_mode,
+                           downweight_factor, slack_sigma_pu, names)
+        if plan is None or plan.n_telemetry != len(value):
+            return None
+        planned = plan.fill(value, sigma, pseudo, slack_sigma_pu)
+        template = plan.template
+        # the plan must give what the full path gave: otherwise use the full path
+        if not (np.array_equal(planned.value, template.value, equal_nan=True)
+                and np.array_equal(planned.std_dev, template.std_dev, equal_nan=True)):
+            return None
+        tplan.store_plan(key, plan)
+        return planned, stale
+    return plan.fill(value, sigma, pseudo, slack_sigma_pu), stale
+
+
+def _build_plan(net: pp.pandapowerNet, model: GridModel, frame: pd.DataFrame,
+                pseudo: pd.DataFrame | None, now_s: float, stale_after_s: float,
+                stale_mode: str, downweight_factor: float, slack_sigma_pu: float,
+                names: set) -> tplan.TelemetryPlan | None:
+    """A telemetry plan from the full (pandas) path's table of this cycle."""
+    meas, _stale = to_pandapower_measurements(net, frame, now_s, stale_after_s, stale_mode,
+                                              downweight_factor)
+    n_telemetry = len(meas)
+    pseudo_rows = np.zeros(0, dtype=np.int64)
+    if pseudo is not None and len(pseudo):
+        extra, keep = _pseudo_rows(meas, pseudo)
+        pseudo_rows = np.flatnonzero(keep)
+        meas = pd.concat([meas, extra[keep]], ignore_index=True)
+    n_before = len(meas)
+    meas = _with_slack_voltage(net, meas, slack_sigma_pu).reset_index(drop=True)
+    if len(meas) != n_telemetry + len(pseudo_rows) + (len(meas) - n_before):
+        return None
+    template = tplan.PlannedMeasurements(
+        model, tplan.row_structure(net, model, meas),
+        meas["measurement_type"].to_numpy(dtype=object), meas["source"].to_numpy(dtype=object),
+        meas["ref"].to_numpy(dtype=object), meas["quantity"].to_numpy(dtype=object),
+        meas["value"].to_numpy(dtype=float), meas["std_dev"].to_numpy(dtype=float))
+    return tplan.TelemetryPlan(template, frozenset(names), n_telemetry, pseudo_rows,
+                               meas["value"].to_numpy(dtype=float)[n_before:])
+
+
+def _column(meas, column: str) -> np.ndarray:
+    """A column of a measurement table, pandas or planned, as an array."""
+    if isinstance(meas, tplan.PlannedMeasurements):
+        return getattr(meas, column)
+    return meas[column].to_numpy()
+
+
+def _take(meas, mask: np.ndarray):
+    """The rows of ``mask``, renumbered 0…m−1."""
+    if isinstance(meas, tplan.PlannedMeasurements):
+        return meas.take(np.asarray(mask, dtype=bool))
+    return meas[np.asarray(mask, dtype=bool)].reset_index(drop=True)
+
+
 def _with_pseudo(meas: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFrame:
     if pseudo is None or len(pseudo) == 0:
         return meas
+    extra, keep = _pseudo_rows(meas, pseudo)
+    return pd.concat([meas, extra[keep]], ignore_index=True)
+
+
+def _pseudo_rows(meas: pd.DataFrame, pseudo: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    """The pseudo table in measurement columns, and which rows to add (not metered)."""
     needed = ("measurement_type", "element_type", "element", "value", "std_dev")
     missing = [c for c in needed if c not in pseudo.columns]
     if missing:
@@ -378,7 +517,7 @@ def _with_pseudo(meas: pd.DataFrame, pseudo: pd.DataFrame | None) -> pd.DataFram
     metered = set(zip(meas["element_type"], meas["element"], meas["measurement_type"]))
     keep = [(t, int(e), k) not in metered for t, e, k in
             zip(extra["element_type"], extra["element"], extra["measurement_type"])]
-    return pd.concat([meas, extra[keep]], ignore_index=True)
+    return extra, keep
 
 
 def _with_slack_voltage(net: pp.pandapowerNet, meas: pd.DataFrame,
@@ -484,77 +623,25 @@ def _working_net(net: pp.pandapowerNet, copy_net: bool, apply_topology: bool,
     return work
 
 
-#: Model branch side of a branch measurement's ``side``.
-_FROM_SIDES = {"from": True, "hv": True, "to": False, "lv": False}
-_SIDE_BUS = {("line", "from"): "from_bus", ("line", "to"): "to_bus",
-             ("trafo", "hv"): "hv_bus", ("trafo", "lv"): "lv_bus"}
-
-
 def _measurement_arrays(net: pp.pandapowerNet, model: GridModel, meas: pd.DataFrame):
     """The measurement table in model indices and p.u.: (kind, target, value, σ, row).
 
     Measurements the model cannot hold (at a de-energised bus or an out-of-service
     branch) are left out, as pandapower's estimator leaves them out.
     """
-    m = len(meas)
-    mtype = meas["measurement_type"].to_numpy()
-    etype = meas["element_type"].to_numpy()
-    element = meas["element"].to_numpy(dtype=np.int64)
-    side = meas["side"].to_numpy()
-    value = meas["value"].to_numpy(dtype=float).copy()
-    sigma = meas["std_dev"].to_numpy(dtype=float).copy()
-    kind = np.full(m, -1, dtype=np.int64)
-    target = np.full(m, -1, dtype=np.int64)
-
-    on_bus = etype == "bus"
-    target[on_bus] = model.model_bus(element[on_bus])
-    for t, k in (("v", wls.KIND_V), ("p", wls.KIND_P_BUS), ("q", wls.KIND_Q_BUS)):
-        kind[on_bus & (mtype == t)] = k
-    for table, branch_of in (("line", model.line_branch), ("trafo", model.trafo_branch)):
-        sel = np.flatnonzero(etype == table)
-        if not len(sel):
-            continue
-        pos = net[table].index.get_indexer(element[sel])
-        target[sel] = np.where(pos >= 0, branch_of[pos], -1)
-        from_side = np.array([_FROM_SIDES.get(x, None) for x in side[sel]], dtype=object)
-        if any(f is None for f in from_side):
-            raise ValueError(f"measurement side: expected one of {list(_FROM_SIDES)} for a "
-                             f"{table}; found {sorted(set(map(str, side[sel])))}")
-        from_side = from_side.astype(bool)
-        for t, (k_from, k_to) in (("p", (wls.KIND_P_FROM, wls.KIND_P_TO)),
-                                  ("q", (wls.KIND_Q_FROM, wls.KIND_Q_TO)),
-                                  ("i", (wls.KIND_I_FROM, wls.KIND_I_TO))):
-            is_t = mtype[sel] == t
-            kind[sel[is_t]] = np.where(from_side[is_t], k_from, k_to)
-        currents = sel[mtype[sel] == "i"]
-        if len(currents):
-            # i [kA] → p.u. on the base of the metered side's bus, as pandapower converts
-            columns = [_SIDE_BUS[(table, str(x))] for x in side[currents]]
-            buses = np.array([net[table].at[e, c] for e, c in
-                              zip(element[currents], columns)], dtype=np.int64)
-            vn_kv = net.bus["vn_kv"].to_numpy(dtype=float)[net.bus.index.get_indexer(buses)]
-            factor = np.sqrt(3) * vn_kv / model.base_mva
-            value[currents] *= factor
-            sigma[currents] *= factor
-    power = np.isin(mtype, ("p", "q"))
-    value[power] /= model.base_mva
-    # a bus p/q is the bus's demand (res_bus convention); the model's is its injection
-    value[on_bus & power] *= -1.0
-    sigma[power] /= model.base_mva
-    unknown = (kind < 0) & (target >= 0)
-    if unknown.any():
-        shown = sorted({f"{e}/{t}" for e, t in zip(etype[unknown], mtype[unknown])})
-        raise ValueError(f"measurement: the estimator uses v, p, q at buses and p, q, i at "
-                         f"lines and trafos; found {shown}")
-    keep = (kind >= 0) & (target >= 0)
-    return kind[keep], target[keep], value[keep], sigma[keep], np.flatnonzero(keep)
+    return tplan.row_structure(net, model, meas).arrays(
+        meas["value"].to_numpy(dtype=float), meas["std_dev"].to_numpy(dtype=float))
 
 
 def _solve_numpy(net: pp.pandapowerNet, meas: pd.DataFrame, tolerance: float,
                  max_iterations: int) -> _Run:
     """One WLS estimation with :mod:`twin.dms.wls` (``net`` is only read)."""
-    model = grid_model(net)
-    ms = wls.measurement_set(model, *_measurement_arrays(net, model, meas))
+    if isinstance(meas, tplan.PlannedMeasurements):
+        model = meas.model
+        ms = wls.measurement_set(model, *meas.arrays())
+    else:
+        model = grid_model(net)
+        ms = wls.measurement_set(model, *_measurement_arrays(net, model, meas))
     m = len(ms.z)
     n = model.n_bus + int((~model.slack).sum())
     if m < n:
@@ -657,7 +744,7 @@ def _largest_normalised_residual(run: _Run, meas: pd.DataFrame) -> tuple[int, fl
     testable = omega > _CRITICAL_OMEGA_RATIO * run.r_var
     removable = np.zeros(len(run.r), dtype=bool)
     valid = run.rows >= 0  # −1: pandapower's virtual zero injections
-    removable[valid] = np.isin(meas["source"].to_numpy()[run.rows[valid]],
+    removable[valid] = np.isin(_column(meas, "source")[run.rows[valid]],
                                REMOVABLE_SOURCES)
     candidates = testable & removable
     if not candidates.any():
