@@ -77,12 +77,14 @@ def main() -> None:
     t0 = time.perf_counter()
     pp.runpp(copy.deepcopy(net), numba=True)
     warmup_s = time.perf_counter() - t0
-    runs = {}
+    runs, solvers = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         # the twin with the DMS as the scenario has it, and without it (same states)
         for label, extra in (("as scenario", []), ("DMS off", ["dms.enabled=false"])):
             runs[label] = twin_run(args.scenario, args.until, [*args.overrides, *extra],
                                    Path(tmp), label.replace(" ", "_"))
+            info = json.loads((runs[label][0].run_dir / "run.json").read_text())
+            solvers[label] = (info.get("grid_solver") or {}).get("solver", "?")
         store = runs["as scenario"][0].run_dir / "store"
         loads = injections(store, "load", element_names(net, "load"))
         sgens = injections(store, "sgen", element_names(net, "sgen"))
@@ -96,9 +98,7 @@ def main() -> None:
     print(f"bare runpp loop     {bare_before_s:7.2f} s before, {bare_after_s:7.2f} s after "
           f"({1000 * bare_s / n:.2f} ms/step)")
     for label, (summary, run_s, total_s) in runs.items():
-        info = json.loads((summary.run_dir / "run.json").read_text()) \
-            if (summary.run_dir / "run.json").exists() else {}
-        solver = (info.get("grid_solver") or {}).get("solver", "?")
+        solver = solvers[label]
         cycles = summary.outcome.kpis.get("dms_cycles", 0) or 0
         print(f"twin, {label:<13} {run_s:7.2f} s world.run ({1000 * run_s / n:.2f} ms/step, "
               f"{summary.outcome.points_recorded:,} points, {cycles} DMS cycles, "
