@@ -167,8 +167,10 @@ def _print_summary(summary) -> None:
     console.print(table)
     if summary.expectations:
         _print_expectations(summary.expectations)
+    solver = (info.get("grid_solver") or {}).get("solver")
     console.print(
-        f"{info['grid_steps']} grid steps, {info['grid_solves']} power flows, "
+        f"{info['grid_steps']} grid steps, {info['grid_solves']} power flows"
+        + (f" ({solver})" if solver else "") + ", "
         f"{info['points_recorded']:,} points in {info['wall_time_s']:.1f} s "
         f"(speed-up {info['speed_up']}×)")
     live = info.get("live")
