@@ -114,9 +114,13 @@ class CycleResult:
 
 def _metered_heads(telemetry: pd.DataFrame, now_s: float, stale_after_s: float) -> dict[str, float]:
     """Fresh feeder-head active power from telemetry: {"trafo:Trafo 0-1": MW, …}."""
-    rows = telemetry[(telemetry.quantity == "p_mw") & telemetry.element.str.startswith("trafo:")
-                     & (now_s - telemetry.source_t_s <= stale_after_s)]
-    return {r.element: float(r.value) for r in rows.itertuples()}
+    heads: dict[str, float] = {}
+    for element, quantity, value, t in zip(
+            telemetry["element"].to_numpy(), telemetry["quantity"].to_numpy(),
+            telemetry["value"].to_numpy(), telemetry["source_t_s"].to_numpy()):
+        if quantity == "p_mw" and element.startswith("trafo:") and now_s - t <= stale_after_s:
+            heads[element] = float(value)
+    return heads
 
 
 def run_cycle(state: DMSState, t_s: float, load_factor: np.ndarray, sgen_factor: np.ndarray,
@@ -256,14 +260,19 @@ def known_injections(model: pp.pandapowerNet, telemetry: pd.DataFrame, now_s: fl
         # the newest first (shared with the cycle's other readers): if a point's newest
         # value is stale, every older one is too, so filtering afterwards is the same
         rows = newest(telemetry)
-        tables = rows.element.str.split(":", n=1).str[0]
-        rows = rows[tables.isin(_INJECTION_TABLES) & rows.quantity.isin(["p_mw", "q_mvar"])
-                    & (now_s - rows.source_t_s <= stale_after_s)]
-        index = element_index(model, rows.element)
-        for r in rows.itertuples():
-            sigma = float(r.sigma) if np.isfinite(r.sigma) and r.sigma > 0 else 1e-3
-            known[(split_ref(r.element)[0], index[r.element], r.quantity)] = (
-                float(r.value), sigma)
+        # plain arrays, not per-row pandas: the same rows and order as a filtered table
+        picked = [
+            (element, quantity, value, sigma)
+            for element, quantity, value, t, sigma in zip(
+                rows["element"].to_numpy(), rows["quantity"].to_numpy(),
+                rows["value"].to_numpy(), rows["source_t_s"].to_numpy(),
+                rows["sigma"].to_numpy())
+            if quantity in ("p_mw", "q_mvar") and now_s - t <= stale_after_s
+            and element.split(":", 1)[0] in _INJECTION_TABLES]
+        index = element_index(model, [p[0] for p in picked])
+        for element, quantity, value, sigma in picked:
+            sigma = float(sigma) if np.isfinite(sigma) and sigma > 0 else 1e-3
+            known[(split_ref(element)[0], index[element], quantity)] = (float(value), sigma)
     names = element_names(model, "sgen")
     for name, q in der_q_mvar.items():
         if name in names:
@@ -287,11 +296,30 @@ def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor
     if heads and demand > 0 and net.load.p_mw.sum() > 0:
         scale = (metered + net.sgen.p_mw.sum()) / net.load.p_mw.sum()
         net.load[["p_mw", "q_mvar"]] *= float(np.clip(scale, 0.0, 5.0))
+    # one column write per (table, quantity), not one .at per element
+    groups: dict[tuple[str, str], tuple[list, list]] = {}
     for (table, idx, quantity), (value, _sigma) in known.items():
-        net[table].at[idx, quantity] = value
-        if "scaling" in net[table].columns:
-            net[table].at[idx, "scaling"] = 1.0
+        group = groups.setdefault((table, quantity), ([], []))
+        group[0].append(idx)
+        group[1].append(value)
+    for (table, quantity), (idxs, values) in groups.items():
+        df = net[table]
+        _set_values(df, quantity, idxs, values)
+        if "scaling" in df.columns:
+            _set_values(df, "scaling", idxs, [1.0] * len(idxs))
     return net
+
+
+def _set_values(df: pd.DataFrame, column: str, idxs: list, values: list) -> None:
+    """``df.at[i, column] = v`` for each pair, as one write of a float column."""
+    positions = df.index.get_indexer(idxs)
+    if df[column].dtype == np.float64 and (positions >= 0).all():
+        col = df[column].to_numpy().copy()
+        col[positions] = values
+        df[column] = col
+    else:
+        for idx, value in zip(idxs, values):
+            df.at[idx, column] = value
 
 
 def _stale_note(se: SEResult) -> str:

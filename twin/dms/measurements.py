@@ -26,6 +26,7 @@ References
 from __future__ import annotations
 
 import copy
+import math
 import weakref
 from typing import Iterable, Mapping
 
@@ -104,6 +105,10 @@ def telemetry_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     """
     if _is_telemetry_frame(rows):
         return rows
+    if isinstance(rows, list):
+        plain = _plain_frame(rows)
+        if plain is not None:
+            return plain
     frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty and not set(_REQUIRED_TELEMETRY) <= set(frame.columns):
         return pd.DataFrame({c: pd.Series(dtype=object if c in ("element", "quantity")
@@ -123,6 +128,38 @@ def telemetry_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     for column in ("value", "source_t_s", "delivery_t_s", "sigma"):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     return out
+
+
+_PLAIN_NUMBERS = (float, int, bool, np.float64, np.bool_)
+
+
+def _plain_frame(rows: list) -> pd.DataFrame | None:
+    """:func:`telemetry_frame` of plain rows (dicts with str names and plain numbers or
+    None), built column by column without pandas' per-row inference: the same table.
+    None for anything else (the general path handles it)."""
+    if not rows:
+        return None
+    columns: dict[str, list] = {c: [] for c in TELEMETRY_COLUMNS}
+    nan = math.nan
+    for row in rows:
+        if type(row) is not dict:
+            return None
+        element, quantity = row.get("element"), row.get("quantity")
+        if type(element) is not str or type(quantity) is not str \
+                or "value" not in row or "source_t_s" not in row:
+            return None
+        columns["element"].append(element)
+        columns["quantity"].append(quantity)
+        for column in ("value", "source_t_s", "delivery_t_s", "sigma"):
+            v = row.get(column)
+            if v is None:
+                columns[column].append(nan)
+            elif type(v) in _PLAIN_NUMBERS:
+                columns[column].append(float(v))
+            else:
+                return None
+    return pd.DataFrame({c: np.array(columns[c], dtype=object if c in ("element", "quantity")
+                                     else float) for c in TELEMETRY_COLUMNS})
 
 
 def _is_telemetry_frame(rows) -> bool:
@@ -209,10 +246,14 @@ def newest(telemetry: pd.DataFrame) -> pd.DataFrame:
     if hit is not None and hit[0]() is telemetry:
         return hit[1]
     valid = telemetry[np.isfinite(telemetry["value"].to_numpy(dtype=float))]
-    # A stable sort keeps arrival order among exact ties, so the last row seen wins.
-    ordered = valid.sort_values(["source_t_s", "delivery_t_s"], kind="stable",
-                                na_position="first")
-    out = ordered.drop_duplicates(["element", "quantity"], keep="last").sort_index()
+    keys = list(zip(valid["element"].to_numpy(), valid["quantity"].to_numpy()))
+    if len(set(keys)) == len(keys):
+        out = valid  # one row per point (the DMS's own table): it is the newest already
+    else:
+        # A stable sort keeps arrival order among exact ties, so the last row seen wins.
+        ordered = valid.sort_values(["source_t_s", "delivery_t_s"], kind="stable",
+                                    na_position="first")
+        out = ordered.drop_duplicates(["element", "quantity"], keep="last").sort_index()
     for key in [k for k, (ref, _out) in _NEWEST.items() if ref() is None]:
         del _NEWEST[key]
     while len(_NEWEST) >= _NEWEST_KEPT:
@@ -328,11 +369,44 @@ def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str) -> p
     """Newest reported ``quantity`` per element of ``table``, indexed by net index."""
     # newest first, then filtered: the same rows, and the newest of the whole table is
     # shared with the cycle's other readers of it
-    rows = newest(telemetry_frame(telemetry))
-    rows = rows[(rows["quantity"] == quantity) & rows["element"].str.startswith(f"{table}:")]
-    index = element_index(net, rows["element"])
-    return pd.Series(rows["value"].to_numpy(dtype=float),
-                     index=[index[e] for e in rows["element"]], dtype=float)
+    hit = _POINTS.get(id(telemetry))  # the table's points already: no need to check it
+    points = hit[1] if hit is not None and hit[0]() is telemetry else \
+        newest_points(telemetry_frame(telemetry))
+    elements, values = points.get(
+        (table, quantity), ((), np.empty(0)))
+    index = element_index(net, elements)
+    return pd.Series(values, index=[index[e] for e in elements], dtype=float)
+
+
+#: :func:`newest_points` of the last few tables, by ``id`` with a weak reference.
+_POINTS: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def newest_points(telemetry: pd.DataFrame
+                  ) -> dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]]:
+    """:func:`newest` of a telemetry table grouped by (table, quantity): the elements and
+    their values, in row order. Computed once per table object and shared (read-only)."""
+    hit = _POINTS.get(id(telemetry))
+    if hit is not None and hit[0]() is telemetry:
+        return hit[1]
+    rows = newest(telemetry)
+    groups: dict[tuple[str, str], tuple[list, list]] = {}
+    for element, quantity, value in zip(rows["element"].to_numpy(),
+                                        rows["quantity"].to_numpy(),
+                                        rows["value"].to_numpy(dtype=float)):
+        table, colon, _name = element.partition(":")
+        if not colon:
+            continue  # no table: nothing asks for it (element_index rejects it)
+        group = groups.setdefault((table, quantity), ([], []))
+        group[0].append(element)
+        group[1].append(value)
+    out = {key: (tuple(e), np.asarray(v, dtype=float)) for key, (e, v) in groups.items()}
+    for key in [k for k, (ref, _out) in _POINTS.items() if ref() is None]:
+        del _POINTS[key]
+    while len(_POINTS) >= _NEWEST_KEPT:
+        del _POINTS[next(iter(_POINTS))]
+    _POINTS[id(telemetry)] = (weakref.ref(telemetry), out)
+    return out
 
 
 def apply_switch_states(net: pp.pandapowerNet,
@@ -360,7 +434,7 @@ def set_switch_states(net: pp.pandapowerNet,
     """
     closed = _newest_of(net, telemetry, "switch", "closed")
     if len(closed):
-        net.switch.loc[closed.index, "closed"] = closed.to_numpy() >= 0.5
+        _set_column(net.switch, closed.index, "closed", closed.to_numpy() >= 0.5)
 
 
 def set_tap_positions(net: pp.pandapowerNet,
@@ -374,4 +448,17 @@ def set_tap_positions(net: pp.pandapowerNet,
     for (table, quantity), column in POSITION_QUANTITIES.items():
         values = _newest_of(net, telemetry, table, quantity)
         if len(values):
-            net[table].loc[values.index, column] = np.round(values.to_numpy())
+            _set_column(net[table], values.index, column, np.round(values.to_numpy()))
+
+
+def _set_column(df: pd.DataFrame, index, column: str, values: np.ndarray) -> None:
+    """``df.loc[index, column] = values``, skipped when the column holds these values
+    already in the same dtype (the usual cycle: no switching, no tap change since)."""
+    current = df[column].to_numpy()
+    # (whole-number floats equal to an int64 column: pandas would keep it int64)
+    if (current.dtype == values.dtype and current.dtype in (np.bool_, np.float64)) or (
+            current.dtype == np.int64 and values.dtype == np.float64):
+        positions = df.index.get_indexer(index)
+        if (positions >= 0).all() and np.array_equal(current[positions], values):
+            return
+    df.loc[index, column] = values

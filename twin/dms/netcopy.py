@@ -38,7 +38,18 @@ def working_copy(net: pp.pandapowerNet, tables: Iterable[str]) -> pp.pandapowerN
         if isinstance(value, pd.DataFrame):
             # an empty result table has nothing a power flow could overwrite
             if key in own or (key.startswith("res_") and len(value)):
-                out[key] = value.copy()
+                out[key] = _copy(value)
         elif isinstance(value, dict) and key != "std_types":
             out[key] = dict(value)  # pandapower updates e.g. _options in place
     return out
+
+
+def _copy(df: pd.DataFrame) -> pd.DataFrame:
+    """``df.copy()``, after merging ``df``'s columns into one block per dtype (pandas'
+    own consolidation: values, dtypes and the frame's identity are unchanged). A table
+    built column by column holds one block per column, and copying those costs ~10× a
+    consolidated copy (0.25 vs 0.03 ms): the DMS copies the same tables every cycle."""
+    consolidate = getattr(df, "_consolidate_inplace", None)
+    if consolidate is not None:
+        consolidate()  # a no-op once consolidated
+    return df.copy()
