@@ -6,25 +6,12 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from twin.dms import state_estimation as se_module
 from twin.dms import telemetry_plan as tplan
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.state_estimation import SEResult, estimate_state
-from twin.dms.synthetic_telemetry import cigre_truth, full_metering
-from twin.grid.build import build_net
-from twin.scenario import GridSpec
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return cigre_truth()
-
-
-@pytest.fixture(scope="module")
-def dms_net():
-    return build_net(GridSpec(builtin="cigre_mv"))
+from twin.dms.synthetic_telemetry import full_metering
 
 
 def _assert_same(a: SEResult, b: SEResult) -> None:

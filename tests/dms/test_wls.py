@@ -15,19 +15,7 @@ import pytest
 from twin.dms.admittance import grid_model
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.state_estimation import estimate_state
-from twin.dms.synthetic_telemetry import cigre_truth, full_metering
-from twin.grid.build import build_net
-from twin.scenario import GridSpec
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return cigre_truth()
-
-
-@pytest.fixture(scope="module")
-def dms_net():
-    return build_net(GridSpec(builtin="cigre_mv"))
+from twin.dms.synthetic_telemetry import full_metering
 
 
 def _both(net, telemetry, pseudo, **kwargs):

@@ -74,12 +74,11 @@ def _solver_for(net: pp.pandapowerNet) -> tuple[PgmSolver | None, bool]:
     pandapower power flow of the net, whose result stands."""
     key = structure_key(net)
     if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key], False
+        return cached_solver(key), False
     solver: PgmSolver | None = None
     solved = False
     if not unsupported_reason(net):
-        _runpp_pandapower(net)  # the internal case to build from (and this what-if's result)
+        runpp_pandapower(net)  # the internal case to build from (and this what-if's result)
         solved = True
         try:
             solver = PgmSolver(net)
@@ -89,6 +88,15 @@ def _solver_for(net: pp.pandapowerNet) -> tuple[PgmSolver | None, bool]:
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
     return solver, solved
+
+
+def cached_solver(key: bytes) -> PgmSolver | None:
+    """The model cached for the structure ``key`` (:func:`structure_key`), marked as just
+    used; None when there is none or power-grid-model does not model that structure."""
+    solver = _cache.get(key)
+    if key in _cache:
+        _cache.move_to_end(key)
+    return solver
 
 
 def runpp_warm(net: pp.pandapowerNet) -> None:
@@ -107,10 +115,10 @@ def runpp_warm(net: pp.pandapowerNet) -> None:
             return
         except PowerFlowFailed:
             pass  # pandapower tries from its own start; its verdict stands
-    _runpp_pandapower(net)
+    runpp_pandapower(net)
 
 
-def _runpp_pandapower(net: pp.pandapowerNet) -> None:
+def runpp_pandapower(net: pp.pandapowerNet) -> None:
     # after switching, buses that were dead have no result to start from
     warm = (bool(getattr(net, "converged", False)) and len(net.res_bus) == len(net.bus)
             and bool(net.res_bus.vm_pu.notna().all()))

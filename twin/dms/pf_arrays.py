@@ -7,8 +7,8 @@ results stay the solver's arrays, and are written into the tables only when some
 read them: before a pandapower power flow of the same net, which starts from them. So the
 net's tables and every number are those ``runpp_warm`` would have given.
 
-Built on :mod:`twin.dms.pf`'s model cache (its ``structure_key``, ``_cache``,
-``_runpp_pandapower``): a hit is solved by the cached power-grid-model, anything else by
+Built on :mod:`twin.dms.pf`'s model cache (``structure_key``, ``cached_solver``,
+``runpp_pandapower``): a hit is solved by the cached power-grid-model, anything else by
 ``runpp_warm`` itself.
 """
 
@@ -42,10 +42,7 @@ class ArrayPowerFlow:
         if same_structure and self._solver is not None:
             solver = self._solver
         else:
-            key = pf.structure_key(net)
-            solver = pf._cache.get(key)
-            if solver is not None:
-                pf._cache.move_to_end(key)  # as runpp_warm's lookup does
+            solver = pf.cached_solver(pf.structure_key(net))
         self._solver = solver
         if solver is None:  # a new structure, or one power-grid-model does not model
             self.flush()
@@ -56,7 +53,7 @@ class ArrayPowerFlow:
             res = solver.solve(net)
         except PowerFlowFailed:
             self.flush()  # pandapower starts from the last results, as after runpp_warm
-            pf._runpp_pandapower(net)
+            pf.runpp_pandapower(net)
             self._res, self._solver = None, None
             return
         self._res, self._pending = res, True

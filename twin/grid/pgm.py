@@ -39,7 +39,7 @@ from pandapower.pypower.idx_brch import (
     T_BUS,
     TAP,
 )
-from pandapower.pypower.idx_bus import BASE_KV, BS, BUS_TYPE, GS, NONE
+from pandapower.pypower.idx_bus import BASE_KV, BS, GS
 from power_grid_model import (
     CalculationMethod,
     ComponentType,
@@ -65,7 +65,7 @@ _UNSUPPORTED_TABLES = ("gen", "ward", "xward", "impedance", "dcline", "trafo3w",
                        "asymmetric_load", "asymmetric_sgen", "svc", "tcsc", "ssc", "vsc")
 _ZIP_COLUMNS = ("const_z_percent", "const_i_percent", "const_z_p_percent",
                 "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
-#: Injection tables: power-grid-model component, and the sign of P into the bus.
+#: Injection tables and their power-grid-model component (sgens feed, the others draw).
 _INJECTIONS = {"load": ComponentType.sym_load, "storage": ComponentType.sym_load,
                "sgen": ComponentType.sym_gen}
 
@@ -232,7 +232,6 @@ class PgmSolver:
                         for comp, n in sizes.items()}
         for comp, arr in self._update.items():
             arr["id"] = data[comp]["id"][: len(arr)]
-        self._node_type_none = bus[:, BUS_TYPE].real == NONE
         self.n_builds += 1
 
     def _positions(self, table: str, idx) -> np.ndarray:

@@ -18,7 +18,7 @@ from influxdb_client.rest import ApiException
 
 from twin.recording.columns import ColumnBatch
 from twin.recording.errors import InfluxWriteError, redact
-from twin.recording.lineprotocol import batch_lines, to_lines
+from twin.recording.lineprotocol import batch_bodies, to_lines
 from twin.recording.schema import Point
 
 
@@ -115,11 +115,8 @@ class InfluxV2Store:
     def write_columns(self, batches: Sequence[ColumnBatch]) -> None:
         """Send column batches as line protocol (formatted from the columns, no points),
         ``batch_size`` rows per request; raises as :meth:`write`."""
-        lines: list[str] = []
-        for batch in batches:
-            lines.extend(batch_lines(batch))
-        for start in range(0, len(lines), self.batch_size):
-            self._send("\n".join(lines[start : start + self.batch_size]))
+        for body in batch_bodies(batches, self.batch_size):
+            self._send(body)
 
     def _send(self, body: str) -> None:
         if body:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from itertools import repeat
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -292,3 +292,13 @@ def batch_lines(batch: ColumnBatch) -> list[str]:
     # the first field of a row may be any: join ",k=v,…" and make its "," the space
     lines = list(map("".join, zip(*pieces[1:])))
     return [f"{prefix} {line[1:]}" for prefix, line in zip(prefixes, lines)]
+
+
+def batch_bodies(batches: Iterable[ColumnBatch], batch_size: int) -> Iterator[str]:
+    """Request bodies of at most ``batch_size`` lines for column batches (the stores' one
+    way to send them)."""
+    lines: list[str] = []
+    for batch in batches:
+        lines.extend(batch_lines(batch))
+    for start in range(0, len(lines), batch_size):
+        yield "\n".join(lines[start : start + batch_size])

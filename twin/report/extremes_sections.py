@@ -24,7 +24,7 @@ from twin.recording import schema
 from twin.recording.policy import OVERLOAD_PERCENT
 from twin.report.figures import Figures, Section, rounded, xs_ms
 from twin.report.formatting import duration_text, esc, format_value, html_table
-from twin.report.frames import natural_key
+from twin.report.frames import furthest_buses
 from twin.report.run_data import RunData
 from twin.report.streams import bin_width_s, binned_steps, element_series, step_stats
 
@@ -136,13 +136,7 @@ def heatmap_section(run: RunData, figs: Figures, max_buses: int) -> Section | No
         return Section("heatmap", title, policy_note(run) + _missing(run, "bus extremes"))
     frame = frame[["vm_min_pu", "vm_max_pu"]].dropna(how="all")
     deviation = np.fmax((frame["vm_min_pu"] - 1.0).abs(), (frame["vm_max_pu"] - 1.0).abs())
-    buses = sorted(frame.index, key=natural_key)
-    note = ""
-    if len(buses) > max_buses:
-        keep = set(deviation.nlargest(max_buses).index)
-        note = (f'<p class="note">{max_buses} of {len(buses)} buses: those that went '
-                "furthest from 1 p.u.</p>")
-        buses = [b for b in buses if b in keep]
+    buses, note = furthest_buses(deviation, max_buses)
     z = frame.loc[buses, ["vm_min_pu", "vm_max_pu"]].to_numpy(dtype=float)
     band = run.kpis.get("voltage_band_pu") or [0.95, 1.05]
     half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),

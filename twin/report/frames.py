@@ -139,3 +139,15 @@ def interruptions(load: pd.DataFrame, end: pd.Timestamp | None) -> pd.DataFrame:
     out["back"] = pd.to_datetime(out["back"])
     out["duration_min"] = (out["back"] - out["off"]).dt.total_seconds() / 60.0
     return out.sort_values(["off", "element"], kind="stable").reset_index(drop=True)
+
+
+def furthest_buses(deviation: pd.Series, limit: int) -> tuple[list[str], str]:
+    """The buses of ``deviation`` (by name: how far each went from 1 p.u.) in natural
+    order, only the ``limit`` furthest when there are more, and the note that says so."""
+    buses = sorted(deviation.index, key=natural_key)
+    if len(buses) <= limit:
+        return buses, ""
+    keep = set(deviation.nlargest(limit).index)
+    note = (f'<p class="note">{limit} of {len(buses)} buses: those that went furthest from '
+            "1 p.u.</p>")
+    return [b for b in buses if b in keep], note

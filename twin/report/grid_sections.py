@@ -25,7 +25,7 @@ from twin.report.formatting import (
     kpi_label,
     kpi_unit,
 )
-from twin.report.frames import MAX_POINTS, natural_key, per_element, per_step
+from twin.report.frames import MAX_POINTS, furthest_buses, natural_key, per_element, per_step
 from twin.report.run_data import RunData
 from twin.report.streams import (
     bin_width_s,
@@ -181,13 +181,7 @@ def voltage_heatmap_section(run: RunData, figs: Figures) -> Section | None:
     deviation = element_max(run.chunks(schema.BUS, columns), "vm_pu", deviation_from=1.0)
     if deviation.empty:
         return None
-    buses = sorted(deviation.index, key=natural_key)
-    note = ""
-    if len(buses) > MAX_HEATMAP_BUSES:
-        keep = set(deviation.nlargest(MAX_HEATMAP_BUSES).index)
-        note = (f'<p class="note">{MAX_HEATMAP_BUSES} of {len(buses)} buses: those that went '
-                "furthest from 1 p.u.</p>")
-        buses = [b for b in buses if b in keep]
+    buses, note = furthest_buses(deviation, MAX_HEATMAP_BUSES)
     max_steps = max(10, min(MAX_POINTS, MAX_HEATMAP_CELLS // len(buses)))
     times = _step_times(run, schema.BUS, "vm_pu")
     grid = element_series(run.chunks(schema.BUS, columns), "vm_pu", buses,
