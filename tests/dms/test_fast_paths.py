@@ -8,6 +8,7 @@ import copy
 
 import networkx as nx
 import numpy as np
+import pytest
 import pandas as pd
 import scipy.sparse as sp
 
@@ -90,3 +91,39 @@ def test_bus_nodes_are_networkx_components():
     assert bus_nodes(net) == expected
     net.switch.loc[net.switch.index[-1], "closed"] = False  # a new state: not the cached
     assert bus_nodes(net) == {int(x): int(x) for x in net.bus.index}
+
+
+def test_load_scaling_on_the_cached_model_equals_the_copy_path(monkeypatch):
+    """The scaling's power flows take the forecast arrays straight into the cached model;
+    on a working copy with its injection tables set, the same solver gives the same
+    pseudo-measurements, bit for bit (and a different forecast gives others)."""
+    from twin.dms import load_estimation as le
+    from twin.dms import pf
+
+    net = build_net(GridSpec(builtin="cigre_mv"))
+    pf.runpp_warm(net)  # caches the model of this structure
+    heads = {"trafo:Trafo 0-1": float(net.res_trafo.at[0, "p_hv_mw"]) * 1.1,
+             "trafo:Trafo 0-12": float(net.res_trafo.at[1, "p_hv_mw"]) * 0.9}
+    factor = np.linspace(0.8, 1.2, len(net.load))
+    solves = []
+    original_solve = type(pf.cached_solver(pf.structure_key(net))).solve
+    monkeypatch.setattr(type(pf.cached_solver(pf.structure_key(net))), "solve",
+                        lambda self, *a, **k: solves.append(bool(a[1:] or k))
+                        or original_solve(self, *a, **k))
+    fast = le.pseudo_measurements(net, factor, 0.7, heads)
+    assert solves and all(solves)  # every solve took the arrays
+    init = le._ForecastFlows.__init__
+
+    def copy_path(self, *args):
+        init(self, *args)
+        self.solver = None  # as for a structure not cached: a working copy
+
+    monkeypatch.setattr(le._ForecastFlows, "__init__", copy_path)
+    solves.clear()
+    slow = le.pseudo_measurements(net, factor, 0.7, heads)
+    assert solves and not any(solves)  # the copy's tables, through the same model
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    assert fast.attrs == slow.attrs
+    assert fast.attrs["scale"]["trafo:Trafo 0-1"] != pytest.approx(1.0, abs=0.02)
+    other = le.pseudo_measurements(net, factor, 0.7, {k: v * 1.05 for k, v in heads.items()})
+    assert not np.allclose(other.value, fast.value)

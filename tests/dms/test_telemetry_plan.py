@@ -83,3 +83,19 @@ def test_new_points_or_switch_state_build_a_new_plan(truth, dms_net, monkeypatch
 
     estimate_state(dms_net, telemetry, pseudo, now_s=12.0)     # back: still cached
     assert len(builds) == 3
+
+
+def test_a_vouched_pseudo_table_and_its_copy_give_the_same_estimate(truth, dms_net):
+    """pseudo_measurements vouches for its table's structure (no pass over its rows); a
+    copy or a filtered table is keyed by its rows, and the estimates are the same."""
+    cols = se_module._PSEUDO_KEY_COLUMNS
+    pseudo = pseudo_measurements(dms_net, 1.0, 1.0)
+    copied = pseudo.copy()
+    assert tplan.pseudo_key(pseudo, cols)[0] == "vouched"
+    assert tplan.pseudo_key(copied, cols)[0] != "vouched"
+    fewer = pseudo.iloc[2:].reset_index(drop=True)  # attrs survive; the vouch does not
+    assert tplan.pseudo_key(fewer, cols) != tplan.pseudo_key(pseudo, cols)
+    assert tplan.pseudo_key(fewer, cols)[0] != "vouched"
+    telemetry = full_metering(truth, np.random.default_rng(3), t_s=10.0)
+    _assert_same(estimate_state(dms_net, telemetry, pseudo, now_s=12.0),
+                 estimate_state(dms_net, telemetry, copied, now_s=12.0))

@@ -16,6 +16,7 @@ from typing import Callable
 
 import mosaik
 
+from twin.build.gc_tuning import quiet_gc
 from twin.build.prepare import Prepared, customers
 from twin.build.stopping import RunInterrupted, StopRequest
 from twin.evaluation.expectations import EventLog
@@ -181,7 +182,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     try:
         if stop is not None:  # from now on a stop cancels the world's tasks
             stop.on_request = lambda: _cancel_soon(world.loop)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_gc():
             warnings.simplefilter("ignore", category=UserWarning)
             # (shuts down when it ends; in live mode late steps only warn, ignored above:
             # the lag is measured and reported by the caller)

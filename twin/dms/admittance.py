@@ -152,7 +152,7 @@ def model_key(net: pp.pandapowerNet) -> bytes:
             if column in df.columns:
                 parts.append(np.asarray(df[column].to_numpy(), dtype=np.float64).tobytes())
     if len(net.switch):
-        parts.append("".join(net.switch["et"].astype(str)).encode())
+        parts.append("".join(map(str, net.switch["et"].tolist())).encode())
     return b"".join(parts)
 
 

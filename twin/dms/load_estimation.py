@@ -26,6 +26,8 @@ References
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -38,10 +40,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from twin.dms import pf
+from twin.dms import telemetry_plan as tplan
 from twin.dms.measurements import MEASUREMENT_COLUMNS, element_index
 from twin.dms.netcopy import INJECTION_TABLES, working_copy
 from twin.dms.pf_arrays import ArrayPowerFlow
 from twin.grid.names import element_names, split_ref
+from twin.grid.pgm import PowerFlowFailed
 
 FactorLike = float | Sequence[float] | np.ndarray | pd.Series
 
@@ -245,9 +250,15 @@ def pseudo_measurements(
         row_scale[k:n_pseudo:2] = bus_scale[rows]
     columns = dict(plan.columns)
     columns["value"], columns["std_dev"], columns["scale"] = value, std, row_scale
-    out = pd.DataFrame(columns, columns=list(MEASUREMENT_COLUMNS) + ["scale"])
+    # the dict in column order: DataFrame(dict, columns=…) reindexes, twice the time
+    out = pd.DataFrame({name: columns[name] for name in _RESULT_COLUMNS})
     out.attrs.update(attrs)
+    # the rows are the plan's: the estimator's plan lookup needs no pass over them
+    tplan.vouch_pseudo_structure(out, ("load_estimation", plan.token))
     return out
+
+
+_RESULT_COLUMNS = tuple(MEASUREMENT_COLUMNS) + ("scale",)
 
 
 @dataclass(frozen=True)
@@ -270,10 +281,13 @@ class _Plan:
     columns: dict[str, np.ndarray]
     index_of: dict[str, dict[int, int]]
     key: bytes  # of the structure it was made for (:func:`_plan_key`)
+    token: int = dataclasses.field(default_factory=lambda: next(_PLAN_TOKENS))  # unique
 
     def position(self, table: str, idx) -> int:
         return self.index_of.get(table, {}).get(int(idx), -1)
 
+
+_PLAN_TOKENS = itertools.count()
 
 #: Plans of the last few structures, by :func:`_plan_key`; each with a weak reference to
 #: the bus table it named its rows from (names are not part of the key).
@@ -298,7 +312,7 @@ def _plan_key(net: pp.pandapowerNet) -> bytes:
                 # not to_numpy(na_value=…): ten times slower, and None becomes NaN anyway
                 parts.append(np.asarray(df[column].to_numpy(), dtype=float).tobytes())
         if table == "switch":
-            parts.append("".join(df["et"].astype(str)).encode())
+            parts.append("".join(map(str, df["et"].tolist())).encode())
     return b"".join(parts)
 
 
@@ -481,22 +495,12 @@ def _metered_scale(net, plan: _Plan, metered, load_p_mw, load_q_mvar, sgen_p, sg
     head flows (loads in ``fixed_loads`` are metered themselves: they keep factor 1)."""
     groups, at = _scaling_groups(net, plan, metered, fixed_loads)
     k = np.ones(len(net.load))
-    work = working_copy(net, INJECTION_TABLES)  # only the injections change
-    # The forecasts already include pandapower's scaling; the copy must not apply it twice.
-    for table, p, q in (("sgen", sgen_p, sgen_q), ("storage", stor_p, stor_q)):
-        if len(work[table]):
-            work[table]["p_mw"] = p
-            work[table]["q_mvar"] = q
-            work[table]["scaling"] = 1.0
-    work.load["scaling"] = 1.0
-    flows = ArrayPowerFlow(work)  # the head flows are read from the solver's arrays
+    flows = _ForecastFlows(net, {"sgen": (sgen_p, sgen_q), "storage": (stor_p, stor_q)})
     clipped: set[str] = set()
     last: dict[int, tuple[float, float]] = {}  # group -> (k, head flow) of the last solve
-    for iteration in range(_SCALE_ITERATIONS):
-        work.load["p_mw"] = load_p_mw * k
-        work.load["q_mvar"] = load_q_mvar * k
+    for _iteration in range(_SCALE_ITERATIONS):
         try:
-            flows.solve(same_structure=iteration > 0)
+            flows.solve(load_p_mw * k, load_q_mvar * k)
         except Exception as exc:  # pandapower raises several kinds for a failed solve
             return np.ones(len(net.load)), {"scale": {}, "message": (
                 f"load scaling skipped: the power flow of the forecast failed "
@@ -531,6 +535,54 @@ def _metered_scale(net, plan: _Plan, metered, load_p_mw, load_q_mvar, sgen_p, sg
         attrs["message"] = (f"load scaling clipped to {SCALE_BOUNDS} for "
                             f"{', '.join(sorted(clipped))}: check meter, forecast, topology")
     return k, attrs
+
+
+class _ForecastFlows:
+    """Power flows of ``net`` with its injections replaced by forecast arrays (pandapower's
+    ``scaling`` applied already), for the load scaling's iterations.
+
+    On the cached power-grid-model of the net's structure (:mod:`twin.dms.pf`) the arrays
+    go straight into the solver: no copy of the net, no table written. Otherwise (a new
+    structure, a net it does not model, a failed solve) on a working copy whose injection
+    tables are set, solved by :class:`ArrayPowerFlow`: pandapower where needed.
+    """
+
+    def __init__(self, net: pp.pandapowerNet, fixed: dict[str, tuple[np.ndarray, np.ndarray]]):
+        self.net, self.fixed = net, fixed
+        self.solver = pf.cached_solver(pf.structure_key(net))
+        self.res: dict[str, dict[str, np.ndarray]] | None = None
+        self.work: pp.pandapowerNet | None = None
+        self.flows: ArrayPowerFlow | None = None
+
+    def solve(self, load_p_mw: np.ndarray, load_q_mvar: np.ndarray) -> None:
+        if self.solver is not None:
+            try:
+                self.res = self.solver.solve(
+                    self.net, {**self.fixed, "load": (load_p_mw, load_q_mvar)})
+                return
+            except PowerFlowFailed:
+                self.solver = None  # pandapower from here on, from its own start
+        self.res = None
+        first = self.work is None
+        if first:
+            self.work = working_copy(self.net, INJECTION_TABLES)  # only injections change
+            # the arrays include pandapower's scaling: the copy must not apply it twice
+            for table, (p, q) in self.fixed.items():
+                if len(self.work[table]):
+                    self.work[table]["p_mw"] = p
+                    self.work[table]["q_mvar"] = q
+                    self.work[table]["scaling"] = 1.0
+            self.work.load["scaling"] = 1.0
+            self.flows = ArrayPowerFlow(self.work)
+        self.work.load["p_mw"] = load_p_mw
+        self.work.load["q_mvar"] = load_q_mvar
+        self.flows.solve(same_structure=not first)
+
+    def values(self, table: str, column: str) -> np.ndarray:
+        """``res_<table>[column]`` of the last solve, in table order."""
+        if self.res is not None:
+            return self.res[table][column]
+        return self.flows.values(table, column)
 
 
 #: Feeder groups of the last few (structure, heads, metered loads): the graph search
@@ -575,7 +627,7 @@ def _head_reader(net: pp.pandapowerNet, head: str) -> tuple[str, int, str]:
     return (table, int(net[table].index.get_loc(idx)), column)
 
 
-def _head_flow(flows: ArrayPowerFlow, reader: tuple[str, int, str]) -> float:
+def _head_flow(flows: _ForecastFlows, reader: tuple[str, int, str]) -> float:
     table, pos, column = reader
     values = flows.values(table, column)
     if pos < 0:  # the substation: all ext_grids (pandas' sum skips NaN)

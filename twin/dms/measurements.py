@@ -365,8 +365,9 @@ def to_pandapower_measurements(
     return out.reset_index(drop=True), stale
 
 
-def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str) -> pd.Series:
-    """Newest reported ``quantity`` per element of ``table``, indexed by net index."""
+def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str
+               ) -> tuple[list, np.ndarray]:
+    """Newest reported ``quantity`` per element of ``table``: (net indices, values)."""
     # newest first, then filtered: the same rows, and the newest of the whole table is
     # shared with the cycle's other readers of it
     hit = _POINTS.get(id(telemetry))  # the table's points already: no need to check it
@@ -375,7 +376,7 @@ def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str) -> p
     elements, values = points.get(
         (table, quantity), ((), np.empty(0)))
     index = element_index(net, elements)
-    return pd.Series(values, index=[index[e] for e in elements], dtype=float)
+    return [index[e] for e in elements], np.asarray(values, dtype=float)
 
 
 #: :func:`newest_points` of the last few tables, by ``id`` with a weak reference.
@@ -432,9 +433,9 @@ def set_switch_states(net: pp.pandapowerNet,
     ``telemetry``: rows as in :func:`telemetry_frame`; ``closed`` values ≥ 0.5 mean closed.
     Switches without telemetry keep their state; ValueError for an unknown switch name.
     """
-    closed = _newest_of(net, telemetry, "switch", "closed")
+    index, closed = _newest_of(net, telemetry, "switch", "closed")
     if len(closed):
-        _set_column(net.switch, closed.index, "closed", closed.to_numpy() >= 0.5)
+        _set_column(net.switch, index, "closed", closed >= 0.5)
 
 
 def set_tap_positions(net: pp.pandapowerNet,
@@ -446,9 +447,9 @@ def set_tap_positions(net: pp.pandapowerNet,
     whole steps.
     """
     for (table, quantity), column in POSITION_QUANTITIES.items():
-        values = _newest_of(net, telemetry, table, quantity)
+        index, values = _newest_of(net, telemetry, table, quantity)
         if len(values):
-            _set_column(net[table], values.index, column, np.round(values.to_numpy()))
+            _set_column(net[table], index, column, np.round(values))
 
 
 def _set_column(df: pd.DataFrame, index, column: str, values: np.ndarray) -> None:

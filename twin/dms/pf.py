@@ -50,17 +50,19 @@ def structure_key(net: pp.pandapowerNet) -> bytes:
     """A digest of what a power-flow model of ``net`` is built from (not its injections).
 
     Column by column: one float block of a mixed-dtype frame would make pandas consolidate
-    (ten times slower)."""
+    (ten times slower). ``np.asarray(…, float)`` rather than ``to_numpy(dtype=float,
+    na_value=nan)``: the same values (None becomes NaN) at a quarter of the time, and
+    this runs for every what-if."""
     h = hashlib.blake2b(digest_size=16)
     for table, columns in _STRUCTURE.items():
         df = net[table]
         h.update(table.encode())
-        h.update(df.index.to_numpy(dtype=np.int64).tobytes())
+        h.update(np.asarray(df.index.to_numpy(), dtype=np.int64).tobytes())
         if not len(df):
             continue
         for col in columns:
             if col in df.columns:
-                h.update(df[col].to_numpy(dtype=float, na_value=np.nan).tobytes())
+                h.update(np.asarray(df[col].to_numpy(), dtype=float).tobytes())
         for col in _TEXT.get(table, ()):
             if col in df.columns:
                 h.update("|".join(map(str, df[col].tolist())).encode())

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import re
 import warnings
@@ -300,7 +301,7 @@ def estimate_state(
             return _failed(work, run, stale, bad_data)
         J = float(np.sum(run.r ** 2 / run.r_var))
         dof = run.m - run.n
-        threshold = float(chi2_dist.ppf(chi2_confidence, dof)) if dof > 0 else float("nan")
+        threshold = _chi2_threshold(chi2_confidence, dof) if dof > 0 else float("nan")
         passed: bool | None = bool(J <= threshold) if dof > 0 else None
         if passed is None:
             notes.append(f"no redundancy (m = {run.m} ≤ n = {run.n}): bad data cannot "
@@ -342,6 +343,13 @@ def estimate_state(
         bad_data=bad_data, stale=stale, iterations=run.iterations,
         message="; ".join(notes), vm_sigma_pu=_vm_sigma(work, run), chi2_passed=passed,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _chi2_threshold(confidence: float, dof: int) -> float:
+    """χ² quantile: the same few (confidence, m − n) every cycle, and scipy's ppf costs
+    more than the test it serves."""
+    return float(chi2_dist.ppf(confidence, dof))
 
 
 def estimation_error(se: SEResult, truth_vm_pu: pd.Series) -> dict[str, float]:
@@ -692,12 +700,15 @@ def _numpy_results(net: pp.pandapowerNet, run: _Run) -> dict[str, pd.Series]:
     i_f = np.abs(Sf) / (sol.vm_pu[model.f_bus] * model.base_kv[model.f_bus]) / np.sqrt(3)
     i_t = np.abs(St) / (sol.vm_pu[model.t_bus] * model.base_kv[model.t_bus]) / np.sqrt(3)
     line, trafo = net.line, net.trafo
-    i_max_ka = (line["max_i_ka"] * line["df"] * line["parallel"]).to_numpy(dtype=float)
+    # (arrays, not Series arithmetic: this runs every cycle)
+    i_max_ka = (line["max_i_ka"].to_numpy(dtype=float) * line["df"].to_numpy(dtype=float)
+                * line["parallel"].to_numpy(dtype=float))
     i_line = at_branches(np.maximum(i_f, i_t), model.line_branch)
     with np.errstate(divide="ignore", invalid="ignore"):
         line_loading = np.where(i_max_ka != 0, i_line / i_max_ka, np.inf) * 100.0
     s_trafo = at_branches(np.maximum(np.abs(Sf), np.abs(St)), model.trafo_branch)
-    rating = (trafo["sn_mva"] * trafo["parallel"] * trafo["df"]).to_numpy(dtype=float)
+    rating = (trafo["sn_mva"].to_numpy(dtype=float) * trafo["parallel"].to_numpy(dtype=float)
+              * trafo["df"].to_numpy(dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         trafo_loading = s_trafo / rating * 100.0
     return {

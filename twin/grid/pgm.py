@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandapower as pp
@@ -239,14 +240,22 @@ class PgmSolver:
         return self.net[table].index.get_indexer(np.asarray(idx))
 
     # ------------------------------------------------------------------ inputs
-    def _set_injections(self) -> None:
+    def _set_injections(self, given: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+                        ) -> None:
         """P and Q of every load, sgen and storage from the net [W, var] (pandapower's
-        ppc: value × scaling, zero out of service)."""
+        ppc: value × scaling, zero out of service); ``given`` tables' from their arrays
+        instead (scaling applied already)."""
         for table, arr in self._inj.items():
             df = self.net[table]
             if not len(df):
                 continue
-            factor = df["scaling"].to_numpy(dtype=float) * df["in_service"].to_numpy(dtype=bool)
+            in_service = df["in_service"].to_numpy(dtype=bool)
+            if given is not None and table in given:
+                p_mw, q_mvar = given[table]
+                arr["p_specified"] = np.where(in_service, p_mw, 0.0) * 1e6
+                arr["q_specified"] = np.where(in_service, q_mvar, 0.0) * 1e6
+                continue
+            factor = df["scaling"].to_numpy(dtype=float) * in_service
             arr["p_specified"] = df["p_mw"].to_numpy(dtype=float) * factor * 1e6
             arr["q_specified"] = df["q_mvar"].to_numpy(dtype=float) * factor * 1e6
 
@@ -261,17 +270,22 @@ class PgmSolver:
         shunt["b1"] = -sh["q_mvar"].to_numpy(dtype=float) * factor / vn_kv ** 2
 
     # ------------------------------------------------------------------ solve
-    def solve(self, net: pp.pandapowerNet | None = None) -> dict[str, dict[str, np.ndarray]]:
+    def solve(self, net: pp.pandapowerNet | None = None,
+              injections: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+              ) -> dict[str, dict[str, np.ndarray]]:
         """Power flow on the net's present injections, shunt steps and slack set-points.
 
         ``net``: another net of the same structure (e.g. a copy) to take them from; it is
         the one solved from then on.
+        ``injections``: ``{table: (p_mw, q_mvar)}`` arrays in table order (``load``,
+        ``sgen``, ``storage``; pandapower's ``scaling`` applied) that replace those tables'
+        columns for this solve: a what-if on injections needs no copy of the net.
         Returns results per table and column (pandapower's names), in the net's row order.
         Raises :class:`PowerFlowFailed` when the solver does not converge.
         """
         if net is not None:
             self.net = net
-        self._set_injections()
+        self._set_injections(injections)
         upd = self._update
         for comp, parts in ((ComponentType.sym_load, ("load", "storage")),
                             (ComponentType.sym_gen, ("sgen",))):
@@ -302,7 +316,8 @@ class PgmSolver:
             try:
                 return self.model.calculate_power_flow(
                     symmetric=True, error_tolerance=ERROR_TOLERANCE_PU,
-                    max_iterations=MAX_ITERATIONS, calculation_method=method)
+                    max_iterations=MAX_ITERATIONS, calculation_method=method,
+                    output_component_types=_OUTPUT)
             except PowerGridError as exc:
                 error = exc
         raise PowerFlowFailed(f"power-grid-model: {type(error).__name__}: {error}") from error
@@ -389,6 +404,12 @@ class PgmSolver:
         f, t = self._from_node[a:b], self._to_node[a:b]
         return {f"vm_{side_from}_pu": vm_node[f], f"va_{side_from}_degree": va_node[f],
                 f"vm_{side_to}_pu": vm_node[t], f"va_{side_to}_degree": va_node[t]}
+
+
+#: The results read (:meth:`PgmSolver._results`): loads and generators are reported as set,
+#: so their output arrays, allocated on every solve, are not asked for.
+_OUTPUT = {ComponentType.node, ComponentType.generic_branch, ComponentType.source,
+           ComponentType.shunt}
 
 
 class PowerFlowFailed(RuntimeError):
