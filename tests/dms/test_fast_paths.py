@@ -8,8 +8,8 @@ import copy
 
 import networkx as nx
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from twin.dms.cycle import CycleSettings, DMSState, run_cycle

@@ -267,7 +267,8 @@ class FlisrController:
             detail = "; ".join(f"{self.name('switch', sw)}: {_refusal(f, self.settings)}"
                                for sw, f in sorted(refused.items()))
             b = self.name("switch", inc.breaker)
-            decisions.append(Decision(t_s, "flisr", "none", f"switch:{b}", None, "advisory", f"{_names(names)} stay off until "
+            decisions.append(Decision(t_s, "flisr", "none", f"switch:{b}", None, "advisory",
+                                      f"{_names(names)} stay off until "
                                       f"the repair: no tie can carry them ({detail}).",
                                       {"unrestored": len(names)}))
         self.phase = "restoring"

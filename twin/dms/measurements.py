@@ -170,7 +170,7 @@ def _is_telemetry_frame(rows) -> bool:
     if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
         return False
     dtypes = rows.dtypes
-    return all(dtypes[c] == object for c in ("element", "quantity")) and all(
+    return all(dtypes[c].kind == "O" for c in ("element", "quantity")) and all(
         dtypes[c] == np.float64 for c in ("value", "source_t_s", "delivery_t_s", "sigma"))
 
 
