@@ -70,8 +70,9 @@ class ProfileForecast:
         """(load factors, sgen factors) [-] at ``t_s`` [s since the start]."""
         hour_local = np.array([(self.start_hour_utc + t_s / 3600
                                 + self.longitude_deg / DEGREES_PER_HOUR) % 24])
-        load_f = np.array([0.0 if k is None else float(daily_shape(hour_local, k)[0])
-                           for k in self.load_kinds])
+        by_kind = {k: float(daily_shape(hour_local, k)[0])
+                   for k in set(self.load_kinds) if k is not None}
+        load_f = np.array([0.0 if k is None else by_kind[k] for k in self.load_kinds])
         row = min(int(t_s // self.weather_step_s), len(self.clear_sky_ghi_w_m2) - 1)
         clear_sky = self.clear_sky_ghi_w_m2[row] / STC_IRRADIANCE_W_M2
         sgen_f = np.where(self.is_pv, CLEAR_SKY_DERATING * clear_sky,

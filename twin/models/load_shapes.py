@@ -7,6 +7,8 @@ synthetic load profiles (:mod:`twin.build.profiles`) and for the DMS's own forec
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -31,20 +33,27 @@ def daily_shape(hours_local: np.ndarray, kind: str) -> np.ndarray:
         Local solar time of day [h], 0–24.
     kind : {'residential', 'commercial', 'industrial'}
     """
+    return _shape(np.asarray(hours_local, dtype=float), kind) / _peak(kind)
+
+
+def _shape(h: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "residential":
+        return 0.30 + 0.35 * _bump(h, 7.5, 1.2) + 0.15 * _bump(h, 13.0, 2.0) + 0.70 * _bump(
+            h, 19.5, 2.0
+        )
+    if kind == "commercial":
+        return 0.25 + 0.75 * _plateau(h, 8.0, 18.0)
+    if kind == "industrial":
+        return 0.55 + 0.45 * _plateau(h, 6.0, 22.0)
+    raise ValueError(f"unknown load kind {kind!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _peak(kind: str) -> float:
+    """The day-curve's maximum on a one-minute grid (computed once per kind: the DMS's
+    forecast asks every cycle)."""
     grid = np.linspace(0.0, 24.0, 24 * 60, endpoint=False)
-
-    def shape(h: np.ndarray) -> np.ndarray:
-        if kind == "residential":
-            return 0.30 + 0.35 * _bump(h, 7.5, 1.2) + 0.15 * _bump(h, 13.0, 2.0) + 0.70 * _bump(
-                h, 19.5, 2.0
-            )
-        if kind == "commercial":
-            return 0.25 + 0.75 * _plateau(h, 8.0, 18.0)
-        if kind == "industrial":
-            return 0.55 + 0.45 * _plateau(h, 6.0, 22.0)
-        raise ValueError(f"unknown load kind {kind!r}")
-
-    return shape(np.asarray(hours_local, dtype=float)) / shape(grid).max()
+    return _shape(grid, kind).max()
 
 
 def load_kind(name: str) -> str:
