@@ -67,6 +67,15 @@ def _finite(value: Any) -> bool:
         return False
 
 
+def _telemetry_row(m) -> dict[str, Any]:
+    """A DMS telemetry row (twin.dms.controller.TelemetryRow) of a delivered measurement: the
+    grid element was resolved when the field was built, so the receiver never parses the
+    point name."""
+    return {"element": m.element, "quantity": m.quantity, "value": float(m.value),
+            "source_t_s": m.source_t_s, "delivery_t_s": m.delivery_t_s, "sigma": m.sigma,
+            "rtu": m.rtu, "point": m.point}
+
+
 def _number_or_none(value: Any) -> float | None:
     try:
         return float(value)
@@ -98,7 +107,9 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.until = math.inf
         self.out_devices: dict[str, dict[str, Any]] = {}  # actuator outputs of this step
         self.setpoints: dict[str, dict[str, Any]] = {}    # held set-points per device
-        self.out_measurements: list[dict] = []
+        # delivered telemetry (comms Measurements) since the last get_data; turned into rows
+        # only there, and dropped when nobody is connected to "measurements"
+        self.out_measurements: list = []
         self.out_outcomes: list[dict] = []
         self.records: list[dict] = []
         self._crew_jobs: dict[str, tuple] = {}  # job id -> (target, action, value, sent_t_s)
@@ -315,14 +326,8 @@ class FieldSim(mosaik_api_v3.Simulator):
 
     # ------------------------------------------------------------------ telemetry
     def _on_measurement(self, m) -> None:
-        value = float(m.value)
-        # a DMS telemetry row (twin.dms.controller.TelemetryRow): the grid element was
-        # resolved when the field was built, so the receiver never parses the point name
-        self.out_measurements.append({"element": m.element, "quantity": m.quantity,
-                                      "value": value, "source_t_s": m.source_t_s,
-                                      "delivery_t_s": m.delivery_t_s, "sigma": m.sigma,
-                                      "rtu": m.rtu, "point": m.point})
-        self.records.append(telemetry_record(m.rtu, m.point, value, m.source_t_s,
+        self.out_measurements.append(m)
+        self.records.append(telemetry_record(m.rtu, m.point, float(m.value), m.source_t_s,
                                              m.delivery_t_s))
 
     def _comm_records(self, t_s: float) -> list[dict]:
@@ -337,8 +342,10 @@ class FieldSim(mosaik_api_v3.Simulator):
             if eid == "field":
                 out: dict[str, Any] = {}
                 if "measurements" in attrs and self.out_measurements:
-                    out["measurements"] = self.out_measurements
-                    self.out_measurements = []
+                    out["measurements"] = [_telemetry_row(m) for m in self.out_measurements]
+                # mosaik asks for the same attributes at every step: without a consumer of
+                # "measurements" (no DMS) they would pile up for the whole run
+                self.out_measurements = []
                 if "command_outcomes" in attrs and self.out_outcomes:
                     out["command_outcomes"] = self.out_outcomes
                     self.out_outcomes = []

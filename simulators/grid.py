@@ -86,7 +86,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self.faults: list[tuple[int, Fault]] = []  # (tick, fault), latest first
         self.res_s = 1.0
         self.records: list[dict] = []
-        self._vector_positions: dict[tuple[str, str], tuple] = {}
+        self._vector_positions_cache: dict[tuple[str, str], tuple] = {}
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         self.res_s = float(time_resolution)
@@ -120,10 +120,19 @@ class GridSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         model = self.model
         assert model is not None
-        injections: dict[str, dict[int, tuple[float | None, float | None]]] = {}
+        # per table: this step's P and Q columns (copies), and whether an input set each;
+        # written into the net once per table and quantity, not once per source
+        columns: dict[str, list] = {}
         covered: dict[str, np.ndarray] = {}  # per table: positions a vector input set
         for src, vector in sorted(inputs.get("grid", {}).get("injections", {}).items()):
-            covered[vector["table"]] = self._apply_vector(src, vector)
+            table = vector["table"]
+            cols = columns.get(table) or self._columns(table, columns)
+            positions, covered[table] = self._vector_positions(src, vector)
+            for k, key in ((0, "p_mw"), (1, "q_mvar")):
+                values = vector.get(key)
+                if values is not None:
+                    cols[k][positions] = values
+                    cols[k + 2] = True
         for eid, attrs in inputs.items():
             if eid == "grid":
                 continue
@@ -144,12 +153,19 @@ class GridSim(mosaik_api_v3.Simulator):
                 if note:
                     self._event(time, table, idx, "command_limited", note)
             else:
-                p, q = _total(attrs.get("p_mw")), _total(attrs.get("q_mvar"))
-                if table in covered and covered[table][model.positions[table][idx]]:
-                    p, q = model.add_vector_share(table, idx, p, q)
-                injections.setdefault(table, {})[idx] = (p, q)
-        for table, values in injections.items():
-            model.set_injections(table, values)
+                cols = columns.get(table) or self._columns(table, columns)
+                pos = model.positions[table][idx]
+                shared = table in covered and covered[table][pos]
+                for k, key in ((0, "p_mw"), (1, "q_mvar")):
+                    value = _total(attrs.get(key))
+                    if value is None:
+                        continue
+                    if shared:  # a plant and a profile of one element add up
+                        value = value + float(cols[k][pos])
+                    cols[k][pos] = value
+                    cols[k + 2] = True
+        for table, (p_mw, q_mvar, p_set, q_set) in columns.items():
+            model.set_injection_columns(table, p_mw if p_set else None, q_mvar if q_set else None)
         t_s = time * self.res_s
         self._record(model.protect(t_s))  # a switch closed onto a fault, a reclose due
         while self.faults and self.faults[-1][0] <= time:
@@ -171,19 +187,22 @@ class GridSim(mosaik_api_v3.Simulator):
             nxt = min(nxt, max(time + 1, ticks_at_or_after(protection_s, self.res_s)))
         return nxt
 
-    def _apply_vector(self, src: str, vector: dict) -> np.ndarray:
-        """A table's P/Q as arrays into the model; the mask of the positions it set."""
+    def _columns(self, table: str, columns: dict[str, list]) -> list:
+        """``table``'s P and Q columns for this step (copies), none set yet."""
+        cols = columns[table] = [*self.model.injection_columns(table), False, False]
+        return cols
+
+    def _vector_positions(self, src: str, vector: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in its table of a vector input's elements, and their mask."""
         table, index = vector["table"], vector["index"]
-        cached = self._vector_positions.get((src, table))
+        cached = self._vector_positions_cache.get((src, table))
         if cached is None or cached[0] is not index:  # positions once per source and index
             positions = np.fromiter((self.model.positions[table][int(i)] for i in index),
                                     np.int64, len(index))
             mask = np.zeros(len(self.model.net[table]), bool)
             mask[positions] = True
-            cached = self._vector_positions[(src, table)] = (index, positions, mask)
-        self.model.set_injection_arrays(table, cached[1], vector.get("p_mw"),
-                                        vector.get("q_mvar"))
-        return cached[2]
+            cached = self._vector_positions_cache[(src, table)] = (index, positions, mask)
+        return cached[1], cached[2]
 
     def _record(self, events) -> None:
         names = self.names

@@ -8,6 +8,7 @@ when producing; line/trafo flows positive from the from/hv side into the element
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,7 +146,7 @@ class GridModel:
         self._needs_full = True  # first solve, and after topology changes or failures
         self._live_buses: set[int] | None = None  # None: to be found (topology changed)
         self._supplied = np.zeros(0, bool)          # per load, with _live_buses
-        self._no_flags: dict[str, np.ndarray] = {}  # all-False flags without protection
+        self._no_flags: dict[str, np.ndarray] = {}  # all-False flags (none set, or no protection)
         self._taps_changed = False
         self._shunts_changed = False
         self.positions = {t: {int(i): k for k, i in enumerate(net[t].index)} for t in
@@ -180,23 +181,22 @@ class GridModel:
             if changed:
                 df[col] = column
 
-    def set_injection_arrays(self, table: str, positions: np.ndarray,
-                             p_mw: np.ndarray | None, q_mvar: np.ndarray | None) -> None:
-        """P [MW] and Q [Mvar] of the elements at ``positions`` of ``table`` as vectors."""
+    def injection_columns(self, table: str) -> tuple[np.ndarray, np.ndarray]:
+        """P [MW] and Q [Mvar] of every element of ``table``, in row order, as copies to
+        change and hand back to :meth:`set_injection_columns`."""
         df = self.net[table]
-        for col, values in (("p_mw", p_mw), ("q_mvar", q_mvar)):
-            if values is None:
-                continue
-            column = df[col].to_numpy(dtype=float, copy=True)
-            column[positions] = values
-            df[col] = column
+        return (df["p_mw"].to_numpy(dtype=float, copy=True),
+                df["q_mvar"].to_numpy(dtype=float, copy=True))
 
-    def add_vector_share(self, table: str, idx: int, p: float | None,
-                         q: float | None) -> tuple[float | None, float | None]:
-        """``p``/``q`` plus what a vector input set for the element this step."""
-        df, pos = self.net[table], self.positions[table][idx]
-        return (None if p is None else p + float(df["p_mw"].iat[pos]),
-                None if q is None else q + float(df["q_mvar"].iat[pos]))
+    def set_injection_columns(self, table: str, p_mw: np.ndarray | None,
+                              q_mvar: np.ndarray | None) -> None:
+        """Whole P [MW] and Q [Mvar] columns of ``table`` in row order (None: unchanged):
+        one pandas assignment per quantity and step, whatever the number of sources."""
+        df = self.net[table]
+        if p_mw is not None:
+            df["p_mw"] = p_mw
+        if q_mvar is not None:
+            df["q_mvar"] = q_mvar
 
     def set_switch(self, idx: int, closed: bool) -> bool:
         """Returns True when the state changed (the topology must then be rebuilt)."""
@@ -362,9 +362,10 @@ class GridModel:
                 continue
             for col in ("p_mw", "q_mvar"):
                 values = df[col].to_numpy(dtype=float)
-                finite = np.isfinite(values)
-                if finite.all():
+                # one sum tells whether all are finite (an overflow only takes the long way)
+                if math.isfinite(np.add.reduce(values)):
                     continue
+                finite = np.isfinite(values)
                 bad = ~finite & df["in_service"].to_numpy(dtype=bool)
                 if bad.any():
                     k = int(np.flatnonzero(bad)[0])
@@ -419,7 +420,8 @@ class GridModel:
         net, r, p = self.net, self.results, self.protection
         for table, attr in FLAG_ATTRS[:3]:
             index = net[table].index
-            if p is None:
+            # nothing tripped and no indicator set (nearly every solve): no loop over elements
+            if p is None or not (p.tripped if table == "switch" else p.fpi_since):
                 r[table][attr] = self._no_flags.setdefault(table, np.zeros(len(index), bool))
             elif table == "switch":
                 r[table][attr] = np.fromiter((int(i) in p.tripped for i in index), bool, len(index))

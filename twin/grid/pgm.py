@@ -233,6 +233,7 @@ class PgmSolver:
                         for comp, n in sizes.items()}
         for comp, arr in self._update.items():
             arr["id"] = data[comp]["id"][: len(arr)]
+        self._sent: dict[ComponentType, bytes] = {}  # last update sent per component
         self.n_builds += 1
 
     def _positions(self, table: str, idx) -> np.ndarray:
@@ -304,7 +305,14 @@ class PgmSolver:
         source["u_ref"] = eg["vm_pu"].to_numpy(dtype=float)
         source["u_ref_angle"] = np.deg2rad(eg["va_degree"].to_numpy(dtype=float))
         source["status"] = eg["in_service"].to_numpy(dtype=np.int8)
-        self.model.update(update_data=upd)
+        # shunt steps and slack set-points seldom change: sent only when they did (an
+        # update of them makes power-grid-model rebuild its admittance matrix; the model
+        # holds the values it was last sent, so the result is the same)
+        changed = {comp: arr for comp, arr in upd.items()
+                   if comp in _INJECTION_COMPONENTS or self._sent.get(comp) != arr.tobytes()}
+        self.model.update(update_data=changed)
+        self._sent.update((comp, arr.tobytes()) for comp, arr in changed.items()
+                          if comp not in _INJECTION_COMPONENTS)
         return self._results(self._calculate())
 
     def _calculate(self):
@@ -405,6 +413,9 @@ class PgmSolver:
         return {f"vm_{side_from}_pu": vm_node[f], f"va_{side_from}_degree": va_node[f],
                 f"vm_{side_to}_pu": vm_node[t], f"va_{side_to}_degree": va_node[t]}
 
+
+#: Components updated at every solve (the injections); the others when they changed.
+_INJECTION_COMPONENTS = (ComponentType.sym_load, ComponentType.sym_gen)
 
 #: The results read (:meth:`PgmSolver._results`): loads and generators are reported as set,
 #: so their output arrays, allocated on every solve, are not asked for.

@@ -68,6 +68,8 @@ _ARROW_TYPES: dict[type, pa.DataType] = {
 _PYTHON_TYPES = {str(arrow): python for python, arrow in _ARROW_TYPES.items()}
 #: A column's numpy dtype kind -> the Python type its values have in a point.
 _KIND_TYPES = {"f": float, "b": bool, "i": int, "u": int}
+#: A buffered point: time [ns], tags, fields.
+_Row = tuple[int, dict[str, str], dict[str, FieldValue]]
 
 
 def _check_measurement(name: str) -> None:
@@ -105,8 +107,8 @@ class FileStore:
 
     Notes
     -----
-    Points are kept by reference until their part is written: do not change a point's
-    dicts after handing it to :meth:`write`.
+    A point's tags and fields are kept by reference until their part is written: do not
+    change a point's dicts after handing it to :meth:`write`.
 
     Not thread-safe: one writer (e.g. the recorder, or the background thread of
     :class:`~twin.recording.resilient.ResilientWriter`) per store.
@@ -125,9 +127,9 @@ class FileStore:
         self.flush_every_s = flush_every_s
         self._clock = clock
         self._last_flush = clock()
-        # Per measurement, in write order: runs of points and of column batches (made into
-        # Arrow columns only when the part is written: a step costs a list append).
-        self._buffers: dict[str, list[list[Point] | list[ColumnBatch]]] = {}
+        # Per measurement, in write order: runs of point rows and of column batches (made
+        # into Arrow columns only when the part is written: a step costs a list append).
+        self._buffers: dict[str, list[list[_Row] | list[ColumnBatch]]] = {}
         self._buffered: dict[str, int] = {}  # rows per measurement's buffer
         # Per measurement: the one type of each field, and every tag key seen (incl. on disk).
         self._field_types: dict[str, dict[str, type]] = {}
@@ -167,9 +169,11 @@ class FileStore:
         for point in points:
             if point.fields:
                 chunks = self._buffers.setdefault(point.measurement, [])
-                if not chunks or not isinstance(chunks[-1][0], Point):
+                if not chunks or isinstance(chunks[-1][0], ColumnBatch):
                     chunks.append([])
-                chunks[-1].append(point)  # type: ignore[arg-type]
+                # a row, not the Point: a tuple of an int and two dicts of plain values is
+                # no work for the garbage collector, a Point is (until the part is written)
+                chunks[-1].append((point.time_ns, point.tags, point.fields))  # type: ignore[arg-type]
                 self._buffered[point.measurement] = self._buffered.get(point.measurement, 0) + 1
                 touched.add(point.measurement)
         self._flush_due(touched)
@@ -334,23 +338,24 @@ class FileStore:
         self._closed = True
 
 
-def _to_table(points: list[Point], field_types: dict[str, type]) -> pa.Table:
-    """Build one Arrow table column-wise from buffered points (one pass per column)."""
-    tag_keys: dict[str, None] = {}
-    field_keys: dict[str, None] = {}
-    for point in points:
-        tag_keys.update(dict.fromkeys(point.tags))
-        field_keys.update(dict.fromkeys(point.fields))
+def _to_table(rows: list[_Row], field_types: dict[str, type]) -> pa.Table:
+    """Build one Arrow table column-wise from buffered point rows (one pass per column)."""
+    times, tag_dicts, field_dicts = ([row[k] for row in rows] for k in range(3))
+    # the keys in first-seen order from the distinct key sets (points of one measurement
+    # mostly share one): a dict per set, not per point
+    tag_keys = dict.fromkeys(k for keys in dict.fromkeys(map(tuple, tag_dicts)) for k in keys)
+    field_keys = dict.fromkeys(k for keys in dict.fromkeys(map(tuple, field_dicts))
+                               for k in keys)
     tags = sorted(tag_keys)
     fields = list(field_keys)
-    columns = [pa.array([point.time_ns for point in points], type=pa.int64()).cast(_TIMESTAMP)]
+    columns = [pa.array(times, type=pa.int64()).cast(_TIMESTAMP)]
     names = [_TIME]
     for key in tags:
-        columns.append(pa.array([point.tags.get(key) for point in points], type=pa.string()))
+        columns.append(pa.array([d.get(key) for d in tag_dicts], type=pa.string()))
         names.append(key)
     for key in fields:
         arrow_type = _ARROW_TYPES[field_types[key]]
-        columns.append(pa.array([point.fields.get(key) for point in points], type=arrow_type))
+        columns.append(pa.array([d.get(key) for d in field_dicts], type=arrow_type))
         names.append(key)
     metadata = {_META_TAGS: json.dumps(tags).encode(), _META_FIELDS: json.dumps(fields).encode()}
     return pa.table(columns, names=names).replace_schema_metadata(metadata)
@@ -364,26 +369,39 @@ def _batches_table(batches: list[ColumnBatch]) -> pa.Table:
     times = np.repeat(np.array([batch.time_ns for batch in batches], dtype=np.int64), counts)
     # names as Arrow once per names list, then taken per batch: no Python string per row
     name_arrays: dict[int, pa.Array] = {}
-    elements, runs = [], []
-    for batch, n in zip(batches, counts):
+    elements = []
+    for batch in batches:
         names = name_arrays.get(id(batch.names))
         if names is None:
             names = name_arrays[id(batch.names)] = pa.array(list(batch.names), type=pa.string())
         elements.append(names if batch.rows is None else pc.take(names, batch.rows))
-        runs.append(pc.take(pa.array([batch.run_id], type=pa.string()),
-                            np.zeros(n, dtype=np.int32)))
+    run_ids = list(dict.fromkeys(batch.run_id for batch in batches))
+    if len(run_ids) == 1:  # one run (always, from the recorder): one take for every row
+        runs = [pc.take(pa.array(run_ids, type=pa.string()),
+                        np.zeros(int(sum(counts)), dtype=np.int32))]
+    else:
+        runs = [pc.take(pa.array([batch.run_id], type=pa.string()),
+                        np.zeros(n, dtype=np.int32)) for batch, n in zip(batches, counts)]
     columns = [pa.array(times).cast(_TIMESTAMP),
                pa.concat_arrays(elements) if elements else pa.array([], type=pa.string()),
                pa.concat_arrays(runs) if runs else pa.array([], type=pa.string())]
     names = [_TIME, "element", "run"]
     fields: dict[str, np.dtype] = {}
     for batch in batches:
+        if fields.keys() >= batch.fields.keys():
+            continue  # nothing new: the order is settled by earlier batches
         # first-seen order, as the points' would be: by the first row holding the field
         first = {key: 0 if mask is None else int(np.argmax(mask))
                  for key, mask in batch.valid.items()}
         for key in sorted(batch.fields, key=first.__getitem__):  # stable: then field order
             fields.setdefault(key, batch.fields[key].dtype)
     for key, dtype in fields.items():
+        if all(key in batch.fields and batch.valid[key] is None for batch in batches):
+            # every row holds the field (the usual case): no validity masks to build
+            columns.append(pa.array(np.concatenate([batch.fields[key] for batch in batches]),
+                                    type=_batch_arrow_type(dtype)))
+            names.append(key)
+            continue
         parts, valid = [], []
         for batch, n in zip(batches, counts):
             column = batch.fields.get(key)
@@ -395,14 +413,17 @@ def _batches_table(batches: list[ColumnBatch]) -> pa.Table:
                 parts.append(column)
                 valid.append(np.ones(n, dtype=bool) if mask is None else mask)
         values, present = np.concatenate(parts), np.concatenate(valid)
-        kind = dtype.kind
-        arrow_type = pa.float64() if kind == "f" else pa.bool_() if kind == "b" else pa.int64()
-        columns.append(pa.array(values, type=arrow_type,
+        columns.append(pa.array(values, type=_batch_arrow_type(dtype),
                                 mask=None if present.all() else ~present))
         names.append(key)
     metadata = {_META_TAGS: json.dumps(["element", "run"]).encode(),
                 _META_FIELDS: json.dumps(list(fields)).encode()}
     return pa.table(columns, names=names).replace_schema_metadata(metadata)
+
+
+def _batch_arrow_type(dtype: np.dtype) -> pa.DataType:
+    kind = dtype.kind
+    return pa.float64() if kind == "f" else pa.bool_() if kind == "b" else pa.int64()
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
