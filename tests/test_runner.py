@@ -37,8 +37,16 @@ def test_everything_is_recorded(two_runs):
             "crew"} <= set(list_measurements(store))
     k = a.outcome.kpis
     assert k["non_converged_steps"] == 0
-    # the operator's day: four capacitor commands through the links, S3 twice by a crew
-    assert k["commands_success"] == 6 and k["crew_jobs"] == 2
+    # the operator's day: four capacitor commands through the links, S3 twice by a crew;
+    # the DMS's Volt/Var (direct): one command per decision, all carried out
+    commands = read_measurement(store, "command")
+    operator = commands[commands["id"].str.startswith("op-")]
+    dms = commands[commands["id"].str.startswith("dms-")]
+    assert len(operator) == 6 and (operator["status"] == "success").all()
+    assert k["crew_jobs"] == 2
+    decisions = read_measurement(store, "dms_decision")
+    assert len(dms) == len(decisions) >= 3 and (dms["status"] == "success").all()
+    assert k["commands_success"] == len(operator) + len(dms) == len(commands)
     assert k["telemetry_values_delivered"] > 100_000
     # 300 EVs drive ~8 kWh (home) / ~6 kWh (work) a day, all charged back at ~92 %
     assert 1.5 < k["ev_energy_mwh"] < 3.5

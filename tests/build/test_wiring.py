@@ -27,27 +27,41 @@ def midday_run(tmp_path_factory):
     return run_scenario(path, out=tmp / "run")
 
 
+def _event_solves(store) -> pd.DatetimeIndex:
+    """Solve times off the one-minute grid: the DMS's tap and capacitor commands
+    executed in the field (each is solved when it happens)."""
+    times = pd.DatetimeIndex(sorted(read_measurement(store, "bus")["time"].unique()))
+    return times[times.asi8 % (60 * 10**9) != 0]
+
+
 def test_run_directory_contents(midday_run):
     d = midday_run.run_dir
     assert {p.name for p in d.iterdir()} >= {"scenario.yaml", "run.json", "kpis.json", "store"}
     info = json.loads((d / "run.json").read_text())
-    assert info["grid_steps"] == 180 and info["grid_solves"] == 180
+    commanded = _event_solves(d / "store")
+    assert info["grid_steps"] == 180 and info["grid_solves"] == 180 + len(commanded)
     assert info["seed"] == 42 and info["speed_up"] > 1
     assert info["versions"]["pandapower"] and info["versions"]["mosaik"]
     kpis = json.loads((d / "kpis.json").read_text())
-    # the file names the DMS its KPIs judge: none in this run
-    assert kpis == midday_run.outcome.kpis and kpis["dms"] is None and info["dms"] is None
+    # the file names the DMS its KPIs judge: the default scenario's built-in DMS
+    assert kpis == midday_run.outcome.kpis
+    assert kpis["dms"]["class"] == info["dms"]["class"] == "twin.dms.builtin:BuiltinDMS"
+    # Volt/Var (direct) acted at noon: each executed command is a solve of its own
+    decisions = read_measurement(d / "store", "dms_decision")
+    assert len(commanded) >= 1 and len(decisions) >= len(commanded)
 
 
 def test_every_step_every_element_is_recorded(midday_run):
     store = midday_run.run_dir / "store"
     buses = read_measurement(store, "bus")
-    assert buses["time"].nunique() == 180 and buses["element"].nunique() == 15
-    assert len(buses) == 180 * 15
+    n_solves = 180 + len(_event_solves(store))
+    assert buses["time"].nunique() == n_solves and buses["element"].nunique() == 15
+    assert len(buses) == n_solves * 15
     times = pd.DatetimeIndex(sorted(buses["time"].unique()))
-    assert times[0] == pd.Timestamp("2026-06-21T10:00:00Z")
-    assert (np.diff(times.asi8) == 60 * 10**9).all()
-    assert len(read_measurement(store, "line")) == 180 * 15
+    steps = times[times.asi8 % (60 * 10**9) == 0]
+    assert steps[0] == pd.Timestamp("2026-06-21T10:00:00Z") and len(steps) == 180
+    assert (np.diff(steps.asi8) == 60 * 10**9).all()
+    assert len(read_measurement(store, "line")) == n_solves * 15
 
 
 def test_power_balance_closes_at_every_step(midday_run):
@@ -73,8 +87,13 @@ def test_pv_and_wind_feed_the_grid(midday_run):
     assert k["pv_energy_mwh"] == pytest.approx(pv.p_mw.sum() / 60, abs=1e-9)
     assert k["wind_energy_mwh"] == pytest.approx(
         read_measurement(store, "wind").p_mw.sum() / 60, abs=1e-9)
-    assert k["energy_losses_mwh"] == pytest.approx(
-        read_measurement(store, "grid").p_loss_mw.sum() / 60, abs=1e-9)
+    # losses change at every solve, the DMS's commands included: each value holds until
+    # the next solve (the run's end after the last)
+    grid = read_measurement(store, "grid").sort_values("time")
+    times = pd.DatetimeIndex(grid["time"]).append(
+        pd.DatetimeIndex([pd.Timestamp("2026-06-21T13:00:00Z")]))
+    held_h = np.diff(times.asi8) / 3.6e12
+    assert k["energy_losses_mwh"] == pytest.approx((grid.p_loss_mw * held_h).sum(), abs=1e-9)
 
 
 def _strip_run(points):

@@ -31,6 +31,7 @@ from twin.report import (
     per_step,
     write_report,
 )
+from twin.report.grid_sections import dms_text
 from twin.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +162,12 @@ def test_report_of_the_default_scenario(default_run):
     run = json.loads((default_run / "run.json").read_text())
     assert html.escape(run["run_id"]) in page and f"{run['speed_up']}× real time" in page
     kpis = json.loads((default_run / "kpis.json").read_text())
+    # which DMS the KPIs judge: in the header (the default scenario runs the built-in one)
+    assert kpis["dms"]["class"] == "twin.dms.builtin:BuiltinDMS"
+    assert html.escape(dms_text(kpis["dms"])) in page
     for key, value in kpis.items():  # every KPI: its key, the exact value, the shown value
+        if key == "dms":
+            continue
         assert html.escape(key) in page, key
         assert f'title="{html.escape(json.dumps(value))}"' in page, key
         assert f">{html.escape(format_value(key, value))}</td>" in page, key
@@ -187,8 +193,10 @@ def test_network_map_shows_each_elements_worst_value_at_its_position(default_run
     for text, colour in zip(buses.hovertext, buses.marker.color):
         name = text.split(":")[0]
         assert colour == pytest.approx(worst[name], abs=5e-5), name
-    assert min(buses.marker.color) == pytest.approx(json.loads(
-        (default_run / "kpis.json").read_text())["vm_min_pu"], abs=5e-5)
+    # the bus furthest from 1 p.u. over the run is the map's (and the KPIs') extreme
+    kpis = json.loads((default_run / "kpis.json").read_text())
+    assert max(abs(c - 1) for c in buses.marker.color) == pytest.approx(
+        max(abs(kpis["vm_min_pu"] - 1), abs(kpis["vm_max_pu"] - 1)), abs=5e-5)
     # lines and trafos: a dot every ninth of their length, coloured by their peak loading
     dots = traces["lines, transformers"]
     peaks = pd.concat([read_measurement(store, m) for m in ("line", "trafo")]).groupby(

@@ -241,14 +241,19 @@ def test_duplicate_key_names_both_lines(tmp_path):
                    f"on lines {line} and {line + 1}")
 
 
+#: The default scenario without its ``dms`` section, for tests that write one of their own.
+TEXT_NO_DMS = re.sub(r"(?m)^dms:\n(?:[ #].*\n|\n)*?(?=^\S)", "", TEXT)
+
+
 def test_duplicate_key_in_a_nested_mapping(tmp_path):
-    path = _write(tmp_path, TEXT + "dms:\n  cycle: 1min\n  enabled: true\n  cycle: 2min\n")
-    lines = len(TEXT.splitlines())
+    assert "\ndms:" not in TEXT_NO_DMS and "\ndms:" in TEXT
+    path = _write(tmp_path, TEXT_NO_DMS + "dms:\n  cycle: 1min\n  enabled: true\n  cycle: 2min\n")
+    lines = len(TEXT_NO_DMS.splitlines())
     assert _file_error(path).endswith(f"found 'cycle' on lines {lines + 2} and {lines + 4}")
 
 
 def test_merge_keys_may_be_overridden(tmp_path):
-    text = TEXT + "dms:\n  <<: &defaults {cycle: 1min, enabled: true}\n  cycle: 2min\n"
+    text = TEXT_NO_DMS + "dms:\n  <<: &defaults {cycle: 1min, enabled: true}\n  cycle: 2min\n"
     dms = load_scenario(_write(tmp_path, text)).dms
     assert dms.cycle == 120 and dms.enabled
 

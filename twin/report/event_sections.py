@@ -175,7 +175,11 @@ def decisions_section(run: RunData, figs: Figures) -> Section | None:
             mode="markers", name="protection", hovertext=hover, hoverinfo="text",
             marker=dict(symbol="x", size=11, color="#d62728")))
     if run.start is not None and run.end is not None:
-        fig.update_xaxes(range=[xs_ms([run.start])[0], xs_ms([run.end])[0]])
+        # the run's span, padded: a decision in the first cycle (seconds after the start)
+        # would otherwise be half cut off at the axis
+        start_ms, end_ms = xs_ms([run.start])[0], xs_ms([run.end])[0]
+        pad_ms = 0.01 * (end_ms - start_ms)
+        fig.update_xaxes(range=[start_ms - pad_ms, end_ms + pad_ms])
     fig.update_layout(xaxis_title="time (UTC)", yaxis=dict(type="category"))
     n_rows = len(set(trace.y[i] for trace in fig.data for i in range(len(trace.y))))
     parts.append(figs.html(fig, int(min(600, 200 + 40 * n_rows))))
