@@ -27,7 +27,7 @@ def test_element_names_are_unique_and_stable():
 
 # The default scenario's field is CIGRE's: other grids go without it.
 NO_FIELD = {"devices": {"capacitors": [], "manual_switches": []}, "rtus": [], "commands": [],
-            "ev_fleet": {"n_ev": 0}}
+            "ev_fleet": {"n_ev": 0}, "dms": {"enabled": False}}  # no RTUs: nothing to see
 
 
 def test_simbench_grid_with_simbench_profiles(make_scenario, tmp_path):
@@ -76,4 +76,8 @@ def test_new_plants_at_buses(make_scenario, tmp_path):
     assert len(park) == 30 and park.p_mw.max() > 0.5  # 2 MWp near noon in June
     assert park.p_available_mw.max() <= 2.0 / 1.1 + 1e-9  # inverter limit = peak / dc_ac_ratio
     info = json.loads((s.run_dir / "run.json").read_text())
-    assert info["grid_solves"] == 30
+    # a solve per step, and one for each command of the DMS's Volt/Var the field carried out
+    # (the park raises the voltages at noon)
+    commands = read_measurement(s.run_dir / "store", "command")
+    dms = commands[commands["id"].str.startswith("dms-") & (commands["status"] == "success")]
+    assert info["grid_solves"] == 30 + len(dms) and len(dms) >= 1
