@@ -14,7 +14,7 @@ from twin.models.frequency_response import (
     synthetic_inertia_mw,
 )
 
-AREA = AreaSpec()  # Continental Europe's order of magnitude
+AREA = AreaSpec(afrr_s=0.0)  # Continental Europe's order of magnitude; FCR alone
 
 
 # ---------------------------------------------------------------- swing equation
@@ -73,9 +73,23 @@ def test_more_inertia_or_a_twin_response_gives_a_better_nadir_and_rocof():
         return f_min, rocof
 
     base = worst(AREA)
-    assert worst(AreaSpec(inertia_h_s=6.0))[0] > base[0]
-    assert worst(AreaSpec(inertia_h_s=6.0))[1] < base[1]
+    assert worst(AreaSpec(inertia_h_s=6.0, afrr_s=0.0))[0] > base[0]
+    assert worst(AreaSpec(inertia_h_s=6.0, afrr_s=0.0))[1] < base[1]
     assert worst(AREA, p_twin_mw=500.0)[0] > base[0]
+
+
+def test_afrr_restores_nominal_frequency_and_the_area_comes_to_rest():
+    spec = AreaSpec()  # aFRR with a 5-min time constant
+    state, at = AreaState(), {}
+    for t in range(1, 3601):
+        state = advance(spec, state, 1.0, -3_000.0).state
+        at[t] = state
+    assert at[60].df_hz < -0.1                                # FCR's offset first …
+    assert abs(at[1800].df_hz) < 0.01                          # … restored within 30 min
+    assert at[3600].p_afrr_mw == pytest.approx(3_000.0, rel=1e-3)  # aFRR replaced the loss
+    assert abs(at[3600].p_fcr_mw) < 1.0                        # and FCR is free again
+    assert at[3600].at_rest(spec, -3_000.0) and not at[60].at_rest(spec, -3_000.0)
+    assert AreaState().at_rest(spec, 0.0) and not AreaState().at_rest(spec, -10.0)
 
 
 def test_steps_split_finer_give_the_same_trajectory():

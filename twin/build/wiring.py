@@ -23,6 +23,7 @@ from twin.evaluation.expectations import EventLog
 from twin.evaluation.kpis import KpiAccumulator, kpi_warmup_s
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.models import pv as pv_model
+from twin.models.frequency import AreaSpec
 from twin.models.weather import WEATHER_ATTRS
 from twin.recording.policy import recording_policy
 from twin.recording.schema import (
@@ -30,6 +31,7 @@ from twin.recording.schema import (
     DMS_SOURCE,
     EV,
     FIELD_SOURCE,
+    FREQUENCY,
     GRID,
     PV,
     WEATHER,
@@ -50,6 +52,7 @@ SIM_CONFIG: mosaik.SimConfig = {
     "EV": {"python": "simulators.storage:EVSim"},
     "Battery": {"python": "simulators.storage:BatterySim"},
     "DMS": {"python": "simulators.dms:DMSSim"},
+    "Frequency": {"python": "simulators.frequency:FrequencySim"},
 }
 
 
@@ -168,6 +171,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _wire_storage(w)
         _wire_field(w)
         _wire_dms(w)
+        _wire_frequency(w)
         # Everything the grid knows goes to the recorder, as one snapshot per solve.
         world.connect(grid, recorder, *GRID_SUMMARY_ATTRS, "snapshot", "solved_at", "records")
         if hook is not None:
@@ -219,6 +223,21 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         outcome.status, outcome.signum = "interrupted", interrupted.signum
         outcome.reason = f"{interrupted} at simulated {format_duration(clock.seconds(end_ticks))}"
     return outcome
+
+
+def _wire_frequency(w: _Wiring) -> None:
+    """The synchronous area's frequency, stepped around its disturbances (records only)."""
+    spec = w.prep.scenario.frequency
+    if not spec.enabled:
+        return
+    clock = w.prep.scenario.clock
+    area = w.world.start("Frequency", sim_id="frequency").Area(
+        spec=AreaSpec(**spec.area.model_dump()),
+        disturbances=[(clock.ticks(d.after), d.p_mw) for d in spec.disturbances],
+        step_ticks=clock.ticks(spec.step))
+    w.registry[area.full_id] = (FREQUENCY, "area")  # it sends "records" only
+    w.world.connect(area, w.recorder, "records")
+    w.world.set_initial_event(area.sid, 0)  # event-based, with no input to wake it
 
 
 def _wire_profiles(w: _Wiring) -> None:

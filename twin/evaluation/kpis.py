@@ -31,6 +31,7 @@ from twin.recording.schema import (
     DMS_DECISION,
     DMS_ESTIMATE,
     EV,
+    FREQUENCY,
     GRID,
     LINE,
     LOAD,
@@ -167,6 +168,8 @@ class KpiAccumulator:
     _truth_table: tuple[Sequence[str], dict[str, int], np.ndarray] | None = None
     _customer_rows: tuple[Sequence[str], np.ndarray] | None = None  # loads with customers
     _se_abs_dv: list[float] = field(default_factory=list)
+    # the area's frequency over the run: lowest, highest [Hz], largest |RoCoF| [Hz/s]
+    _frequency: list[float] | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.warmup_s) and self.warmup_s >= 0):
@@ -327,6 +330,17 @@ class KpiAccumulator:
                             f"{p.tags.get('action', '')}")
             elif m == CREW:
                 self._count("crew_jobs")
+            elif m == FREQUENCY:
+                # the step's extremes: the nadir may fall between two recorded steps
+                f = p.fields
+                lo, hi = f.get("f_min_hz", math.inf), f.get("f_max_hz", -math.inf)
+                rocof = f.get("rocof_max_hz_s", 0.0)
+                if self._frequency is None:
+                    self._frequency = [lo, hi, rocof]
+                else:
+                    seen = self._frequency
+                    seen[0], seen[1], seen[2] = min(seen[0], lo), max(seen[1], hi), max(
+                        seen[2], rocof)
             elif m == PROTECTION:
                 if p.tags.get("kind") in ("trip", "reclose"):
                     self._count(f"protection_{p.tags['kind']}s")
@@ -493,6 +507,10 @@ class KpiAccumulator:
             "se_error_mean_pu": _finite(float(np.mean(self._se_abs_dv))) if self._se_abs_dv
             else None,
             "se_error_max_pu": _finite(max(self._se_abs_dv)) if self._se_abs_dv else None,
+            # None without a frequency simulation (scenario section ``frequency``)
+            "frequency_nadir_hz": _finite(self._frequency[0]) if self._frequency else None,
+            "frequency_max_hz": _finite(self._frequency[1]) if self._frequency else None,
+            "rocof_max_hz_s": _finite(self._frequency[2]) if self._frequency else None,
             **reliability,
         }
 

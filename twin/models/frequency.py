@@ -4,11 +4,17 @@ The area's rotating generation is one machine of inertia constant ``H`` on its r
 power ``S``; the load regulates itself (``D``, MW per Hz); frequency containment reserve
 (FCR) answers with a droop. With ``Δf = f − f0``::
 
-    (2 H S / f0) · dΔf/dt = ΔP + P_fcr + P_twin − D · Δf        [MW]
+    (2 H S / f0) · dΔf/dt = ΔP + P_fcr + P_afrr + P_twin − D · Δf        [MW]
 
 ``ΔP`` is the disturbance (−X MW for the loss of X MW of generation), ``P_twin`` what the
 twin's DER, storage and EVs add (positive) or withhold, scaled to the area by the caller.
 Right after a disturbance only inertia acts: RoCoF = ΔP · f0 / (2 H S).
+
+FCR stops the fall but leaves an offset; the automatic frequency restoration reserve
+(aFRR, secondary control) then replaces the lost power and brings the frequency back to
+nominal within minutes. It is modelled as an integral controller on the frequency
+deviation times the area's power–frequency characteristic λ = FCR / 200 mHz + D, with time
+constant ``afrr_s`` (0: no aFRR): dP_afrr/dt = −λ · Δf / afrr_s.
 
 FCR as Continental Europe requires it (SO GL Art. 154 and Annex V [1]_): proportional to
 the deviation beyond a ±10 mHz insensitivity, fully activated at ±200 mHz, and able to
@@ -57,6 +63,9 @@ class AreaSpec:
         Deviation of full activation [Hz].
     fcr_full_s : float
         Time to activate the full reserve from none [s] (the ramp limit).
+    afrr_s : float
+        Time constant of the aFRR's restoration [s]; 0 for none (the frequency then keeps
+        FCR's offset).
     """
 
     f0_hz: float = 50.0
@@ -68,12 +77,13 @@ class AreaSpec:
     fcr_deadband_hz: float = 0.010
     fcr_full_hz: float = 0.200
     fcr_full_s: float = 30.0
+    afrr_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("f0_hz", "inertia_h_s", "rated_mw", "fcr_full_hz", "fcr_full_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"AreaSpec.{name}: expected > 0; found {getattr(self, name)}")
-        for name in ("load_mw", "damping_pct_per_hz", "fcr_mw", "fcr_deadband_hz"):
+        for name in ("load_mw", "damping_pct_per_hz", "fcr_mw", "fcr_deadband_hz", "afrr_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"AreaSpec.{name}: expected ≥ 0; found {getattr(self, name)}")
         if not self.fcr_deadband_hz < self.fcr_full_hz:
@@ -89,6 +99,11 @@ class AreaSpec:
     def damping_mw_per_hz(self) -> float:
         """D [MW/Hz]."""
         return self.load_mw * self.damping_pct_per_hz / 100.0
+
+    @property
+    def lambda_mw_per_hz(self) -> float:
+        """The area's power–frequency characteristic λ = FCR / full deviation + D [MW/Hz]."""
+        return self.fcr_mw / self.fcr_full_hz + self.damping_mw_per_hz
 
 
 def fcr_droop_mw(df_hz: float, reserve_mw: float, deadband_hz: float = 0.010,
@@ -106,18 +121,28 @@ def fcr_droop_mw(df_hz: float, reserve_mw: float, deadband_hz: float = 0.010,
     return -math.copysign(reserve_mw * share, df_hz)
 
 
+#: Within this of nominal and of balance the area is at rest [Hz, MW]: well inside FCR's
+#: deadband, so nothing but a new disturbance moves it.
+REST_HZ = 0.001
+REST_MW = 1.0
+
+
 @dataclass(frozen=True)
 class AreaState:
-    """The area at one instant: frequency deviation and the FCR activated so far."""
+    """The area at one instant: frequency deviation and the reserves activated so far."""
 
     df_hz: float = 0.0
     p_fcr_mw: float = 0.0
+    p_afrr_mw: float = 0.0
     rocof_hz_s: float = 0.0  # dΔf/dt at the end of the last step
 
-    @property
-    def at_rest(self) -> bool:
-        """Nominal frequency and no reserve activated: nothing moves without a new push."""
-        return self.df_hz == 0.0 and self.p_fcr_mw == 0.0
+    def at_rest(self, spec: AreaSpec, p_disturbance_mw: float, p_twin_mw: float = 0.0) -> bool:
+        """Near nominal, FCR idle and the powers balanced: stepping on would change nothing
+        worth a step (the caller may stop stepping until something changes)."""
+        imbalance = (p_disturbance_mw + self.p_fcr_mw + self.p_afrr_mw + p_twin_mw
+                     - spec.damping_mw_per_hz * self.df_hz)
+        return (abs(self.df_hz) < REST_HZ and abs(self.p_fcr_mw) < REST_MW
+                and abs(imbalance) < REST_MW)
 
 
 @dataclass(frozen=True)
@@ -146,19 +171,22 @@ def advance(spec: AreaSpec, state: AreaState, dt_s: float, p_disturbance_mw: flo
     h = dt_s / n if n else 0.0
     two_h_s_over_f0 = 2.0 * spec.kinetic_mws / spec.f0_hz
     ramp_mw = spec.fcr_mw / spec.fcr_full_s * h
-    df, p_fcr, rocof = state.df_hz, state.p_fcr_mw, state.rocof_hz_s
+    afrr_gain = spec.lambda_mw_per_hz / spec.afrr_s * h if spec.afrr_s > 0 else 0.0
+    df, p_fcr, p_afrr = state.df_hz, state.p_fcr_mw, state.p_afrr_mw
+    rocof = state.rocof_hz_s
     f_min = f_max = spec.f0_hz + df
     rocof_max = abs(rocof)
     for _ in range(n):
         target = fcr_droop_mw(df, spec.fcr_mw, spec.fcr_deadband_hz, spec.fcr_full_hz)
         p_fcr += min(max(target - p_fcr, -ramp_mw), ramp_mw)
-        rocof = (p_disturbance_mw + p_fcr + p_twin_mw
+        p_afrr -= afrr_gain * df
+        rocof = (p_disturbance_mw + p_fcr + p_afrr + p_twin_mw
                  - spec.damping_mw_per_hz * df) / two_h_s_over_f0
         df += rocof * h
         f_min, f_max = min(f_min, spec.f0_hz + df), max(f_max, spec.f0_hz + df)
         rocof_max = max(rocof_max, abs(rocof))
     if n == 0:
-        rocof = (p_disturbance_mw + p_fcr + p_twin_mw
+        rocof = (p_disturbance_mw + p_fcr + p_afrr + p_twin_mw
                  - spec.damping_mw_per_hz * df) / two_h_s_over_f0
-    return AreaStep(replace(state, df_hz=df, p_fcr_mw=p_fcr, rocof_hz_s=rocof),
-                    f_min, f_max, rocof_max)
+    return AreaStep(replace(state, df_hz=df, p_fcr_mw=p_fcr, p_afrr_mw=p_afrr,
+                            rocof_hz_s=rocof), f_min, f_max, rocof_max)

@@ -78,6 +78,8 @@ DMS_ESTIMATE = "dms_estimate"
 DMS_SHORT_CIRCUIT = "dms_short_circuit"
 DMS_DECISION = "dms_decision"
 #: Where the elements are, once per run (the dashboards' network map).
+# The synchronous area's frequency (twin.models.frequency), at each of its steps.
+FREQUENCY = "frequency"
 GRID_GEO = "grid_geo"
 #: The run's KPIs, once at its end.
 KPI = "kpi"
@@ -95,7 +97,7 @@ EXTREMES = (BUS_EXTREMES, LINE_EXTREMES, TRAFO_EXTREMES)
 MEASUREMENTS = frozenset({
     *GRID_TABLES, GRID, EVENT, WEATHER, PV, WIND, EV, BATTERY, TELEMETRY, COMMAND, COMM, CREW,
     PROTECTION, DMS_CYCLE, DMS_ESTIMATE, DMS_SHORT_CIRCUIT, DMS_DECISION, GRID_GEO, KPI, LIVE,
-    *EXTREMES,
+    FREQUENCY, *EXTREMES,
 })
 
 # Recorder sources that send only records (each record names its own measurement): their
@@ -254,6 +256,17 @@ def protection_record(t_s: float, element: str, kind: str,
     model's fields, or ``count`` = 1 when it has none."""
     return {"measurement": PROTECTION, "t_s": t_s, "tags": {"element": element, "kind": kind},
             "fields": dict(fields) or {"count": 1}}
+
+
+def frequency_record(t_s: float, f0_hz: float, step, p_disturbance_mw: float) -> Record:
+    """The area's frequency at the end of a step (:class:`twin.models.frequency.AreaStep`),
+    with the step's extremes and the powers acting on it."""
+    state = step.state
+    return {"measurement": FREQUENCY, "t_s": t_s, "tags": {"element": "area"},
+            "fields": {"f_hz": f0_hz + state.df_hz, "rocof_hz_s": state.rocof_hz_s,
+                       "f_min_hz": step.f_min_hz, "f_max_hz": step.f_max_hz,
+                       "rocof_max_hz_s": step.rocof_max_hz_s, "p_fcr_mw": state.p_fcr_mw,
+                       "p_afrr_mw": state.p_afrr_mw, "p_disturbance_mw": p_disturbance_mw}}
 
 
 def event_record(t_s: float, element: str, kind: str, message: str) -> Record:

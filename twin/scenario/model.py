@@ -28,6 +28,7 @@ from twin.scenario.field import (
     EVFleetSpecModel,
     RTUSpecModel,
 )
+from twin.scenario.frequency import FrequencySpec
 from twin.timebase import Clock, short_repr
 
 #: Bounds a scenario is checked against before anything is built. Years: well inside the
@@ -280,6 +281,7 @@ class Scenario(_Strict):
     commands: list[CommandSpec] = Field(
         [], description="Operator commands sent at given times through the command path.")
     faults: list[FaultSpecModel] = Field([], description="Faults injected into the grid.")
+    frequency: FrequencySpec = FrequencySpec()
     protection: ProtectionSpec = ProtectionSpec()
     reliability: ReliabilitySpec = ReliabilitySpec()
     recording: RecordingSpec = RecordingSpec()
