@@ -1,9 +1,11 @@
 """mosaik adapter of the synchronous area's frequency (:mod:`twin.models.frequency`).
 
-One ``Area`` entity. It steps at each disturbance and then every ``step_ticks`` while the
-frequency is away from rest, and not at all while it rests (until the next disturbance).
-Each step is recorded as a ``frequency`` record at its time: the frequency, RoCoF, the
-step's extremes and the reserves' powers.
+One ``Area`` entity. It steps at each disturbance and then every :data:`EXCHANGE_S` while
+the frequency is away from rest, and not at all while it rests (until the next
+disturbance). Within an exchange the area is advanced in steps of ``step_ticks``, each
+recorded as a ``frequency`` record at its own time (the frequency, RoCoF, the step's
+extremes and the reserves' powers): the record keeps the fine resolution while mosaik —
+and the recorder it wakes — step ten times less often.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import mosaik_api_v3
 
 from twin.models.frequency import AreaSpec, AreaState, AreaStep, advance
 from twin.recording.schema import frequency_record
+
+#: Time between two mosaik steps while the frequency moves [s] (at least one record step).
+EXCHANGE_S = 1.0
 
 META: mosaik_api_v3.Meta = {
     "api_version": "3.0",
@@ -62,23 +67,32 @@ class FrequencySim(mosaik_api_v3.Simulator):
         assert self.spec is not None
         if self.last_tick is None:
             # woken from rest (the start, a disturbance): the state is where it rested
-            step = AreaStep(self.state, self.spec.f0_hz + self.state.df_hz,
-                            self.spec.f0_hz + self.state.df_hz, abs(self.state.rocof_hz_s))
+            f_hz = self.spec.f0_hz + self.state.df_hz
+            rest = AreaStep(self.state, f_hz, f_hz, abs(self.state.rocof_hz_s))
+            if time > 0 or self._imbalance_mw(time):
+                self.records.append(frequency_record(time * self.res_s, self.spec.f0_hz,
+                                                     rest, self._imbalance_mw(time)))
         else:
-            # the imbalance held since the last step (each disturbance starts a step)
-            dt_s = (time - self.last_tick) * self.res_s
-            step = advance(self.spec, self.state, dt_s, self._imbalance_mw(self.last_tick))
-            self.state = step.state
+            # the imbalance held since the last exchange (each disturbance starts one),
+            # in record steps of step_ticks
+            held = self._imbalance_mw(self.last_tick)
+            tick = self.last_tick
+            while tick < time:
+                nxt = min(tick + self.step_ticks, time)
+                done = advance(self.spec, self.state, (nxt - tick) * self.res_s, held)
+                self.state = done.state
+                imbalance = held if nxt < time else self._imbalance_mw(time)
+                self.records.append(frequency_record(nxt * self.res_s, self.spec.f0_hz, done,
+                                                     imbalance))
+                tick = nxt
         imbalance = self._imbalance_mw(time)
-        if time > 0 or imbalance:
-            self.records.append(frequency_record(time * self.res_s, self.spec.f0_hz, step,
-                                                 imbalance))
         nxt = self._next_disturbance(time)
         if self.state.at_rest(self.spec, imbalance):
             self.last_tick = None  # nothing to integrate until the next disturbance
             return nxt
         self.last_tick = time
-        return time + self.step_ticks if nxt is None else min(time + self.step_ticks, nxt)
+        exchange = max(self.step_ticks, round(EXCHANGE_S / self.res_s))
+        return time + exchange if nxt is None else min(time + exchange, nxt)
 
     def get_data(self, outputs):
         out = {}
