@@ -3,15 +3,18 @@ recorded, at rest afterwards, and the KPIs from it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.report import test_page as page_check
 from twin.evaluation.kpis import KpiAccumulator
 from twin.models.frequency import AreaSpec, AreaState, advance
 from twin.recording.files import read_measurement
+from twin.report import write_report
 from twin.runner import run_scenario
 from twin.scenario import ScenarioError, load_scenario
 
@@ -55,3 +58,23 @@ def test_kpis_nadir_and_rocof(run):
 def test_a_bad_area_is_one_clear_error():
     with pytest.raises(ScenarioError, match=r"frequency\.area.*fcr_deadband_hz below"):
         load_scenario(SCENARIO, ["frequency.area.fcr_deadband_hz=0.5"])
+
+
+chromium = page_check.chromium  # the fixture: Debian's chromium, skipped if missing
+
+
+def test_the_report_has_a_frequency_section_drawn_in_headless_chromium(chromium, run,
+                                                                        tmp_path):
+    report = write_report(run.run_dir)
+    page = report.read_text(encoding="utf-8")
+    section = page[page.index('<section id="frequency">'):]
+    section = section[:section.index("</section>")]
+    k = run.outcome.kpis
+    assert f"<td>{k['frequency_nadir_hz']:.4f} Hz</td>" in section
+    assert f"<td>{k['rocof_max_hz_s']:.4f} Hz/s</td>" in section
+    figures = re.findall(r'id="(fig-\d+)"', section)
+    assert len(figures) == 2  # frequency and RoCoF; the reserves
+    drawn = page_check.render(chromium, report, tmp_path / "frequency.png")
+    assert drawn["errors"] == []
+    mine = {**drawn, "plots": [b for b in drawn["plots"] if b["id"] in figures]}
+    assert len(mine["plots"]) == 2 and page_check.check_plots_drawn(mine) == []

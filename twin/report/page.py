@@ -10,6 +10,7 @@ from twin.report.event_sections import comm_section, decisions_section, reliabil
 from twin.report.expectations_section import expectations_section
 from twin.report.figures import Figures
 from twin.report.formatting import esc
+from twin.report.frequency_section import frequency_section
 from twin.report.grid_sections import (
     der_section,
     header_section,
@@ -62,7 +63,8 @@ def build_report(run: RunData) -> str:
         sections += [network_section(run, figs), voltage_band_section(run, figs),
                      voltage_heatmap_section(run, figs), loading_section(run, figs),
                      der_section(run, figs),
-                     comm_section(run, figs), decisions_section(run, figs)]
+                     comm_section(run, figs), decisions_section(run, figs),
+                     frequency_section(run, figs)]
     sections.append(reliability_section(run, figs))
     sections = [s for s in sections if s is not None]
     info = run.run_info
