@@ -65,13 +65,14 @@ class FrequencySim(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         assert self.spec is not None
+        imbalance = self._imbalance_mw(time)
         if self.last_tick is None:
             # woken from rest (the start, a disturbance): the state is where it rested
             f_hz = self.spec.f0_hz + self.state.df_hz
             rest = AreaStep(self.state, f_hz, f_hz, abs(self.state.rocof_hz_s))
-            if time > 0 or self._imbalance_mw(time):
+            if time > 0 or imbalance:
                 self.records.append(frequency_record(time * self.res_s, self.spec.f0_hz,
-                                                     rest, self._imbalance_mw(time)))
+                                                     rest, imbalance))
         else:
             # the imbalance held since the last exchange (each disturbance starts one),
             # in record steps of step_ticks
@@ -81,11 +82,9 @@ class FrequencySim(mosaik_api_v3.Simulator):
                 nxt = min(tick + self.step_ticks, time)
                 done = advance(self.spec, self.state, (nxt - tick) * self.res_s, held)
                 self.state = done.state
-                imbalance = held if nxt < time else self._imbalance_mw(time)
                 self.records.append(frequency_record(nxt * self.res_s, self.spec.f0_hz, done,
-                                                     imbalance))
+                                                     held if nxt < time else imbalance))
                 tick = nxt
-        imbalance = self._imbalance_mw(time)
         nxt = self._next_disturbance(time)
         if self.state.at_rest(self.spec, imbalance):
             self.last_tick = None  # nothing to integrate until the next disturbance

@@ -15,22 +15,11 @@ import pytest
 
 from twin.dms.load_estimation import pseudo_measurements
 from twin.dms.state_estimation import SEResult, estimate_state, estimation_error
-from twin.dms.synthetic_telemetry import cigre_truth, full_metering
+from twin.dms.synthetic_telemetry import full_metering
 from twin.grid.build import build_net
 from twin.scenario import GridSpec
 
 SEEDS = range(5)
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return cigre_truth()
-
-
-@pytest.fixture(scope="module")
-def dms_net():
-    """The DMS's model: the same grid, never solved, nominal switch states."""
-    return build_net(GridSpec(builtin="cigre_mv"))
 
 
 def _within_3_sigma(se: SEResult, truth_vm_pu: pd.Series) -> pd.Series:

@@ -287,8 +287,8 @@ def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor
     knows, unmetered loads scaled so that the forecast net demand matches the metered
     feeder heads (for Volt/Var what-ifs); a copy, or ``model`` itself if ``in_place``."""
     net = model if in_place else working_copy(model, INJECTION_TABLES)
-    # arrays, one column write per changed column at the end: each pandas write or
-    # sum costs more than the arithmetic (same operations and order as on the columns)
+    # arrays, one write per column: each pandas write or sum costs more than the
+    # arithmetic (same operations and order as on the columns)
     load_p = net.load["p_mw"].to_numpy() * load_factor
     load_q = net.load["q_mvar"].to_numpy() * load_factor
     sgen_p = net.sgen["p_mw"].to_numpy() * sgen_factor
@@ -300,37 +300,20 @@ def _with_forecast(model: pp.pandapowerNet, load_factor: np.ndarray, sgen_factor
     if heads and demand > 0 and load_sum > 0:
         scale = float(np.clip((metered + sgen_sum) / load_sum, 0.0, 5.0))
         load_p, load_q = load_p * scale, load_q * scale
-    columns = {("load", "p_mw"): load_p, ("load", "q_mvar"): load_q,
-               ("sgen", "p_mw"): sgen_p, ("sgen", "q_mvar"): sgen_q}
-    # the known powers: into those arrays, or one column write per (table, quantity)
+    for table, column, values in (("load", "p_mw", load_p), ("load", "q_mvar", load_q),
+                                  ("sgen", "p_mw", sgen_p), ("sgen", "q_mvar", sgen_q)):
+        net[table][column] = values
+    # one column write per (table, quantity), not one .at per element
     groups: dict[tuple[str, str], tuple[list, list]] = {}
     for (table, idx, quantity), (value, _sigma) in known.items():
         group = groups.setdefault((table, quantity), ([], []))
         group[0].append(idx)
         group[1].append(value)
-    later: dict[tuple[str, str], tuple[list, list]] = {}
     for (table, quantity), (idxs, values) in groups.items():
         df = net[table]
-        positions = df.index.get_indexer(idxs)
-        array = columns.get((table, quantity))
-        if array is None and df[quantity].dtype == np.float64:
-            array = columns[(table, quantity)] = df[quantity].to_numpy().copy()
-        if array is not None and (positions >= 0).all():
-            array[positions] = values
-        else:
-            later[(table, quantity)] = (idxs, values)
+        _set_values(df, quantity, idxs, values)
         if "scaling" in df.columns:
-            scaling = columns.get((table, "scaling"))
-            if scaling is None and df["scaling"].dtype == np.float64:
-                scaling = columns[(table, "scaling")] = df["scaling"].to_numpy().copy()
-            if scaling is not None and (positions >= 0).all():
-                scaling[positions] = 1.0
-            else:
-                later[(table, "scaling")] = (idxs, [1.0] * len(idxs))
-    for (table, column), values in columns.items():
-        net[table][column] = values
-    for (table, column), (idxs, values) in later.items():
-        _set_values(net[table], column, idxs, values)
+            _set_values(df, "scaling", idxs, [1.0] * len(idxs))
     return net
 
 

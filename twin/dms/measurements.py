@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
-import weakref
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandapower as pp
 import pandas as pd
 
+from twin.dms.object_cache import ObjectCache
 from twin.grid.names import element_names, split_ref
 
 #: Columns of a telemetry table, in order. ``value`` is in the quantity's unit (p.u., MW,
@@ -208,11 +208,9 @@ def element_index(net: pp.pandapowerNet, refs: Iterable[str]) -> dict[str, int]:
     return found
 
 
-#: :func:`newest` of the last few tables, by ``id`` (with a weak reference, as an id is
-#: reused once its table is gone): a cycle asks for the newest rows of one table from
-#: several functions, and the sort behind them costs ~1 ms a time.
-_NEWEST: dict[int, tuple[weakref.ref, pd.DataFrame]] = {}
-_NEWEST_KEPT = 4
+#: :func:`newest` of the last few tables: a cycle asks for the newest rows of one table
+#: from several functions, and the sort behind them costs ~1 ms a time.
+_NEWEST = ObjectCache(kept=4)
 
 
 #: name → index of the last few element tables, by their names and index: on a
@@ -244,9 +242,9 @@ def newest(telemetry: pd.DataFrame) -> pd.DataFrame:
     Tables are read-only here (see :func:`telemetry_frame`): the result for one table
     object is computed once and shared, so it must not be changed in place either.
     """
-    hit = _NEWEST.get(id(telemetry))
-    if hit is not None and hit[0]() is telemetry:
-        return hit[1]
+    hit = _NEWEST.get(telemetry)
+    if hit is not None:
+        return hit
     valid = telemetry[np.isfinite(telemetry["value"].to_numpy(dtype=float))]
     keys = list(zip(valid["element"].to_numpy(), valid["quantity"].to_numpy()))
     if len(set(keys)) == len(keys):
@@ -256,11 +254,7 @@ def newest(telemetry: pd.DataFrame) -> pd.DataFrame:
         ordered = valid.sort_values(["source_t_s", "delivery_t_s"], kind="stable",
                                     na_position="first")
         out = ordered.drop_duplicates(["element", "quantity"], keep="last").sort_index()
-    for key in [k for k, (ref, _out) in _NEWEST.items() if ref() is None]:
-        del _NEWEST[key]
-    while len(_NEWEST) >= _NEWEST_KEPT:
-        del _NEWEST[next(iter(_NEWEST))]
-    _NEWEST[id(telemetry)] = (weakref.ref(telemetry), out)
+    _NEWEST.put(telemetry, out)
     return out
 
 
@@ -372,26 +366,27 @@ def _newest_of(net: pp.pandapowerNet, telemetry, table: str, quantity: str
     """Newest reported ``quantity`` per element of ``table``: (net indices, values)."""
     # newest first, then filtered: the same rows, and the newest of the whole table is
     # shared with the cycle's other readers of it
-    hit = _POINTS.get(id(telemetry))  # the table's points already: no need to check it
-    points = hit[1] if hit is not None and hit[0]() is telemetry else \
-        newest_points(telemetry_frame(telemetry))
+    # the table's points already: no need to check the table
+    points = _POINTS.get(telemetry)
+    if points is None:
+        points = newest_points(telemetry_frame(telemetry))
     elements, values = points.get(
         (table, quantity), ((), np.empty(0)))
     index = element_index(net, elements)
     return [index[e] for e in elements], np.asarray(values, dtype=float)
 
 
-#: :func:`newest_points` of the last few tables, by ``id`` with a weak reference.
-_POINTS: dict[int, tuple[weakref.ref, dict]] = {}
+#: :func:`newest_points` of the last few tables.
+_POINTS = ObjectCache(kept=4)
 
 
 def newest_points(telemetry: pd.DataFrame
                   ) -> dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]]:
     """:func:`newest` of a telemetry table grouped by (table, quantity): the elements and
     their values, in row order. Computed once per table object and shared (read-only)."""
-    hit = _POINTS.get(id(telemetry))
-    if hit is not None and hit[0]() is telemetry:
-        return hit[1]
+    hit = _POINTS.get(telemetry)
+    if hit is not None:
+        return hit
     rows = newest(telemetry)
     groups: dict[tuple[str, str], tuple[list, list]] = {}
     for element, quantity, value in zip(rows["element"].to_numpy(),
@@ -404,11 +399,7 @@ def newest_points(telemetry: pd.DataFrame
         group[0].append(element)
         group[1].append(value)
     out = {key: (tuple(e), np.asarray(v, dtype=float)) for key, (e, v) in groups.items()}
-    for key in [k for k, (ref, _out) in _POINTS.items() if ref() is None]:
-        del _POINTS[key]
-    while len(_POINTS) >= _NEWEST_KEPT:
-        del _POINTS[next(iter(_POINTS))]
-    _POINTS[id(telemetry)] = (weakref.ref(telemetry), out)
+    _POINTS.put(telemetry, out)
     return out
 
 

@@ -16,7 +16,6 @@ both give the same rows in the same order.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from twin.dms import wls
 from twin.dms.admittance import GridModel
+from twin.dms.object_cache import ObjectCache
 from twin.grid.names import split_ref
 
 #: Model branch side of a branch measurement's ``side``.
@@ -216,10 +216,8 @@ def se_positions(points: tuple, se_quantities: dict) -> np.ndarray | None:
     return pos
 
 
-#: Structures of pseudo-measurement tables that their maker vouched for (by ``id``, with
-#: a weak reference and the length): the newest few.
-_VOUCHED: dict[int, tuple[weakref.ref, int, tuple]] = {}
-_VOUCHED_KEPT = 8
+#: Structures of pseudo-measurement tables that their maker vouched for: (length, key).
+_VOUCHED = ObjectCache(kept=8)
 
 
 def vouch_pseudo_structure(pseudo: pd.DataFrame, token: tuple) -> None:
@@ -227,21 +225,16 @@ def vouch_pseudo_structure(pseudo: pd.DataFrame, token: tuple) -> None:
     ``token`` stands for: its maker built it from a plan of its own, unchanged since.
     :func:`pseudo_key` then needs no pass over its rows (~20k of them on the 10k-bus grid,
     every cycle). Only for a table nobody changes afterwards beyond value and σ."""
-    for key in [k for k, (ref, _n, _t) in _VOUCHED.items() if ref() is None]:
-        del _VOUCHED[key]
-    while len(_VOUCHED) >= _VOUCHED_KEPT:
-        del _VOUCHED[next(iter(_VOUCHED))]
-    _VOUCHED[id(pseudo)] = (weakref.ref(pseudo), len(pseudo),
-                            ("vouched", token, tuple(pseudo.columns)))
+    _VOUCHED.put(pseudo, (len(pseudo), ("vouched", token, tuple(pseudo.columns))))
 
 
 def pseudo_key(pseudo: pd.DataFrame | None, columns: tuple[str, ...]) -> tuple:
     """The structure of a pseudo-measurement table (everything but value and σ)."""
     if pseudo is None or len(pseudo) == 0:
         return ()
-    hit = _VOUCHED.get(id(pseudo))
-    if hit is not None and hit[0]() is pseudo and hit[1] == len(pseudo):
-        return hit[2]
+    hit = _VOUCHED.get(pseudo)
+    if hit is not None and hit[0] == len(pseudo):
+        return hit[1]
     present = [c for c in columns if c in pseudo.columns]
     return (tuple(pseudo.columns),
             tuple(zip(*(pseudo[c].to_numpy().tolist() for c in present))))

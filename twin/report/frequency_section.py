@@ -40,11 +40,10 @@ def frequency_section(run: RunData, figs: Figures) -> Section | None:
     parts = [figs.html(fig, height_px=520)]
 
     power = go.Figure()
-    for column, name, colour, sign in (
-            ("p_disturbance_mw", "disturbance", "#7f7f7f", 1.0),
-            ("p_fcr_mw", "FCR", "#2ca02c", 1.0), ("p_afrr_mw", "aFRR", "#9467bd", 1.0)):
+    for column, name, colour in (("p_disturbance_mw", "disturbance", "#7f7f7f"),
+                                 ("p_fcr_mw", "FCR", "#2ca02c"), ("p_afrr_mw", "aFRR", "#9467bd")):
         if column in rec:
-            power.add_trace(go.Scatter(x=x, y=rounded(sign * rec[column], 3), name=name,
+            power.add_trace(go.Scatter(x=x, y=rounded(rec[column], 3), name=name,
                                        line=dict(color=colour)))
     power.update_layout(yaxis_title="power into the area [MW]")
     parts.append("<h3>Reserves</h3>" + figs.html(power, height_px=360))
