@@ -4,6 +4,11 @@ One parent entity per technology takes the weather once per step; its children a
 plants, each with outputs (``p_mw``, ``q_mvar``, ``p_available_mw``, ``curtailed_mw``) and
 set-point inputs for the DMS (``p_limit_mw``: curtailment cap, ``q_setpoint_mvar``).
 Time-based, stepping with the grid.
+
+The parks take the frequency simulator's ``frequency_response`` (its P(f) cap per plant and,
+for wind, synthetic inertia's extra power from the rotor) from their next step on;
+``pf_reduction_mw`` is what P(f) withholds from the available power, ``curtailed_mw`` what
+the DMS's limit withholds on top.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from twin.models import wind as wind_model
 from twin.models.weather import WEATHER_ATTRS
 from twin.recording.schema import PV, WIND
 
-PLANT_OUTPUTS = ("p_mw", "q_mvar", "p_available_mw", "curtailed_mw")
+PLANT_OUTPUTS = ("p_mw", "q_mvar", "p_available_mw", "curtailed_mw", "pf_reduction_mw")
 PLANT_INPUTS = ("p_limit_mw", "q_setpoint_mvar")
 
 META: mosaik_api_v3.Meta = {
@@ -25,12 +30,12 @@ META: mosaik_api_v3.Meta = {
     "models": {
         # "snapshot": every plant's outputs in one value (for the recorder)
         "PVPark": {"public": True, "params": ["plants", "names", "step_ticks"],
-                   "attrs": [*WEATHER_ATTRS, "snapshot"]},
+                   "attrs": [*WEATHER_ATTRS, "snapshot", "frequency_response"]},
         "PV": {"public": False, "params": [], "attrs": [*PLANT_OUTPUTS, *PLANT_INPUTS]},
         "WindFarm": {"public": True,
                      "params": ["p_rated_mw", "hub_height_m", "shear_exponent", "names",
                                 "step_ticks"],
-                     "attrs": ["wind_speed_m_s", "snapshot"]},
+                     "attrs": ["wind_speed_m_s", "snapshot", "frequency_response"]},
         "Turbine": {"public": False, "params": [], "attrs": [*PLANT_OUTPUTS, *PLANT_INPUTS]},
     },
 }
@@ -63,11 +68,21 @@ class _Plants:
         if q_set is not None:
             self.q_setpoint_mvar[i] = q_set
 
-    def dispatch(self, p_available_mw: np.ndarray) -> None:
+    def dispatch(self, p_available_mw: np.ndarray, response: dict | None = None) -> None:
+        p_avail = p_available_mw
+        pf = np.zeros(len(p_available_mw))
+        if response:
+            # P(f) caps what the weather gives (a unit off above 51.5 Hz gives nothing)
+            cap = np.asarray(response.get("p_cap_mw", np.inf), dtype=float)
+            p_avail = np.minimum(p_available_mw, cap)
+            pf = np.maximum(p_available_mw - p_avail, 0.0)
         p, q, curtailed = pv_model.dispatch(
-            p_available_mw, self.p_limit_mw, self.q_setpoint_mvar, self.s_max_mva)
+            p_avail, self.p_limit_mw, self.q_setpoint_mvar, self.s_max_mva)
+        if response and "p_extra_mw" in response:
+            # synthetic inertia: the rotor's kinetic energy, briefly beyond the wind's power
+            p = np.maximum(p + np.asarray(response["p_extra_mw"], dtype=float), 0.0)
         self.out = {"p_mw": p, "q_mvar": q, "p_available_mw": p_available_mw,
-                    "curtailed_mw": curtailed}
+                    "curtailed_mw": curtailed, "pf_reduction_mw": pf}
 
 
 class _Park:
@@ -141,15 +156,18 @@ class DERSim(mosaik_api_v3.Simulator):
             if eid in self.park_of:
                 self.park_of[eid].plants.take_setpoints(eid, attrs)
         for park in self.parks.values():
-            weather = {a: _first(v) for a, v in inputs.get(park.eid, {}).items()}
-            park.plants.dispatch(np.asarray(park.available_mw(weather), dtype=float))
+            given = inputs.get(park.eid, {})
+            weather = {a: _first(v) for a, v in given.items() if a != "frequency_response"}
+            response = next(iter(given.get("frequency_response", {}).values()), None)
+            park.plants.dispatch(np.asarray(park.available_mw(weather), dtype=float),
+                                 response.get(park.kind) if response else None)
         return (time // self.step_ticks + 1) * self.step_ticks
 
     def get_data(self, outputs):
         data = {}
         for eid, attrs in outputs.items():
             if eid in self.parks:
-                if list(attrs) != ["snapshot"]:
+                if set(attrs) != {"snapshot"}:
                     raise ValueError(f"{eid} outputs only 'snapshot'; found {attrs}")
                 park = self.parks[eid]
                 data[eid] = {"snapshot": {park.kind: {a: park.plants.out[a].tolist()

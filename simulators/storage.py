@@ -4,6 +4,8 @@
 Both are time-based and step with the grid: the power they output at ``t`` holds for the step
 ``[t, t + step)``. Set-points come from the field (``p_limit_mw`` per charging point,
 ``p_setpoint_mw`` per battery) and hold until changed; ``None`` means none was ever sent.
+The frequency simulator's ``frequency_response`` (FCR and synthetic inertia, MW per unit,
+positive = more injection) is added on top from the next step, within each unit's limits.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from twin.models.ev import EVPlan, sum_by
 from twin.recording.schema import BATTERY, EV
 
 CP_OUTPUTS = ("p_mw", "q_mvar", "n_connected", "soc_mean", "flex_up_mw", "flex_down_mw",
-              "energy_short_mwh", "droop_mw_per_hz")
+              "energy_short_mwh", "droop_mw_per_hz", "fcr_inject_mw", "fcr_absorb_mw")
 BATTERY_OUTPUTS = ("p_mw", "q_mvar", "soc", "p_charge_avail_mw", "p_discharge_avail_mw",
                    "p_schedule_mw", "price_eur_mwh")
 
@@ -26,14 +28,26 @@ META: mosaik_api_v3.Meta = {
     "type": "time-based",
     "models": {
         # parents output "snapshot": every child's outputs in one value (for the recorder)
-        "EVFleet": {"public": True, "params": ["plan", "step_ticks"], "attrs": ["snapshot"]},
+        "EVFleet": {"public": True, "params": ["plan", "step_ticks"],
+                    "attrs": ["snapshot", "frequency_response"]},
         "ChargingPoint": {"public": False, "params": [],
                           "attrs": [*CP_OUTPUTS, "p_limit_mw"]},
-        "Batteries": {"public": True, "params": ["plan", "step_ticks"], "attrs": ["snapshot"]},
+        "Batteries": {"public": True, "params": ["plan", "step_ticks"],
+                      "attrs": ["snapshot", "frequency_response"]},
         "Battery": {"public": False, "params": [],
                     "attrs": [*BATTERY_OUTPUTS, "p_setpoint_mw"]},
     },
 }
+
+
+def _response(inputs: dict, parent: str, kind: str) -> np.ndarray | None:
+    """The frequency response for ``kind`` sent to ``parent`` [MW per unit, injection
+    positive], or None."""
+    sent = next(iter(inputs.get(parent, {}).get("frequency_response", {}).values()), None)
+    if not sent or kind not in sent:
+        return None
+    p = np.asarray(sent[kind]["p_mw"], dtype=float)
+    return p if p.any() else None
 
 
 def _setpoint(attrs: dict, name: str) -> float:
@@ -108,9 +122,11 @@ class EVSim(_Base):
         given = self._setpoints(inputs, "p_limit_mw")
         self.limits = np.where(np.isnan(given), self.limits, given)
         # "v2g": the set-point is the request (negative = discharge); "limited": the cap.
+        response = _response(inputs, self.parent, EV)
         res = plan.fleet.step(time * self.res_s, self.step_ticks * self.res_s,
                               p_limit_mw=self.limits, p_request_mw=self.limits,
-                              strategy=plan.strategy)
+                              strategy=plan.strategy,
+                              p_offset_mw=None if response is None else -response)
         n = len(plan.points)
         dep = res.departures
         self.out = {
@@ -118,8 +134,11 @@ class EVSim(_Base):
             "n_connected": res.n_connected.astype(float), "soc_mean": res.soc_mean,
             "flex_up_mw": res.flex_up_mw, "flex_down_mw": res.flex_down_mw,
             "energy_short_mwh": sum_by(dep.charge_point, dep.energy_short_mwh, n),
-            "droop_mw_per_hz": plan.fleet.droop_capability_mw_per_hz(),
         }
+        # V2G's FCR capability held 15 min, each way (the droop is its symmetric part)
+        inject, absorb = plan.fleet.fcr_capability_mw()
+        self.out["droop_mw_per_hz"] = np.minimum(inject, absorb) / 0.2
+        self.out["fcr_inject_mw"], self.out["fcr_absorb_mw"] = inject, absorb
         return time + self.step_ticks
 
 
@@ -151,6 +170,9 @@ class BatterySim(_Base):
         scheduled = bat.schedule_request(t_s, plan.schedule_times_s, plan.schedule_p_mw)
         # A DMS set-point, once given, overrides the timetable.
         request = np.where(np.isnan(self.setpoints), scheduled, self.setpoints)
+        response = _response(inputs, self.parent, BATTERY)
+        if response is not None:
+            request = request - response  # load convention: more injection, less p
         res = battery.step(self.step_ticks * self.res_s, request)
         price = plan.prices_eur_mwh[max(0, np.searchsorted(plan.price_times_s, t_s, "right") - 1)]
         n = len(plan.names)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import mosaik
+import numpy as np
 
 from twin.build.gc_tuning import quiet_gc
 from twin.build.prepare import Prepared, customers
@@ -24,6 +25,7 @@ from twin.evaluation.kpis import KpiAccumulator, kpi_warmup_s
 from twin.grid.model import SUMMARY_ATTRS as GRID_SUMMARY_ATTRS
 from twin.models import pv as pv_model
 from twin.models.frequency import AreaSpec
+from twin.models.frequency_units import ResponseSettings, TwinUnits
 from twin.models.weather import WEATHER_ATTRS
 from twin.recording.policy import recording_policy
 from twin.recording.schema import (
@@ -98,6 +100,7 @@ class _Wiring:
     periods: dict[str, int]
     tables: dict[str, dict[str, list[str]]]
     plants: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv:PV 3" -> entity
+    parents: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv" -> the park
     series: mosaik.ModelFactory | None = None
     field: mosaik.Entity | None = None
 
@@ -226,18 +229,54 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
 
 
 def _wire_frequency(w: _Wiring) -> None:
-    """The synchronous area's frequency, stepped around its disturbances (records only)."""
+    """The synchronous area's frequency, stepped around its disturbances; with
+    ``frequency.response``, the twin's units answer it (their snapshots in, the responses
+    back to their parents, applied from their next step)."""
     spec = w.prep.scenario.frequency
     if not spec.enabled:
         return
     clock = w.prep.scenario.clock
+    area_spec = AreaSpec(**spec.area.model_dump())
+    units = twin_units(w.prep, spec.response, area_spec) if spec.response else None
     area = w.world.start("Frequency", sim_id="frequency").Area(
-        spec=AreaSpec(**spec.area.model_dump()),
+        spec=area_spec,
         disturbances=[(clock.ticks(d.after), d.p_mw) for d in spec.disturbances],
-        step_ticks=clock.ticks(spec.step))
+        step_ticks=clock.ticks(spec.step), units=units)
     w.registry[area.full_id] = (FREQUENCY, "area")  # it sends "records" only
     w.world.connect(area, w.recorder, "records")
     w.world.set_initial_event(area.sid, 0)  # event-based, with no input to wake it
+    if units is None:
+        return
+    for parent in w.parents.values():
+        w.world.connect(parent, area, "snapshot")
+        # applied from the parent's next step: no same-tick loop
+        w.world.connect(area, parent, "frequency_response", time_shifted=True,
+                        initial_data={"frequency_response": None})
+
+
+def twin_units(prep: Prepared, response, area: AreaSpec) -> TwinUnits:
+    """The twin's PV, wind and batteries, and its EV charging points, as the frequency
+    simulator's response model sees them."""
+    settings = ResponseSettings(f0_hz=area.f0_hz, deadband_hz=area.fcr_deadband_hz,
+                                full_hz=area.fcr_full_hz, **response.model_dump())
+    bat = prep.batteries
+    n_bat = len(bat.names) if bat is not None else 0
+
+    def per_battery(name: str) -> np.ndarray:
+        return (np.broadcast_to(np.asarray(getattr(bat.spec, name), dtype=float),
+                                (n_bat,)).copy() if bat is not None else np.zeros(0))
+
+    return TwinUnits(
+        settings,
+        pv_rated_mw=np.asarray(prep.pv.params["p_peak_mw"], dtype=float)
+        if prep.pv.names else np.zeros(0),
+        wind_rated_mw=np.asarray(prep.wind.params["p_rated_mw"], dtype=float)
+        if prep.wind.names else np.zeros(0),
+        battery_p_max_mw=per_battery("p_discharge_max_mw"),
+        battery_p_charge_max_mw=per_battery("p_charge_max_mw"),
+        battery_e_mwh=per_battery("capacity_mwh"),
+        battery_soc_min=per_battery("soc_min"), battery_soc_max=per_battery("soc_max"),
+        n_ev_points=len(prep.ev.points) if prep.ev is not None else 0)
 
 
 def _wire_profiles(w: _Wiring) -> None:
@@ -276,6 +315,7 @@ def _wire_weather_and_der(w: _Wiring) -> None:
                                 shear_exponent=sc.wind.shear_exponent)
             world.connect(weather, park, "wind_speed_m_s")
         w.record_table(park, kind, [p.eid for p in park.children])
+        w.parents[kind] = park
         for plant, sgen_idx in zip(park.children, plants.sgen_idx):
             world.connect(plant, w.children[f"sgen-{sgen_idx}"], "p_mw", "q_mvar")
             w.plants[f"{kind}:{plant.eid}"] = plant
@@ -287,6 +327,7 @@ def _wire_storage(w: _Wiring) -> None:
     if prep.ev is not None:
         fleet = world.start("EV", sim_id="ev").EVFleet(plan=prep.ev, step_ticks=w.step)
         w.record_table(fleet, EV, prep.ev.points)
+        w.parents[EV] = fleet
         for cp, load_idx in zip(fleet.children, prep.ev.load_idx):
             world.connect(cp, w.children[f"load-{load_idx}"], "p_mw", "q_mvar")
             w.plants[f"ev:{cp.eid}"] = cp
@@ -294,6 +335,7 @@ def _wire_storage(w: _Wiring) -> None:
         sim = world.start("Battery", sim_id="battery")
         batteries = sim.Batteries(plan=prep.batteries, step_ticks=w.step)
         w.record_table(batteries, BATTERY, prep.batteries.names)
+        w.parents[BATTERY] = batteries
         for unit, idx in zip(batteries.children, prep.batteries.storage_idx):
             world.connect(unit, w.children[f"storage-{idx}"], "p_mw", "q_mvar")
             w.plants[f"battery:{unit.eid}"] = unit

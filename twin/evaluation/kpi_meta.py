@@ -123,6 +123,8 @@ KPI_TABLE: tuple[KpiMeta, ...] = (
     _row("frequency_nadir_hz", HIGHER, "Hz", 1e-3, rtol=0.0),  # rtol of 50 Hz would hide all
     _row("frequency_max_hz", LOWER, "Hz", 1e-3, rtol=0.0),
     _row("rocof_max_hz_s", LOWER, "Hz/s", 1e-3),
+    _row("frequency_response_mwh", None),
+    _row("curtailed_mwh_by_reason", None),
     _row("customers_served", None),
     _row("customers_interrupted", LOWER),
     _row("customer_minutes_interrupted", LOWER, "customer·min", _MIN),

@@ -199,6 +199,7 @@ class KpiAccumulator:
             misspelt measurement would otherwise silently leave its KPIs at zero.
         """
         pv_mw = wind_mw = pv_curt_mw = wind_curt_mw = ev_mw = bat_charge_mw = bat_dis_mw = 0.0
+        pf_mw = 0.0
         seen_pv = seen_wind = seen_ev = seen_bat = False
         violations: dict[str, int] = {}
         vm_lo = vm_hi = None  # (vm, bus)
@@ -227,10 +228,12 @@ class KpiAccumulator:
                     seen_pv = True
                     pv_mw = _add_each(pv_mw, _values(p, "p_mw"))
                     pv_curt_mw = _add_each(pv_curt_mw, _values(p, "curtailed_mw"))
+                    pf_mw = _add_each(pf_mw, _values(p, "pf_reduction_mw"))
                 elif m == WIND and p.n_rows:
                     seen_wind = True
                     wind_mw = _add_each(wind_mw, _values(p, "p_mw"))
                     wind_curt_mw = _add_each(wind_curt_mw, _values(p, "curtailed_mw"))
+                    pf_mw = _add_each(pf_mw, _values(p, "pf_reduction_mw"))
                 elif m == EV and p.n_rows:
                     seen_ev = True
                     for p_mw, short_mwh in zip(_values(p, "p_mw"),
@@ -286,10 +289,12 @@ class KpiAccumulator:
                 seen_pv = True
                 pv_mw += float(f.get("p_mw", 0.0))
                 pv_curt_mw += float(f.get("curtailed_mw", 0.0))
+                pf_mw += float(f.get("pf_reduction_mw", 0.0))
             elif m == WIND:
                 seen_wind = True
                 wind_mw += float(f.get("p_mw", 0.0))
                 wind_curt_mw += float(f.get("curtailed_mw", 0.0))
+                pf_mw += float(f.get("pf_reduction_mw", 0.0))
             elif m == EV:
                 seen_ev = True
                 ev_mw += float(f.get("p_mw", 0.0))
@@ -341,11 +346,18 @@ class KpiAccumulator:
                     seen = self._frequency
                     seen[0], seen[1], seen[2] = min(seen[0], lo), max(seen[1], hi), max(
                         seen[2], rocof)
+                # the twin's responses, each held over the step the record ends
+                dt_h = float(f.get("dt_s", 0.0)) / 3600.0
+                for source, key in _RESPONSE_SOURCES:
+                    if key in f:
+                        self._count(f"response_{source}_mwh", float(f[key]) * dt_h)
             elif m == PROTECTION:
                 if p.tags.get("kind") in ("trip", "reclose"):
                     self._count(f"protection_{p.tags['kind']}s")
             elif m not in MEASUREMENTS:
                 check_measurement(m, "KPI accumulator")
+        if seen_pv or seen_wind:
+            self._integral("pf_reduction").add(t_s, pf_mw)
         if seen_pv:
             self._integral("pv").add(t_s, pv_mw)
             self._integral("pv_curtailed").add(t_s, pv_curt_mw)
@@ -511,9 +523,23 @@ class KpiAccumulator:
             "frequency_nadir_hz": _finite(self._frequency[0]) if self._frequency else None,
             "frequency_max_hz": _finite(self._frequency[1]) if self._frequency else None,
             "rocof_max_hz_s": _finite(self._frequency[2]) if self._frequency else None,
+            # energy the twin's units gave the area (MWh, + = injected; P(f): withheld, ≤ 0),
+            # None unless they answer the frequency (``frequency.response``)
+            "frequency_response_mwh": {
+                source: round(self._counts.get(f"response_{source}_mwh", 0.0), 9)
+                for source, _key in _RESPONSE_SOURCES}
+            if f"response_{_RESPONSE_SOURCES[0][0]}_mwh" in self._counts else None,
+            # what PV and wind did not feed in, by why: the DMS's limits, P(f) [MWh]
+            "curtailed_mwh_by_reason": {"dms_limit": round(e("pv_curtailed")
+                                                           + e("wind_curtailed"), 9),
+                                        "pf": e("pf_reduction")},
             **reliability,
         }
 
+
+#: the twin's frequency responses in ``frequency`` records: KPI key, record field
+_RESPONSE_SOURCES = (("fcr_battery", "twin_fcr_battery_mw"), ("fcr_ev", "twin_fcr_ev_mw"),
+                     ("synthetic_inertia", "twin_inertia_mw"), ("pf", "twin_pf_mw"))
 
 #: the integrals charged from the warmup on (the others are whole-run balances)
 _JUDGED = ("violation_any", "violation_bus", "overload_any", "overload_element")

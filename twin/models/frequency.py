@@ -10,6 +10,12 @@ power ``S``; the load regulates itself (``D``, MW per Hz); frequency containment
 twin's DER, storage and EVs add (positive) or withhold, scaled to the area by the caller.
 Right after a disturbance only inertia acts: RoCoF = ΔP · f0 / (2 H S).
 
+Synthetic inertia (:class:`SyntheticInertia`: converter-coupled units emulating a machine,
+``P_si = −K · dΔf/dt`` within their headroom) enters each sub-step implicitly: unclipped it
+adds ``K`` to the area's ``2 H S / f0``, so it lowers even the first instant's RoCoF, as an
+emulated machine without measurement delay would; clipped it is a fixed power. Solving it
+explicitly from the last sub-step's RoCoF would oscillate once ``K`` nears the area's own.
+
 FCR stops the fall but leaves an offset; the automatic frequency restoration reserve
 (aFRR, secondary control) then replaces the lost power and brings the frequency back to
 nominal within minutes. It is modelled as an integral controller on the frequency
@@ -153,12 +159,40 @@ class AreaStep:
     f_min_hz: float         # lowest frequency within the step
     f_max_hz: float
     rocof_max_hz_s: float   # largest |RoCoF| within the step
+    p_inertia_mw: float = 0.0  # synthetic inertia's power, mean over the step [MW]
+
+
+@dataclass(frozen=True)
+class SyntheticInertia:
+    """Converter-coupled units emulating inertia, as the area sees them (scaled to it).
+
+    Parameters
+    ----------
+    k_mw_s_per_hz : float
+        ``Σ 2 H_em S / f0`` [MW per Hz/s]: the power asked per unit of −RoCoF.
+    up_mw, down_mw : float
+        Headroom [MW] above and below the units' present output (≥ 0).
+    """
+
+    k_mw_s_per_hz: float = 0.0
+    up_mw: float = 0.0
+    down_mw: float = 0.0
+
+    def power_mw(self, p_other_mw: float, m_mw_s_per_hz: float) -> float:
+        """Synthetic inertia's power while the other powers sum to ``p_other_mw`` and the
+        area's own inertia is ``m`` (= 2 H S / f0): the RoCoF with the emulated machine
+        added, then its power within the headroom."""
+        if self.k_mw_s_per_hz <= 0.0:
+            return 0.0
+        rocof = p_other_mw / (m_mw_s_per_hz + self.k_mw_s_per_hz)
+        return min(max(-self.k_mw_s_per_hz * rocof, -self.down_mw), self.up_mw)
 
 
 def advance(spec: AreaSpec, state: AreaState, dt_s: float, p_disturbance_mw: float,
-            p_twin_mw: float = 0.0) -> AreaStep:
+            p_twin_mw: float = 0.0, inertia: SyntheticInertia | None = None) -> AreaStep:
     """The area ``dt_s`` seconds on, with the disturbance and the twin's contribution
-    held constant over the step.
+    held constant over the step (``inertia``: synthetic inertia, answering each sub-step's
+    RoCoF within its headroom).
 
     Integrated in sub-steps of at most :data:`MAX_SUBSTEP_S` (semi-implicit Euler: the FCR
     ramps toward the droop's demand at the frequency reached, then the swing equation
@@ -176,17 +210,24 @@ def advance(spec: AreaSpec, state: AreaState, dt_s: float, p_disturbance_mw: flo
     rocof = state.rocof_hz_s
     f_min = f_max = spec.f0_hz + df
     rocof_max = abs(rocof)
+    si = inertia if inertia is not None and inertia.k_mw_s_per_hz > 0 else None
+    p_si_sum = 0.0
     for _ in range(n):
         target = fcr_droop_mw(df, spec.fcr_mw, spec.fcr_deadband_hz, spec.fcr_full_hz)
         p_fcr += min(max(target - p_fcr, -ramp_mw), ramp_mw)
         p_afrr -= afrr_gain * df
-        rocof = (p_disturbance_mw + p_fcr + p_afrr + p_twin_mw
-                 - spec.damping_mw_per_hz * df) / two_h_s_over_f0
+        p = p_disturbance_mw + p_fcr + p_afrr + p_twin_mw - spec.damping_mw_per_hz * df
+        if si is not None:
+            p_si = si.power_mw(p, two_h_s_over_f0)
+            p += p_si
+            p_si_sum += p_si
+        rocof = p / two_h_s_over_f0
         df += rocof * h
         f_min, f_max = min(f_min, spec.f0_hz + df), max(f_max, spec.f0_hz + df)
         rocof_max = max(rocof_max, abs(rocof))
     if n == 0:
-        rocof = (p_disturbance_mw + p_fcr + p_afrr + p_twin_mw
-                 - spec.damping_mw_per_hz * df) / two_h_s_over_f0
+        p = p_disturbance_mw + p_fcr + p_afrr + p_twin_mw - spec.damping_mw_per_hz * df
+        rocof = (p + (si.power_mw(p, two_h_s_over_f0) if si else 0.0)) / two_h_s_over_f0
     return AreaStep(replace(state, df_hz=df, p_fcr_mw=p_fcr, p_afrr_mw=p_afrr,
-                            rocof_hz_s=rocof), f_min, f_max, rocof_max)
+                            rocof_hz_s=rocof), f_min, f_max, rocof_max,
+                    p_si_sum / n if n else 0.0)

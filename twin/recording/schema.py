@@ -258,15 +258,28 @@ def protection_record(t_s: float, element: str, kind: str,
             "fields": dict(fields) or {"count": 1}}
 
 
-def frequency_record(t_s: float, f0_hz: float, step, p_disturbance_mw: float) -> Record:
-    """The area's frequency at the end of a step (:class:`twin.models.frequency.AreaStep`),
-    with the step's extremes and the powers acting on it."""
+#: The twin's own responses in a ``frequency`` record [MW, unscaled, positive = more
+#: injection], each held (synthetic inertia: averaged) over the step of ``dt_s`` it ends.
+TWIN_RESPONSE_FIELDS = ("twin_pf_mw", "twin_fcr_battery_mw", "twin_fcr_ev_mw",
+                        "twin_inertia_mw")
+
+
+def frequency_record(t_s: float, f0_hz: float, step, p_disturbance_mw: float,
+                     dt_s: float = 0.0, twin: dict[str, float] | None = None) -> Record:
+    """The area's frequency at the end of a step (:class:`twin.models.frequency.AreaStep`)
+    of ``dt_s`` seconds, with the step's extremes and the powers acting on it; ``twin``: the
+    twin's units' responses (:data:`TWIN_RESPONSE_FIELDS`, and ``p_twin_area_mw``, all of
+    them scaled to the area)."""
     state = step.state
+    fields = {"f_hz": f0_hz + state.df_hz, "rocof_hz_s": state.rocof_hz_s,
+              "f_min_hz": step.f_min_hz, "f_max_hz": step.f_max_hz,
+              "rocof_max_hz_s": step.rocof_max_hz_s, "p_fcr_mw": state.p_fcr_mw,
+              "p_afrr_mw": state.p_afrr_mw, "p_disturbance_mw": p_disturbance_mw,
+              "dt_s": float(dt_s)}
+    if twin:
+        fields.update(twin)
     return {"measurement": FREQUENCY, "t_s": t_s, "tags": {"element": "area"},
-            "fields": {"f_hz": f0_hz + state.df_hz, "rocof_hz_s": state.rocof_hz_s,
-                       "f_min_hz": step.f_min_hz, "f_max_hz": step.f_max_hz,
-                       "rocof_max_hz_s": step.rocof_max_hz_s, "p_fcr_mw": state.p_fcr_mw,
-                       "p_afrr_mw": state.p_afrr_mw, "p_disturbance_mw": p_disturbance_mw}}
+            "fields": fields}
 
 
 def event_record(t_s: float, element: str, kind: str, message: str) -> Record:

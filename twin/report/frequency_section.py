@@ -49,6 +49,8 @@ def frequency_section(run: RunData, figs: Figures) -> Section | None:
     parts.append("<h3>Reserves</h3>" + figs.html(power, height_px=360))
 
     kpis = run.kpis or {}
+    if "twin_fcr_battery_mw" in rec:
+        parts.append(_twin_response(rec, x, figs, kpis))
 
     def value(key: str, unit: str) -> str:
         v = kpis.get(key)
@@ -63,3 +65,27 @@ def frequency_section(run: RunData, figs: Figures) -> Section | None:
         ("last step (the area at rest after it)", "", cell_text(rec["time"].iloc[-1]))],
         css="log"))
     return Section("frequency", "Frequency", "".join(parts))
+
+
+#: The twin's responses in the records: field, legend, colour, KPI key.
+_SOURCES = (("twin_fcr_battery_mw", "batteries' FCR", "#2ca02c", "fcr_battery"),
+            ("twin_fcr_ev_mw", "V2G FCR", "#17becf", "fcr_ev"),
+            ("twin_inertia_mw", "synthetic inertia", "#ff7f0e", "synthetic_inertia"),
+            ("twin_pf_mw", "P(f) withheld", "#d62728", "pf"))
+
+
+def _twin_response(rec, x, figs: Figures, kpis: dict) -> str:
+    """The twin's own units' response per source [MW, unscaled] and its energy."""
+    fig = go.Figure()
+    for column, name, colour, _key in _SOURCES:
+        if column in rec:
+            fig.add_trace(go.Scatter(x=x, y=rounded(rec[column].fillna(0.0), 4), name=name,
+                                     line=dict(color=colour)))
+    fig.update_layout(yaxis_title="the twin's response [MW, + = injection]")
+    energy = kpis.get("frequency_response_mwh") or {}
+    rows = [(name, f"{energy[key] * 1000.0:.2f} kWh" if key in energy else "n/a")
+            for _c, name, _colour, key in _SOURCES]
+    return ("<h3>The twin's units</h3><p>What the twin's own batteries, EVs and converters "
+            "gave (each of the area's copies of this grid gives the same).</p>"
+            + figs.html(fig, height_px=320)
+            + html_table(["source", "energy"], rows, css="log"))

@@ -40,6 +40,25 @@ class DisturbanceSpec(Strict):
                         "loss of 3 GW of generation, positive for a load lost.")
 
 
+class ResponseSpecModel(Strict):
+    """What the twin's own units do for the frequency (:mod:`twin.models.frequency_units`)."""
+
+    scale: float = Field(1.0, gt=0, description="How many feeders like the twin's answer "
+                         "alike in the area: the units' responses are scaled by it.")
+    pf: bool = Field(True, description="PV and wind reduce their output above 50.2 Hz "
+                     "(VDE-AR-N 4105 P(f)).")
+    fcr_battery_share: float = Field(0.0, ge=0, le=1, description="Share of each battery's "
+                                     "power offered as FCR (droop, SOC-aware).")
+    v2g_share: float = Field(0.0, ge=0, le=1, description="Share of the EVs' V2G capability "
+                             "(held 15 min, departure targets kept) assigned to FCR.")
+    wind_inertia_h_s: float = Field(0.0, ge=0, description="Emulated inertia constant of "
+                                    "the wind turbines on their rating; 0 for none.")
+    storage_inertia_h_s: float = Field(0.0, ge=0, description="Emulated inertia constant "
+                                       "of the batteries on their power rating; 0 for none.")
+    wind_headroom_share: float = Field(0.10, ge=0, le=1, description="Extra power a "
+                                       "turning rotor lends, share of its rating.")
+
+
 class FrequencySpec(Strict):
     enabled: bool = Field(False, description="Simulate the area's frequency.")
     area: AreaSpecModel = AreaSpecModel()
@@ -47,3 +66,6 @@ class FrequencySpec(Strict):
                           "rest (none while it rests).")
     disturbances: list[DisturbanceSpec] = Field(
         [], description="Power imbalances of the area, e.g. a generation trip.")
+    response: ResponseSpecModel | None = Field(
+        None, description="The twin's PV, wind, batteries and EVs answering the frequency "
+        "(P(f), FCR, synthetic inertia), scaled to the area; none: they do not.")

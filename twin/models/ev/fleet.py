@@ -224,6 +224,7 @@ class EVFleet:
         p_limit_mw: ArrayLike | None = None,
         p_request_mw: ArrayLike | None = None,
         strategy: Strategy = "uncontrolled",
+        p_offset_mw: ArrayLike | None = None,
     ) -> EVStepResult:
         """Advance from ``t_s`` to ``t_s + dt_s`` with constant power per EV.
 
@@ -252,6 +253,10 @@ class EVFleet:
             ties go to the lower EV index. The limit overrides the targets: EVs may leave
             short. ``"v2g"``: each point's request is met as far as its EVs' feasible
             ranges allow (see Notes).
+        p_offset_mw : array_like, optional
+            Added to each point's power after the strategy (e.g. its frequency response,
+            negative = less charging or discharging), then met as a V2G request would be:
+            within every EV's feasible range, so no EV is left short by it.
 
         Returns
         -------
@@ -291,6 +296,13 @@ class EVFleet:
             p = self._limited(t, p_hi, p_limit_mw)
         else:
             p = self._v2g_dispatch(p_lo, p_hi, p_request_mw)
+        if p_offset_mw is not None:
+            offset = self._per_point(p_offset_mw, "p_offset_mw")
+            offset = np.nan_to_num(offset)
+            if offset.any():
+                target = _per_cp(self._cp, p, minlength=self._n_cp) + offset
+                moved = (offset != 0.0)[self._cp]  # other points keep their strategy's split
+                p = np.where(moved, self._v2g_dispatch(p_lo, p_hi, target), p)
 
         dt_h = dt / SECONDS_PER_HOUR
         p_in = np.maximum(p, 0.0)
@@ -378,12 +390,22 @@ class EVFleet:
             )
         if not hold_s > 0:
             raise ValueError(f"droop_capability_mw_per_hz: hold_s must be > 0; found {hold_s}")
+        inject, absorb = self.fcr_capability_mw(hold_s)
+        return np.minimum(inject, absorb) / f_band_hz
+
+    def fcr_capability_mw(self, hold_s: float = 900.0) -> tuple[np.ndarray, np.ndarray]:
+        """What the plugged-in V2G-capable EVs can hold for ``hold_s`` from now, per
+        charging point [MW]: (more injection — charging less or discharging —, more
+        consumption), from each EV's last power within its feasible range held that long
+        (departure targets and ``soc_min`` kept as in :meth:`step`)."""
+        if not hold_s > 0:
+            raise ValueError(f"fcr_capability_mw: hold_s must be > 0; found {hold_s}")
         p_lo, p_hi = self._power_range(self.t_s, float(hold_s), use_cache=False)
         v2g = self._v2g & self._connected
         p = np.clip(self._p, p_lo, p_hi)  # an EV's last power may lie outside the longer-held range
-        up = _per_cp(self._cp, np.where(v2g, p_hi - p, 0.0), minlength=self._n_cp)
-        down = _per_cp(self._cp, np.where(v2g, p - p_lo, 0.0), minlength=self._n_cp)
-        return np.minimum(up, down) / f_band_hz
+        absorb = _per_cp(self._cp, np.where(v2g, p_hi - p, 0.0), minlength=self._n_cp)
+        inject = _per_cp(self._cp, np.where(v2g, p - p_lo, 0.0), minlength=self._n_cp)
+        return inject, absorb
 
     # ------------------------------------------------------------------ internals
     def _power_range(self, t: float, dt: float,
