@@ -41,7 +41,7 @@ META: mosaik_api_v3.Meta = {
             "params": ["plan", "seed", "time_resolution_s", "record_every_ticks", "grid_step_ticks",
                        "handover_ticks",
                        "until_ticks", "deliver_exact", "scheduled_commands"],
-            "attrs": ["snapshot", "solved_at", "commands", *FIELD_OUTPUTS],
+            "attrs": ["snapshot", "solved_at", "commands", "ev_snapshot", *FIELD_OUTPUTS],
             "trigger": ["commands", "solved_at"],
             "non-persistent": FIELD_OUTPUTS,
         },
@@ -93,6 +93,7 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.crews: CrewDispatcher | None = None
         self.snapshot: dict | None = None
         self.snapshot_tick: int | None = None  # when the grid solved the held snapshot
+        self.ev_part: dict = {}  # {"ev": {attr: per charging point}} from the EV fleet
         self.next_scan: dict[str, int] = {}
         self.period_ticks: dict[str, int] = {}
         self.in_flight = 0
@@ -161,6 +162,11 @@ class FieldSim(mosaik_api_v3.Simulator):
         f_in = inputs.get("field", {})
         snapshot = next(iter(f_in.get("snapshot", {}).values()), None)
         solved_at = next(iter(f_in.get("solved_at", {}).values()), None)
+        ev = next(iter(f_in.get("ev_snapshot", {}).values()), None)
+        if ev:
+            self.ev_part = ev  # the EV operator's values, valid with the next grid state
+        if snapshot is not None and self.ev_part:
+            snapshot = {**snapshot, **self.ev_part}
         if snapshot is not None and solved_at != self.snapshot_tick:
             # Scans are taken lazily, each at its own time and against the grid state valid
             # then: those before the new solve read the state before it.

@@ -28,6 +28,7 @@ from twin.dms.builtin import DEFAULTS as BUILTIN_DEFAULTS
 from twin.dms.forecast import ProfileForecast
 from twin.dms.short_circuit import BreakerRating, default_ratings
 from twin.grid.names import element_names
+from twin.models.battery import BatteryPlan
 from twin.models.field import ACTIONS, FieldPlan
 from twin.models.load_shapes import load_kind
 from twin.scenario import Scenario, ScenarioError
@@ -94,7 +95,7 @@ class DMSSetup:
 def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
              wind_names: list[str], field_refs: dict[str, str] | None = None,
              field_plan: FieldPlan | None = None, scenario_file: str | Path | None = None,
-             ) -> DMSSetup | None:
+             batteries: BatteryPlan | None = None) -> DMSSetup | None:
     """The run's DMS, or None when the scenario has none. ``field_refs`` maps the field's
     device references to grid elements (``"ev:Bus 10"`` → ``"load:EV Bus 10"``): the DMS
     decides on grid elements and commands the devices. The class is loaded (and checked)
@@ -116,6 +117,12 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
             raise ScenarioError(
                 f"dms.volt_var.der: expected PV/wind plant names; found {unknown}")
         params = spec.builtin_params()
+        _check_supervisory(spec, net)
+        params.update(_storage_database(batteries))
+        ev = scenario.ev_fleet
+        params["ev_fleet"] = {"p_discharge_max_mw": ev.p_discharge_max_kw / 1000.0,
+                              "v2g_share": ev.v2g_share} if ev.n_ev else \
+            {"p_discharge_max_mw": 0.0, "v2g_share": 0.0}
     else:
         params = dict(spec.params)
     scenario.clock.ticks(spec.cycle)  # a whole number of ticks, or a clear error now
@@ -132,6 +139,60 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
     named = spec.remote is None or "dms_class" in spec.model_fields_set
     return DMSSetup(spec.dms_class if named else None, params, context, cls=cls,
                     remote=spec.remote)
+
+
+def _check_supervisory(spec, net) -> None:
+    """The cells, the interface and the remote DER name elements of the grid; the cells
+    form a valid set (one clear error each, with its key path)."""
+    buses = set(element_names(net, "bus"))
+    for k, cell in enumerate(spec.cells.cells):
+        unknown = [b for b in cell.buses if b not in buses]
+        if unknown:
+            raise ScenarioError(f"dms.cells.cells[{k}].buses: expected bus names of the grid; "
+                                f"found {unknown}")
+    if spec.cells.cells:
+        from twin.dms.cells import Cell, tie_branches  # the DMS's own check of the cells
+
+        try:
+            tie_branches(net, [Cell(c.name, tuple(c.buses), c.tie_schedule_mw, c.tolerance_mw)
+                               for c in spec.cells.cells])
+        except ValueError as exc:
+            raise ScenarioError(f"dms.cells.cells: {exc}") from None
+    if spec.monitoring.enabled and not spec.cells.cells:
+        raise ScenarioError("dms.monitoring.enabled: expected cells (dms.cells.cells) to "
+                            "monitor; found none")
+    trafo = spec.tso_dso.interface
+    if spec.tso_dso.mode != "off" and trafo not in element_names(net, "trafo"):
+        raise ScenarioError(f"dms.tso_dso.interface: expected a trafo name of the grid; "
+                            f"found {trafo!r}")
+    unknown = [n for n in spec.curtailment.remote if n not in element_names(net, "sgen")]
+    if unknown:
+        raise ScenarioError(f"dms.curtailment.remote: expected PV/wind plant names; "
+                            f"found {unknown}")
+
+
+def _storage_database(batteries: BatteryPlan | None) -> dict[str, Any]:
+    """What the DMS's database holds of the batteries (nameplates, initial SOC) and the
+    day-ahead prices, for the built-in DMS's storage monitoring and cell control."""
+    if batteries is None:
+        return {"batteries": [], "prices": {"times_s": [], "eur_mwh": []}}
+    spec = batteries.spec
+    n = len(batteries.names)
+
+    def col(name: str) -> list[float]:
+        return [float(v) for v in np.broadcast_to(np.asarray(getattr(spec, name), dtype=float),
+                                                  (n,))]
+
+    cols = {k: col(k) for k in ("capacity_mwh", "p_discharge_max_mw", "soc_init", "soc_min",
+                                "soc_max", "eta_charge", "eta_discharge")}
+    return {"batteries": [
+        {"name": name, "capacity_mwh": cols["capacity_mwh"][i],
+         "p_max_mw": cols["p_discharge_max_mw"][i], "soc_init": cols["soc_init"][i],
+         "soc_min": cols["soc_min"][i], "soc_max": cols["soc_max"][i],
+         "eta_charge": cols["eta_charge"][i], "eta_discharge": cols["eta_discharge"][i]}
+        for i, name in enumerate(batteries.names)],
+        "prices": {"times_s": [float(t) for t in batteries.price_times_s],
+                   "eur_mwh": [float(p) for p in batteries.prices_eur_mwh]}}
 
 
 def runs_builtin(spec) -> bool:

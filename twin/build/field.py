@@ -27,7 +27,10 @@ _ALIASES = {
     "trafo": {"p_mw": "p_hv_mw", "q_mvar": "q_hv_mvar", "i_ka": "i_hv_ka"},
 }
 _STATUS = {"closed", "tripped", "fault_passed", "supplied"}
-_DISCRETE = {"tap_pos", "step", "in_service", *_STATUS}
+_DISCRETE = {"tap_pos", "step", "in_service", "n_connected", *_STATUS}
+#: What an EV charging point's operator reports besides its power (the fleet's outputs):
+#: plugged-in EVs and the V2G power they can hold for 15 minutes each way.
+EV_AGGREGATOR = ("n_connected", "fcr_inject_mw", "fcr_absorb_mw")
 
 
 def _latency(model, default: comms.LatencySpec) -> comms.LatencySpec:
@@ -137,21 +140,27 @@ def build_field_plan(scenario: Scenario, net: pp.pandapowerNet, pv: dict[str, in
             key = f"rtus[{r}].points[{p}]"
             kind, table, idx, pos = names.find(pt.element, f"{key}.element")
             attr = _ALIASES.get(table, {}).get(pt.quantity, pt.quantity)
-            if attr not in snapshot_attrs(table):
+            truth_table, truth_pos = table, pos
+            if kind == "ev" and attr in EV_AGGREGATOR:
+                # the charging points' operator reports these (the EV fleet's snapshot)
+                truth_table = "ev"
+                truth_pos = list(ev_loads).index(split_ref(pt.element, strip=True)[1])
+            elif attr not in snapshot_attrs(table):
+                known = snapshot_attrs(table) | (set(EV_AGGREGATOR) if kind == "ev" else set())
                 raise ScenarioError(f"{key}.quantity: expected one of "
-                                    f"{sorted(snapshot_attrs(table))} for a {kind}; "
-                                    f"found {pt.quantity!r}")
+                                    f"{sorted(known)} for a {kind}; found {pt.quantity!r}")
             # the display name keeps the scenario's reference ("ev:Bus 10/p_mw"); the
             # element is the grid's ("load:EV Bus 10"), resolved here once for every reader
             name = f"{pt.element}/{pt.quantity}"
             discrete = attr in _DISCRETE
-            rng = pt.range or (None if discrete else _default_range(net, table, idx, attr))
+            rng = pt.range or (None if discrete else _default_range(
+                net, table, idx, "p_mw" if truth_table == "ev" else attr))
             points.append(comms.PointSpec(name=name, quantity=pt.quantity,
                                           range=rng if rng is not None else (0.0, 1.0),
                                           noise_pct=0.0 if discrete else pt.noise_pct,
                                           quantum=1.0 if discrete else pt.quantum,
                                           element=names.grid_element(table, pos)))
-            refs[name] = TruthRef(table, pos, attr)
+            refs[name] = TruthRef(truth_table, truth_pos, attr)
         rtus.append(comms.RTUSpec(name=rtu.name, points=tuple(points),
                                   scan_period_s=rtu.scan_period,
                                   link=link_spec(rtu.link), scan_offset_s=rtu.scan_offset))

@@ -133,7 +133,7 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
     unreachable = check_commands(scenario, net, prepared.field, set(plant_refs))
     prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,
                             field_refs=plant_refs, field_plan=prepared.field,
-                            scenario_file=scenario_file)
+                            scenario_file=scenario_file, batteries=battery_plan)
     if prepared.dms is not None and not check_only:
         try:  # the DMS is made before the world: its constructor's error is the input's
             prepared.dms.create()

@@ -372,6 +372,11 @@ def _wire_field(w: _Wiring) -> None:
     world.connect(w.grid, field_ent, "snapshot", time_shifted=True,
                   initial_data={"snapshot": None})
     world.connect(w.grid, field_ent, "solved_at", time_shifted=1)  # a new state: scan
+    if EV in w.parents and any(ref.table == "ev" for refs in plan.truth.values()
+                               for ref in refs.values()):
+        # the charging points' operator reports what the fleet knows (V2G capability)
+        world.connect(w.parents[EV], field_ent, ("snapshot", "ev_snapshot"),
+                      time_shifted=True, initial_data={"snapshot": None})
     world.connect(field_ent, w.recorder, "records")
     devices = {e.eid: e for e in field_ent.children}
     for dev in plan.devices.values():

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 
 from twin import __version__
 from twin.dms.api import API_VERSION, CommandOutcome, DMSContext, DMSStep, TelemetryRow
+from twin.dms.cells import Cell
 from twin.dms.controller import DMSController, DMSPlan
 from twin.dms.cycle import CycleSettings, DMSState
 from twin.dms.flisr_control import FlisrController, FlisrSettings
 from twin.dms.load_management import LoadManagementSettings, LoadManager
 from twin.dms.short_circuit import BreakerRating, short_circuit_report
+from twin.dms.supervisory import BatteryInfo, Supervisor, SupervisorySettings, TsoRequest
 from twin.dms.switchgear import SwitchgearWatch
 from twin.dms.volt_var import VoltVarSettings
 from twin.grid.names import element_names
@@ -39,6 +41,17 @@ DEFAULTS: dict[str, object] = {
     "flisr": {"mode": "off", "wait": 5.0, "max_loading_percent": 100.0, "repair": True},
     "load_management": {"mode": "off", "max_loading_percent": 100.0, "hold": 900.0},
     "short_circuit": True,
+    "cells": {"mode": "off", "cells": [], "kp": 0.1, "ki_per_s": 0.01},
+    "curtailment": {"mode": "off", "max_loading_percent": 100.0, "remote": [], "hold": 900.0,
+                    "margin_percent": 5.0},
+    "tso_dso": {"mode": "off", "interface": None, "requests": [], "tolerance_mvar": 0.1},
+    "monitoring": {"enabled": False, "wind_inertia_h_s": 0.0, "storage_inertia_h_s": 0.0,
+                   "rotating_h_s": 2.0, "v2g_fcr_mw": 0.0},
+    # the EV fleet's database: per V2G-capable EV, and their share (from the scenario)
+    "ev_fleet": {"p_discharge_max_mw": 0.0, "v2g_share": 0.0},
+    # the database of the batteries and the day-ahead prices (from the scenario's batteries)
+    "batteries": [],
+    "prices": {"times_s": [], "eur_mwh": []},
 }
 
 
@@ -105,11 +118,44 @@ class BuiltinDMS:
             state=DMSState(model=copy.deepcopy(net)), settings=settings,
             cycle_offset_s=context.cycle_offset_s, cycle_s=context.cycle_s,
             forecast=context.forecast, flisr=flisr, load_manager=manager,
-            switchgear=SwitchgearWatch(ratings) if s["short_circuit"] else None))
+            switchgear=SwitchgearWatch(ratings) if s["short_circuit"] else None,
+            supervisor=_supervisor(s, net, context, device_refs)))
 
     def step(self, t_s: float, telemetry: list[TelemetryRow],
              outcomes: list[CommandOutcome]) -> DMSStep:
         return self.controller.step(t_s, telemetry, outcomes)
+
+
+def _supervisor(s: dict, net, context: DMSContext,
+                device_refs: Mapping[str, str]) -> Supervisor | None:
+    """The section-III functions (cells, curtailment, TSO–DSO, monitoring), or None."""
+    cells, cu, tso, mon = s["cells"], s["curtailment"], s["tso_dso"], s["monitoring"]
+    interface = tso["interface"]
+    settings = SupervisorySettings(
+        cells=tuple(Cell(c["name"], tuple(c["buses"]), float(c["tie_schedule_mw"]),
+                         float(c["tolerance_mw"])) for c in cells["cells"]),
+        cells_mode=cells["mode"], kp=float(cells["kp"]), ki_per_s=float(cells["ki_per_s"]),
+        curtailment_mode=cu["mode"], max_loading_percent=float(cu["max_loading_percent"]),
+        remote=frozenset(cu["remote"]), curtailment_hold_s=float(cu["hold"]),
+        curtailment_margin_percent=float(cu["margin_percent"]),
+        tso_mode=tso["mode"], interface=f"trafo:{interface}" if interface else None,
+        requests=tuple(TsoRequest(float(r["after"]), r.get("q_mvar"),
+                                  r.get("p_max_import_mw"), r.get("p_max_export_mw"))
+                       for r in tso["requests"]),
+        tolerance_mvar=float(tso["tolerance_mvar"]), monitoring=bool(mon["enabled"]),
+        wind_inertia_h_s=float(mon["wind_inertia_h_s"]),
+        storage_inertia_h_s=float(mon["storage_inertia_h_s"]),
+        rotating_h_s=float(mon["rotating_h_s"]), v2g_fcr_mw=float(mon["v2g_fcr_mw"]),
+        ev_p_discharge_max_mw=float(s["ev_fleet"]["p_discharge_max_mw"]),
+        ev_v2g_share=float(s["ev_fleet"]["v2g_share"]),
+        batteries=tuple(BatteryInfo(**b) for b in s["batteries"]),
+        price_times_s=tuple(s["prices"]["times_s"]), prices_eur_mwh=tuple(s["prices"]["eur_mwh"]),
+        band_pu=tuple(context.band_pu), stale_after_s=float(s["stale_after"]))
+    if not settings.active:
+        return None
+    # what the field can command, as the DMS names it (grid elements)
+    controllable = frozenset(d.element for d in context.devices if not d.manual)
+    return Supervisor(settings, copy.deepcopy(net), controllable)
 
 
 def _ratings(net, by_name: Mapping[str, tuple[float | None, float | None]]

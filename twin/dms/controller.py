@@ -34,6 +34,7 @@ from twin.dms.decisions import Decision
 from twin.dms.flisr_control import FlisrController
 from twin.dms.load_management import LoadManager
 from twin.dms.measurements import telemetry_frame
+from twin.dms.supervisory import Supervisor
 from twin.dms.switchgear import SwitchgearWatch
 
 #: Two times closer than this are the same instant [s]: far below any tick of the
@@ -57,6 +58,8 @@ class DMSPlan:
     load_manager: LoadManager | None = None
     # the switchgear against fault currents, on every topology change the DMS sees
     switchgear: SwitchgearWatch | None = None
+    # after each estimate: cells, curtailment, TSO–DSO, monitoring (the paper's section III)
+    supervisor: Supervisor | None = None
 
 
 class DMSController:
@@ -129,15 +132,20 @@ class DMSController:
             out.commands.extend(result.commands)
             out.decisions.extend(result.decisions)
             out.records.extend(result.records)
-            lm = plan.load_manager
-            if lm is not None and result.se is not None and result.se.success and (
-                    plan.flisr is None or plan.flisr.phase == "idle"):
+            lm, sup = plan.load_manager, plan.supervisor
+            if (lm is not None or sup is not None) and result.se is not None \
+                    and result.se.success and (plan.flisr is None or plan.flisr.phase == "idle"):
                 # Volt/Var's forecast net is the same one (it does not change it)
                 # (in place: after the cycle only the topology of its model is read)
                 forecast = result.forecast if result.forecast is not None else \
                     forecast_model(state, t_s, load_factor, sgen_factor, plan.settings,
                                    model=result.model, telemetry=frame(), in_place=True)
-                self._issue(out, lm.on_estimate(t_s, result.se, forecast))
+                if lm is not None:
+                    self._issue(out, lm.on_estimate(t_s, result.se, forecast))
+                if sup is not None:
+                    decisions, records = sup.on_estimate(t_s, forecast, frame())
+                    out.records.extend(records)
+                    self._issue(out, decisions)
             while self.next_cycle_s <= t_s + TIME_TOLERANCE_S:
                 self.n_cycles_due += 1
         if plan.switchgear is not None and (cycle or any(by_function.values())):

@@ -125,6 +125,7 @@ KPI_TABLE: tuple[KpiMeta, ...] = (
     _row("rocof_max_hz_s", LOWER, "Hz/s", 1e-3),
     _row("frequency_response_mwh", None),
     _row("curtailed_mwh_by_reason", None),
+    _row("tie_line_deviation_mw", None),
     _row("customers_served", None),
     _row("customers_interrupted", LOWER),
     _row("customer_minutes_interrupted", LOWER, "customer·min", _MIN),

@@ -27,6 +27,7 @@ from twin.recording.schema import (
     BUS,
     COMMAND,
     CREW,
+    DMS_CELL,
     DMS_CYCLE,
     DMS_DECISION,
     DMS_ESTIMATE,
@@ -351,6 +352,11 @@ class KpiAccumulator:
                 for source, key in _RESPONSE_SOURCES:
                     if key in f:
                         self._count(f"response_{source}_mwh", float(f[key]) * dt_h)
+            elif m == DMS_CELL:
+                deviation = f.get("deviation_mw")
+                if isinstance(deviation, float) and math.isfinite(deviation):
+                    self._count(f"cell_abs_dev:{el}", abs(deviation))
+                    self._count(f"cell_cycles:{el}")
             elif m == PROTECTION:
                 if p.tags.get("kind") in ("trip", "reclose"):
                     self._count(f"protection_{p.tags['kind']}s")
@@ -529,6 +535,12 @@ class KpiAccumulator:
                 source: round(self._counts.get(f"response_{source}_mwh", 0.0), 9)
                 for source, _key in _RESPONSE_SOURCES}
             if f"response_{_RESPONSE_SOURCES[0][0]}_mwh" in self._counts else None,
+            # each cell's mean |export − schedule| over the DMS's cycles [MW] (dms.cells)
+            "tie_line_deviation_mw": {
+                key.split(":", 1)[1]: round(n_abs / self._counts[
+                    "cell_cycles:" + key.split(":", 1)[1]], 6)
+                for key, n_abs in sorted(self._counts.items())
+                if key.startswith("cell_abs_dev:")} or None,
             # what PV and wind did not feed in, by why: the DMS's limits, P(f) [MWh]
             "curtailed_mwh_by_reason": {"dms_limit": round(e("pv_curtailed")
                                                            + e("wind_curtailed"), 9),

@@ -77,6 +77,12 @@ DMS_CYCLE = "dms_cycle"
 DMS_ESTIMATE = "dms_estimate"
 DMS_SHORT_CIRCUIT = "dms_short_circuit"
 DMS_DECISION = "dms_decision"
+#: The DMS's supervisory functions (twin.dms.supervisory), once per cycle: each cell's
+#: export, deviation, inertia and storage; each battery as the DMS sees it; the TSO–DSO
+#: interface's powers, request and reactive capability.
+DMS_CELL = "dms_cell"
+DMS_STORAGE = "dms_storage"
+DMS_INTERFACE = "dms_interface"
 #: Where the elements are, once per run (the dashboards' network map).
 # The synchronous area's frequency (twin.models.frequency), at each of its steps.
 FREQUENCY = "frequency"
@@ -96,7 +102,8 @@ EXTREMES = (BUS_EXTREMES, LINE_EXTREMES, TRAFO_EXTREMES)
 #: Every measurement the twin records.
 MEASUREMENTS = frozenset({
     *GRID_TABLES, GRID, EVENT, WEATHER, PV, WIND, EV, BATTERY, TELEMETRY, COMMAND, COMM, CREW,
-    PROTECTION, DMS_CYCLE, DMS_ESTIMATE, DMS_SHORT_CIRCUIT, DMS_DECISION, GRID_GEO, KPI, LIVE,
+    PROTECTION, DMS_CYCLE, DMS_ESTIMATE, DMS_SHORT_CIRCUIT, DMS_DECISION, DMS_CELL, DMS_STORAGE,
+    DMS_INTERFACE, GRID_GEO, KPI, LIVE,
     FREQUENCY, *EXTREMES,
 })
 
@@ -280,6 +287,46 @@ def frequency_record(t_s: float, f0_hz: float, step, p_disturbance_mw: float,
         fields.update(twin)
     return {"measurement": FREQUENCY, "t_s": t_s, "tags": {"element": "area"},
             "fields": fields}
+
+
+def dms_cell_record(t_s: float, cell: str, export_mw: float, schedule_mw: float,
+                    **fields: float) -> Record:
+    """One cell as the DMS sees it in a cycle: its export over the tie branches (+ = out),
+    schedule and deviation; the controller's ``correction_mw`` and ``residual_mw``; with
+    monitoring, inertia (``rotating_mws``, ``synthetic_mws``, ``deliverable_mws``,
+    ``receivable_mws``) and storage (``storage_e_mwh``, ``storage_up_mw``, …)."""
+    values = {"export_mw": export_mw, "schedule_mw": schedule_mw,
+              "deviation_mw": export_mw - schedule_mw, **fields}
+    return {"measurement": DMS_CELL, "t_s": t_s, "tags": {"element": cell},
+            "fields": {k: float(v) for k, v in values.items()}}
+
+
+def dms_storage_record(t_s: float, name: str, cell: str, soc: float, e_mwh: float,
+                       p_mw: float, price_eur_mwh: float, up_mw: float,
+                       down_mw: float) -> Record:
+    """One battery as the DMS's storage monitoring sees it (SOC counted from metered power;
+    ``up_mw``/``down_mw``: more / less injection it can hold for 15 minutes)."""
+    return {"measurement": DMS_STORAGE, "t_s": t_s, "tags": {"element": name, "cell": cell},
+            "fields": {"soc": float(soc), "e_mwh": float(e_mwh), "p_mw": float(p_mw),
+                       "price_eur_mwh": float(price_eur_mwh), "up_mw": float(up_mw),
+                       "down_mw": float(down_mw)}}
+
+
+def dms_interface_record(t_s: float, trafo: str, p_mw: float, q_mvar: float,
+                         q_min_mvar: float, q_max_mvar: float, q_request_mvar: float | None,
+                         p_max_import_mw: float | None = None,
+                         p_max_export_mw: float | None = None) -> Record:
+    """The TSO–DSO interface in a cycle: metered P and Q (HV side, + = import), the range
+    of Q the DSO can realise there, and the TSO's requests (NaN: none)."""
+    def value(v: float | None) -> float:
+        return math.nan if v is None else float(v)
+
+    return {"measurement": DMS_INTERFACE, "t_s": t_s, "tags": {"element": trafo},
+            "fields": {"p_mw": float(p_mw), "q_mvar": float(q_mvar),
+                       "q_min_mvar": float(q_min_mvar), "q_max_mvar": float(q_max_mvar),
+                       "q_request_mvar": value(q_request_mvar),
+                       "p_max_import_mw": value(p_max_import_mw),
+                       "p_max_export_mw": value(p_max_export_mw)}}
 
 
 def event_record(t_s: float, element: str, kind: str, message: str) -> Record:

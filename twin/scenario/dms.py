@@ -48,6 +48,69 @@ class LoadManagementSpec(Strict):
     hold: Seconds = Field(900.0, description="After a plan, look again this much later.")
 
 
+class CellSpec(Strict):
+    name: str = Field(..., min_length=1)
+    buses: list[str] = Field(..., min_length=1, description="The cell's buses (bus names).")
+    tie_schedule_mw: float = Field(0.0, description="Scheduled export over the cell's tie "
+                                   "branches [MW] (+ = out of the cell).")
+    tolerance_mw: float = Field(0.1, gt=0, description="Deviation within which the cell "
+                                "counts as on schedule.")
+
+
+class CellsSpec(Strict):
+    mode: Mode = Field("off", description="direct: each cell's controller sends set-points "
+                       "to its batteries, EV charging and DER; advisory: recorded only.")
+    cells: list[CellSpec] = Field([], description="ELECTRA web of cells: the grid's cells; "
+                                  "each keeps its tie-line flows at schedule.")
+    kp: float = Field(0.1, ge=0, description="Proportional gain of the tie-line controller.")
+    ki_per_s: float = Field(0.01, gt=0, description="Its integral gain [1/s].")
+
+
+class CurtailmentSpec(Strict):
+    mode: Mode = Field("off", description="direct: the DSO limits DER above 30 kWp by remote "
+                       "set-points to relieve estimated overloads (least curtailed energy); "
+                       "advisory: recorded only.")
+    max_loading_percent: float = Field(100.0, gt=0)
+    remote: list[str] = Field([], description="Small DER (≤ 30 kWp) that do have a remote "
+                              "interface (the rest are capped at 70 % locally).")
+    hold: Seconds = Field(900.0, description="A limit stands this long, then it is lifted "
+                          "and the congestion looked at again.")
+    margin_percent: float = Field(5.0, ge=0, lt=50, description="Curtail when the estimated "
+                                  "loading exceeds the limit less this, down to it: the "
+                                  "estimate and the minute to the next cycle both err.")
+
+
+class TsoRequestSpec(Strict):
+    after: OffsetSeconds
+    q_mvar: float | None = Field(None, description="Reactive power at the interface the TSO "
+                                 "asks for [Mvar, + = import at the HV side]; null: none.")
+    p_max_import_mw: float | None = Field(None, gt=0, description="Active-power import "
+                                          "limit at the interface [MW]; null: none.")
+    p_max_export_mw: float | None = Field(None, gt=0, description="Export limit [MW].")
+
+
+class TsoDsoSpec(Strict):
+    mode: Mode = Field("off", description="direct: meet the TSO's requests with DER Q, "
+                       "capacitors and the OLTC; advisory: recorded only.")
+    interface: str | None = Field(None, description="The HV/MV trafo at the interface.")
+    requests: list[TsoRequestSpec] = []
+    tolerance_mvar: float = Field(0.1, gt=0)
+
+
+class MonitoringSpec(Strict):
+    enabled: bool = Field(False, description="Record per cell (dms.cells) the inertia and "
+                          "storage the DMS sees, and every battery's row, each cycle.")
+    wind_inertia_h_s: float = Field(0.0, ge=0, description="Synthetic inertia the wind "
+                                    "turbines emulate [s].")
+    storage_inertia_h_s: float = Field(0.0, ge=0, description="… and the batteries [s].")
+    rotating_h_s: float = Field(2.0, ge=0, description="Inertia constant of the DER "
+                                "turning synchronous machines (CHP, diesel, gas) [s].")
+    v2g_fcr_mw: float = Field(0.0, ge=0, description="FCR the DSO seeks from the EVs "
+                              "[MW, symmetric]: assigned over the charging points that "
+                              "report their V2G capability (ev:… points n_connected, "
+                              "fcr_inject_mw, fcr_absorb_mw).")
+
+
 #: ``dms.class``'s default: the built-in DMS (its settings are the keys below).
 BUILTIN_DMS = "twin.dms.builtin:BuiltinDMS"
 
@@ -85,6 +148,11 @@ class DMSSpec(Strict):
     volt_var: VoltVarSpec = VoltVarSpec()
     flisr: FlisrSpec = FlisrSpec()
     load_management: LoadManagementSpec = LoadManagementSpec()
+    cells: CellsSpec = CellsSpec()
+    curtailment: CurtailmentSpec = CurtailmentSpec()
+    tso_dso: TsoDsoSpec = TsoDsoSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+
     @field_validator("dms_class", mode="before")
     @classmethod
     def _builtin(cls, value: Any) -> Any:
@@ -108,7 +176,8 @@ class DMSSpec(Strict):
         """The built-in DMS's settings (durations in seconds)."""
         return self.model_dump(include={"stale_after", "stale_mode", "pseudo_sigma_pct",
                                         "volt_var", "flisr", "load_management",
-                                        "short_circuit"})
+                                        "short_circuit", "cells", "curtailment", "tso_dso",
+                                        "monitoring"})
 
     short_circuit: bool = Field(
         True, description="IEC 60909 check of the switchgear at the start and on every "
