@@ -2,12 +2,17 @@
 
 The twin takes pandapower's geodata (GeoJSON) as km on a plane, unless they are
 longitude/latitude in degrees (:func:`looks_lonlat`, e.g. mv_oberrhein, SimBench): then the
-crews' distances are great-circle ones and the maps label their axes in degrees. The crews
-drive over these positions and the maps draw the network on them. :func:`geo_points` is what the runner records once per
-run, at the scenario start, as measurement ``grid_geo`` (fields ``x_km``, ``y_km``), so
-Grafana's network map and the report's draw any grid without knowing it in advance:
+crews' distances are great-circle ones and the maps draw the network on Web Mercator
+(:func:`web_mercator_km`, the projection of web map tiles and of Grafana's Geomap). The crews
+drive over these positions and the maps draw the network on them. :func:`geo_points` is what
+the runner records once per run, at the scenario start, as measurement ``grid_geo`` (fields
+``x_km``, ``y_km``: the net's own coordinates, so degrees on a lon/lat grid; there also
+``lon_deg``, ``lat_deg``), so Grafana's network map and the report's draw any grid without
+knowing it in advance:
 
-* a bus: tags ``kind=bus``, ``element``;
+* a bus: tags ``kind=bus``, ``element``; the buses an operator finds the grid by
+  (:func:`map_labels`: substations, feeds, feeder heads) also have the fields ``role`` and
+  ``label`` (the text a map writes beside them);
 * a line: ``dots`` points along its route from its from-bus to its to-bus (its own
   LineString geodata where it has one, else straight from bus to bus), tags ``kind=line``,
   ``element``, ``dot`` (0, 1, …);
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandapower as pp
 
 from twin.grid.names import element_names
@@ -34,6 +40,15 @@ GEO_MEASUREMENT = GRID_GEO
 DOTS = 9
 
 XY = tuple[float, float]
+
+#: Earth's radius [km] of Web Mercator (EPSG:3857: the WGS84 semi-major axis, on a sphere).
+EARTH_RADIUS_KM = 6378.137
+
+#: Roles of the buses :func:`map_labels` names (a bus has the first that applies).
+ROLE_SUBSTATION = "substation"
+ROLE_FEED = "feed"
+ROLE_FEEDER_HEAD = "feeder_head"
+ROLES = (ROLE_SUBSTATION, ROLE_FEED, ROLE_FEEDER_HEAD)
 
 #: Largest extent [°] of a grid taken as longitude/latitude: a distribution grid spans well
 #: under 2° (about 200 km); the planar km sketches of the benchmark grids span 5–20 units.
@@ -70,6 +85,48 @@ def is_lonlat(net: pp.pandapowerNet) -> bool:
     """Whether the net's bus geodata are longitude/latitude (see :func:`looks_lonlat`)."""
     pts = [xy for xy in (bus_xy_km(net, int(b)) for b in net.bus.index) if xy is not None]
     return looks_lonlat([p[0] for p in pts], [p[1] for p in pts])
+
+
+def web_mercator_km(lon_deg, lat_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Web Mercator (EPSG:3857) coordinates [km] of longitudes and latitudes [°].
+
+    Parameters
+    ----------
+    lon_deg, lat_deg : array_like
+        Longitude and latitude [°] (WGS84), |latitude| < 90°.
+
+    Returns
+    -------
+    x_km, y_km : numpy.ndarray
+        East and north [km] on the map, as float arrays of the inputs' shape.
+
+    Notes
+    -----
+    With :math:`R` = :data:`EARTH_RADIUS_KM`, longitude :math:`\\lambda` and latitude
+    :math:`\\varphi` in radians:
+
+    .. math:: x = R \\lambda, \\qquad y = R \\ln \\tan(\\pi/4 + \\varphi/2)
+
+    The projection is conformal (shapes and angles are kept: one km east is as long as one
+    km north at any place), and its scale factor is :math:`1/\\cos\\varphi`: one km on the
+    ground is :math:`1/\\cos\\varphi` km on the map (a scale bar must say so).
+
+    References
+    ----------
+    .. [1] IOGP, "Geomatics Guidance Note 7-2: Coordinate conversions and transformations",
+       method "Popular Visualisation Pseudo Mercator" (EPSG:1024).
+    """
+    lam = np.radians(np.asarray(lon_deg, dtype=float))
+    phi = np.radians(np.asarray(lat_deg, dtype=float))
+    return EARTH_RADIUS_KM * lam, EARTH_RADIUS_KM * np.log(np.tan(np.pi / 4 + phi / 2))
+
+
+def web_mercator_lonlat(x_km, y_km) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude [°] of Web Mercator coordinates [km]: the inverse of
+    :func:`web_mercator_km`, :math:`\\varphi = 2 \\arctan e^{y/R} - \\pi/2`."""
+    x = np.asarray(x_km, dtype=float) / EARTH_RADIUS_KM
+    y = np.asarray(y_km, dtype=float) / EARTH_RADIUS_KM
+    return np.degrees(x), np.degrees(2 * np.arctan(np.exp(y)) - np.pi / 2)
 
 
 def axis_titles(lonlat: bool) -> tuple[str, str]:
@@ -132,14 +189,82 @@ def dots_along(route: list[XY], n: int) -> list[XY]:
     return out
 
 
+def map_labels(net: pp.pandapowerNet) -> dict[int, tuple[str, str]]:
+    """The buses an operator finds the grid by on a map: bus index → (role, label).
+
+    * ``substation`` — the LV bus of each primary transformer (those whose HV side is at the
+      highest voltage any transformer has: HV/MV, or MV/LV in an LV grid), labelled with the
+      transformer's name; transformers whose LV buses are at one place (two in one substation)
+      share one label there, their names joined by " / ";
+    * ``feed`` — the bus of an external grid that is not the HV side of a primary
+      transformer (a grid fed without one), labelled with the external grid's name;
+    * ``feeder_head`` — the first bus of each feeder: the far end of each line in service
+      that leaves the substations' busbars (the primary LV buses, or the feeds when there is
+      no transformer, and the buses joined to them by closed bus-bus switches), labelled with
+      its own name.
+
+    Names are the twin's element names (:func:`twin.grid.names.element_names`). A bus has at
+    most one role, the first in :data:`ROLES` that applies."""
+    bus_names = dict(zip(net.bus.index, element_names(net, "bus")))
+    labels: dict[int, tuple[str, str]] = {}
+    primary_hv: set[int] = set()
+    busbars: set[int] = set()
+    if len(net.trafo):
+        hv_kv = net.bus["vn_kv"].reindex(net.trafo["hv_bus"]).to_numpy(dtype=float)
+        primary = np.isclose(hv_kv, np.nanmax(hv_kv)) if np.isfinite(hv_kv).any() else (
+            np.ones(len(hv_kv), dtype=bool))
+        at_place: dict[object, list[tuple[int, str]]] = {}
+        for is_primary, hv, lv, name in zip(primary, net.trafo["hv_bus"], net.trafo["lv_bus"],
+                                            element_names(net, "trafo")):
+            if not is_primary:
+                continue
+            primary_hv.add(int(hv))
+            busbars.add(int(lv))
+            xy = bus_xy_km(net, int(lv))
+            place = (round(xy[0], 9), round(xy[1], 9)) if xy is not None else int(lv)
+            at_place.setdefault(place, []).append((int(lv), name))
+        for trafos in at_place.values():
+            labels[trafos[0][0]] = (ROLE_SUBSTATION, " / ".join(n for _, n in trafos))
+    for bus, name in zip(net.ext_grid["bus"], element_names(net, "ext_grid")):
+        if int(bus) in primary_hv:
+            continue
+        busbars.add(int(bus))
+        labels.setdefault(int(bus), (ROLE_FEED, name))
+    if "switch" in net and len(net.switch):  # busbar sections joined by bus couplers
+        sw = net.switch
+        couplers = sw[(sw["et"] == "b") & sw["closed"].astype(bool)]
+        pairs = [(int(a), int(b)) for a, b in zip(couplers["bus"], couplers["element"])]
+        grown = True
+        while grown:
+            grown = False
+            for a, b in pairs:
+                if (a in busbars) != (b in busbars):
+                    busbars |= {a, b}
+                    grown = True
+    lines = net.line[net.line["in_service"].astype(bool)]
+    for a, b in zip(lines["from_bus"], lines["to_bus"]):
+        a, b = int(a), int(b)
+        if (a in busbars) == (b in busbars):
+            continue
+        far = b if a in busbars else a
+        labels.setdefault(far, (ROLE_FEEDER_HEAD, bus_names[far]))
+    return labels
+
+
 def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOTS
                ) -> list[Point]:
     """The ``grid_geo`` points of ``net`` (see the module docstring)."""
+    lonlat = is_lonlat(net)
+    labels = map_labels(net)
     out = []
     for idx, name in zip(net.bus.index, element_names(net, "bus")):
         xy = bus_xy_km(net, int(idx))
         if xy is not None:
-            out.append(grid_geo_bus_point(run_id, time_ns, name, xy[0], xy[1]))
+            point = grid_geo_bus_point(run_id, time_ns, name, xy[0], xy[1])
+            if int(idx) in labels:
+                role, label = labels[int(idx)]
+                point.fields.update(role=role, label=label)
+            out.append(point)
     for table in ("line", "trafo"):
         for idx, name in zip(net[table].index, element_names(net, table)):
             route = branch_route_km(net, table, int(idx))
@@ -147,4 +272,7 @@ def geo_points(net: pp.pandapowerNet, run_id: str, time_ns: int, dots: int = DOT
                 continue
             for k, (x, y) in enumerate(dots_along(route, dots)):
                 out.append(grid_geo_dot_point(run_id, time_ns, name, table, k, x, y))
+    if lonlat:  # the same positions under their own names, for maps that want degrees
+        for point in out:
+            point.fields.update(lon_deg=point.fields["x_km"], lat_deg=point.fields["y_km"])
     return out

@@ -10,7 +10,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twin.grid.geo import axis_titles, looks_lonlat
+from twin.grid.geo import (
+    ROLE_FEED,
+    ROLE_FEEDER_HEAD,
+    ROLE_SUBSTATION,
+    axis_titles,
+    looks_lonlat,
+    web_mercator_km,
+    web_mercator_lonlat,
+)
 from twin.recording import schema
 from twin.report import extremes_sections
 from twin.report.figures import Figures, Section, rounded, xs_ms
@@ -330,12 +338,29 @@ def network_section(run: RunData, figs: Figures) -> Section | None:
         " Colours from the per-element extremes over the run (every solve): the element "
         "tables were not stored whole, so which lines were out of service is not known here "
         "(none is drawn dashed).")
+    where = "The grid at its geodata positions."
+    if fig.layout.meta and fig.layout.meta.get("projection") == "web_mercator":
+        where = ("The grid at its geodata positions (longitude/latitude), drawn on Web "
+                 "Mercator: east and north at one scale, the axes in degrees, the scale bar "
+                 "in km on the ground. Labelled, as many as fit: the substations (their "
+                 "transformers), feeds, the first bus of each feeder and the buses with the "
+                 "lowest and the highest voltage.")
     return Section("network", "Network", (
-        "<p>The grid at its geodata positions. Buses: the voltage furthest from 1 p.u. each "
+        f"<p>{where} Buses: the voltage furthest from 1 p.u. each "
         "reached in the run (red above, blue below; saturated colours are outside the band). "
         "Lines and transformers: their peak loading (green, amber from 80 %, red from "
         "100 %); dashed grey: lines out of service throughout the run (e.g. open ties). "
         f"Hover for names and values.{source}</p>") + figs.html(fig, 620, time_x=False))
+
+
+#: Most labels on a map of a lon/lat grid (those that fit, in the order of :data:`_LABEL_KINDS`).
+MAX_MAP_LABELS = 12
+#: What a map labels, in the order labels are kept, and the marker drawn at each.
+_LABEL_KINDS = {ROLE_SUBSTATION: "square-open", ROLE_FEED: "diamond-open",
+                "extreme": "circle-open", ROLE_FEEDER_HEAD: "triangle-up-open"}
+#: A label's box as a share of the map's larger extent: per character wide, and high.
+_LABEL_CHAR_WIDTH = 0.012
+_LABEL_HEIGHT = 0.04
 
 
 def network_figure(run: RunData) -> go.Figure | None:
@@ -343,12 +368,24 @@ def network_figure(run: RunData) -> go.Figure | None:
     furthest from 1 p.u. it reached, lines and transformers by their peak loading.
 
     Traces: the routes (grey, one trace), the branch dots coloured by peak loading (named
-    ``lines, transformers``) and the buses (named ``buses``), each where recorded."""
+    ``lines, transformers``) and the buses (named ``buses``), each where recorded. Positions
+    in km are drawn as they are; longitude/latitude (:func:`twin.grid.geo.looks_lonlat`) on
+    Web Mercator (:func:`twin.grid.geo.web_mercator_km`), with the axes in degrees, a
+    ``scale bar`` and ``labels`` (:func:`map_label_points`); ``layout.meta["projection"]`` is
+    then ``"web_mercator"``."""
     geo = run.read(schema.GRID_GEO)
     if geo is None or not {"x_km", "y_km", "kind"} <= set(geo.columns):
         return None
     if "dot" in geo:  # "0".."8" as tags: sort them as numbers
         geo = geo.assign(dot=pd.to_numeric(geo["dot"], errors="coerce"))
+    # positions are km, or longitude/latitude in degrees: then drawn where Web Mercator puts
+    # them (km east and north, one scale both ways, so the map keeps its shape)
+    lonlat = looks_lonlat(geo["x_km"], geo["y_km"])
+    if lonlat:
+        px, py = web_mercator_km(geo["x_km"], geo["y_km"])
+        geo = geo.assign(px=px, py=py)
+    else:
+        geo = geo.assign(px=geo["x_km"], py=geo["y_km"])
     fig = go.Figure()
     whole = run.tables_whole
     # tables not whole: the rows kept are a few elements' only, the extremes cover them all
@@ -372,8 +409,8 @@ def network_figure(run: RunData) -> go.Figure | None:
                 continue
             xs, ys, text = [], [], []
             for (_, element), route in part.groupby(["kind", "element"], sort=False):
-                xs += list(route["x_km"]) + [None]
-                ys += list(route["y_km"]) + [None]
+                xs += list(route["px"]) + [None]
+                ys += list(route["py"]) + [None]
                 text += [f"{element}: out of service"] * len(route) + [None]
             off = style.get("dash") is not None
             fig.add_trace(go.Scatter(
@@ -385,7 +422,7 @@ def network_figure(run: RunData) -> go.Figure | None:
         if not loaded.empty:
             top = max(100.0, float(loaded["peak"].max()))
             fig.add_trace(go.Scatter(
-                x=loaded["x_km"], y=loaded["y_km"], mode="markers", name="lines, transformers",
+                x=loaded["px"], y=loaded["py"], mode="markers", name="lines, transformers",
                 marker=dict(size=7, color=rounded(loaded["peak"], 1), cmin=0.0, cmax=top,
                             colorscale=[[0.0, "#2ca02c"], [min(0.8, 80 / top), "#ffbf00"],
                                         [min(1.0, 100 / top), "#d62728"], [1.0, "#7f0000"]],
@@ -394,6 +431,7 @@ def network_figure(run: RunData) -> go.Figure | None:
                                                                   loaded["peak"])],
                 hoverinfo="text"))
     buses = geo[geo["kind"] == "bus"]
+    values = pd.Series(dtype=float)
     if not buses.empty:
         worst = (element_furthest(run.chunks(schema.BUS, ["element", "vm_pu"]), "vm_pu", 1.0)
                  if whole else extremes_sections.bus_worst(run))
@@ -402,23 +440,153 @@ def network_figure(run: RunData) -> go.Figure | None:
         half = max(abs(float(band[0]) - 1.0), abs(float(band[1]) - 1.0),
                    float(np.nanmax(np.abs(values - 1.0))) if values.notna().any() else 0.0)
         fig.add_trace(go.Scatter(
-            x=buses["x_km"], y=buses["y_km"], mode="markers", name="buses",
+            x=buses["px"], y=buses["py"], mode="markers", name="buses",
             marker=dict(size=13, color=rounded(values, 4), colorscale="RdBu_r", cmid=1.0,
                         cmin=1.0 - half, cmax=1.0 + half, line=dict(color="#333", width=1),
                         colorbar=dict(title="worst vm [p.u.]", x=1.12, len=0.9)),
             hovertext=[f"{e}: {v:.4f} p.u." if pd.notna(v) else f"{e}: no voltage"
                        for e, v in zip(buses["element"], values)],
             hoverinfo="text"))
-    # positions are km, or longitude/latitude in degrees (then one degree of longitude is
-    # drawn cos(latitude) as long as one of latitude, so that the map keeps its shape)
-    lonlat = looks_lonlat(geo["x_km"], geo["y_km"])
     x_title, y_title = axis_titles(lonlat)
-    ratio = 1.0
-    if lonlat:
-        mid_lat = (float(geo["y_km"].min()) + float(geo["y_km"].max())) / 2
-        ratio = 1.0 / max(math.cos(math.radians(mid_lat)), 0.05)
-    fig.update_layout(xaxis=dict(title=x_title, zeroline=False),
-                      yaxis=dict(title=y_title, scaleanchor="x", scaleratio=ratio,
-                                 zeroline=False),
-                      showlegend=False)
+    if not lonlat:
+        fig.update_layout(xaxis=dict(title=x_title, zeroline=False),
+                          yaxis=dict(title=y_title, scaleanchor="x", scaleratio=1.0,
+                                     zeroline=False),
+                          showlegend=False)
+        return fig
+    labels = map_label_points(buses, values)
+    if not labels.empty:
+        fig.add_trace(go.Scatter(
+            x=labels["px"], y=labels["py"], mode="markers+text", name="labels",
+            text=labels["text"], textposition="top center",
+            textfont=dict(size=11, color="#222", shadow="auto"),
+            marker=dict(symbol=list(labels["symbol"]), size=17, color="#222",
+                        line=dict(width=1.5)),
+            hoverinfo="skip"))
+    x0, x1 = float(geo["px"].min()), float(geo["px"].max())
+    y0, y1 = float(geo["py"].min()), float(geo["py"].max())
+    bar = scale_bar(x0, x1, y0, y1)
+    fig.add_trace(go.Scatter(x=bar["x"], y=bar["y"], text=bar["text"], mode="lines+text",
+                             name="scale bar", textposition="bottom center",
+                             line=dict(color="#222", width=2), hoverinfo="skip"))
+    lon0, lat0 = web_mercator_lonlat(x0, y0)
+    lon1, lat1 = web_mercator_lonlat(x1, y1)
+    lon_ticks, lat_ticks = degree_ticks(float(lon0), float(lon1)), degree_ticks(
+        float(lat0), float(lat1))
+    fig.update_layout(
+        xaxis=dict(title=x_title, zeroline=False, showgrid=True,
+                   tickvals=web_mercator_km(lon_ticks["deg"], 0.0)[0],
+                   ticktext=[f"{t}°{'E' if d >= 0 else 'W'}"
+                             for t, d in zip(lon_ticks["text"], lon_ticks["deg"])]),
+        yaxis=dict(title=y_title, scaleanchor="x", scaleratio=1.0, zeroline=False,
+                   showgrid=True, tickvals=web_mercator_km(0.0, lat_ticks["deg"])[1],
+                   ticktext=[f"{t}°{'N' if d >= 0 else 'S'}"
+                             for t, d in zip(lat_ticks["text"], lat_ticks["deg"])]),
+        showlegend=False, meta={"projection": "web_mercator"})
     return fig
+
+
+def map_label_points(buses: pd.DataFrame, values: pd.Series) -> pd.DataFrame:
+    """The labels a lon/lat map writes, those that fit: columns ``element``, ``px``, ``py``
+    (where they stand), ``text``, ``kind`` and ``symbol``.
+
+    Candidates, in the order they are kept: the buses :func:`twin.grid.geo.map_labels` named
+    when the run was recorded (``role``/``label`` of ``grid_geo``: substations, feeds), the
+    buses with the lowest and the highest of ``values`` (each bus's worst voltage), then the
+    feeder heads; named ones by bus name. A label is left out when its box
+    (:data:`_LABEL_CHAR_WIDTH` per character by :data:`_LABEL_HEIGHT`, shares of the map's
+    larger extent) overlaps one kept already, and beyond :data:`MAX_MAP_LABELS`; every bus
+    still shows its name on hover."""
+    empty = pd.DataFrame(columns=["element", "px", "py", "text", "kind", "symbol"])
+    if buses.empty:
+        return empty
+    candidates = []
+    if {"role", "label"} <= set(buses.columns):
+        named = buses.dropna(subset=["role", "label"])
+        for row in named.itertuples():
+            candidates.append((row.role, row.element, row.px, row.py, str(row.label)))
+    if values.notna().any():
+        for which, idx in (("lowest", values.idxmin()), ("highest", values.idxmax())):
+            row = buses.loc[idx]
+            candidates.append(("extreme", row["element"], row["px"], row["py"],
+                               f"{which} {values[idx]:.3f} p.u. ({row['element']})"))
+    order = list(_LABEL_KINDS)
+    candidates = [c for c in candidates if c[0] in _LABEL_KINDS]
+    # stable: the lowest before the highest
+    candidates.sort(key=lambda c: (order.index(c[0]),
+                                   [] if c[0] == "extreme" else natural_key(str(c[1]))))
+    extent = max(float(buses["px"].max() - buses["px"].min()),
+                 float(buses["py"].max() - buses["py"].min()), 1e-6)
+    kept: list[tuple] = []
+    for kind, element, x, y, text in candidates:
+        if len(kept) >= MAX_MAP_LABELS:
+            break
+        width = _LABEL_CHAR_WIDTH * len(text) * extent
+        clash = any(abs(x - kx) < (width + _LABEL_CHAR_WIDTH * len(kt) * extent) / 2
+                    and abs(y - ky) < _LABEL_HEIGHT * extent
+                    for _, _, kx, ky, kt in kept)
+        if not clash:
+            kept.append((kind, element, x, y, text))
+    if not kept:
+        return empty
+    out = pd.DataFrame(kept, columns=["kind", "element", "px", "py", "text"])
+    return out.assign(symbol=out["kind"].map(_LABEL_KINDS))[
+        ["element", "px", "py", "text", "kind", "symbol"]]
+
+
+#: Ground lengths [km] a scale bar may have.
+_SCALE_KM = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+
+def scale_bar(x0: float, x1: float, y0: float, y1: float) -> dict:
+    """A scale bar under a Web Mercator map spanning x0..x1, y0..y1 [map km]: a bracket from
+    its lower left corner, as long on the map as a round ground length (the longest of
+    :data:`_SCALE_KM` within a quarter of the map's larger extent on the ground), with that
+    length as text.
+
+    Returns
+    -------
+    dict
+        ``x``, ``y``: the bracket's five points [map km] (the middle one carries the text),
+        ``text``: five strings, ``ground_km`` and ``map_km``: its length on the ground and on
+        the map.
+
+    Notes
+    -----
+    Web Mercator's scale factor is :math:`1/\\cos\\varphi` (:func:`web_mercator_km`): a
+    ground length :math:`L` at the bar's latitude :math:`\\varphi` is :math:`L/\\cos\\varphi`
+    long on the map."""
+    height = max(y1 - y0, 1e-6)
+    y = y0 - 0.05 * height
+    lat = float(web_mercator_lonlat(0.0, y)[1])
+    k = 1.0 / math.cos(math.radians(lat))
+    ground_width = max(x1 - x0, height) / k
+    ground = max([km for km in _SCALE_KM if km <= ground_width / 4] or [_SCALE_KM[0]])
+    length = ground * k
+    tick = 0.015 * height
+    text = f"{ground:g} km" if ground >= 1 else f"{ground * 1000:g} m"
+    return {"x": [x0, x0, x0 + length / 2, x0 + length, x0 + length],
+            "y": [y + tick, y, y, y, y + tick], "text": ["", "", text, "", ""],
+            "ground_km": ground, "map_km": length}
+
+
+#: Spacings [°] of a map's graticule.
+_DEGREE_STEPS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def degree_ticks(lo: float, hi: float, most: int = 6) -> dict:
+    """Round degrees for the ticks (and grid lines) of one map axis spanning lo..hi [°]:
+    the finest of :data:`_DEGREE_STEPS` with at most ``most`` ticks inside, continued one
+    span beyond either end so that a zoomed-out map keeps its graticule.
+
+    Returns
+    -------
+    dict
+        ``deg``: the ticks [°] (numpy array), ``text``: each formatted with the step's
+        decimals (no sign: the caller adds E/W or N/S)."""
+    span = max(hi - lo, 1e-9)
+    step = next((s for s in _DEGREE_STEPS if span / s <= most), _DEGREE_STEPS[-1])
+    first, last = math.floor((lo - span) / step), math.ceil((hi + span) / step)
+    deg = np.arange(first, last + 1) * step
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return {"deg": deg, "text": [f"{abs(d):.{decimals}f}" for d in deg]}
