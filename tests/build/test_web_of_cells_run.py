@@ -156,6 +156,7 @@ def test_inertia_per_cell_is_the_sum_of_its_units(run):
 
 def test_the_dms_counts_each_batterys_soc_from_its_metered_power(run):
     storage = _read(run, "dms_storage")
+    assert (storage["p_schedule_mw"] == 0.0).all()  # the owners' timetables: idle
     truth = _read(run, "battery")
     for name in ("Battery S", "Battery 2"):
         dms = storage[storage["element"] == name].set_index("time")["soc"]

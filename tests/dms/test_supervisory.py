@@ -86,9 +86,14 @@ def test_curtailment_goes_to_eligible_commandable_units_only():
 def test_monitoring_records_the_cells_inertia_and_storage():
     net = _net("all")
     sup = _supervisor(net, cells_mode="off", monitoring=True, wind_inertia_h_s=4.0,
-                      storage_inertia_h_s=4.0)
+                      storage_inertia_h_s=4.0, schedule_times_s=(-3600.0, 3600.0),
+                      schedule_p_mw=((0.0,), (0.4,)), price_times_s=(0.0,),
+                      prices_eur_mwh=(61.0,))
     pp.runpp(net)
     _d, records = sup.on_estimate(0.0, net, _telemetry(0.0))
+    _d, later = sup.on_estimate(3600.0, net, _telemetry(3600.0))
+    (then,) = [r["fields"] for r in later if r["measurement"] == "dms_storage"]
+    assert then["p_schedule_mw"] == 0.4 and then["price_eur_mwh"] == 61.0
     (cell,) = [r["fields"] for r in records if r["measurement"] == "dms_cell"]
     # CHP diesel 1 turns (H 2 s · 0.31 MVA); WKA 7's synthetic inertia is capped by its
     # 10 % headroom at 1 Hz/s (0.15 MW / 0.04), the battery's converter is idle (4 s · 1 MW)
@@ -97,6 +102,7 @@ def test_monitoring_records_the_cells_inertia_and_storage():
     (row,) = [r for r in records if r["measurement"] == "dms_storage"]
     assert row["tags"] == {"element": "Battery S", "cell": "South"}
     assert row["fields"]["soc"] == 0.5 and cell["storage_e_mwh"] == pytest.approx(1.0)
+    assert row["fields"]["p_schedule_mw"] == 0.0
 
 
 def test_an_export_limit_at_the_interface_charges_the_battery_first():

@@ -175,7 +175,8 @@ def _storage_database(batteries: BatteryPlan | None) -> dict[str, Any]:
     """What the DMS's database holds of the batteries (nameplates, initial SOC) and the
     day-ahead prices, for the built-in DMS's storage monitoring and cell control."""
     if batteries is None:
-        return {"batteries": [], "prices": {"times_s": [], "eur_mwh": []}}
+        return {"batteries": [], "prices": {"times_s": [], "eur_mwh": []},
+                "schedules": {"times_s": [], "p_mw": []}}
     spec = batteries.spec
     n = len(batteries.names)
 
@@ -192,7 +193,11 @@ def _storage_database(batteries: BatteryPlan | None) -> dict[str, Any]:
          "eta_charge": cols["eta_charge"][i], "eta_discharge": cols["eta_discharge"][i]}
         for i, name in enumerate(batteries.names)],
         "prices": {"times_s": [float(t) for t in batteries.price_times_s],
-                   "eur_mwh": [float(p) for p in batteries.prices_eur_mwh]}}
+                   "eur_mwh": [float(p) for p in batteries.prices_eur_mwh]},
+        # the owners' timetables as the aggregator shares them (schedule and price modes)
+        "schedules": {"times_s": [float(t) for t in batteries.schedule_times_s],
+                      "p_mw": [[float(v) for v in row] for row in
+                               np.atleast_2d(batteries.schedule_p_mw)]}}
 
 
 def runs_builtin(spec) -> bool:

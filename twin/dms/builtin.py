@@ -52,6 +52,7 @@ DEFAULTS: dict[str, object] = {
     # the database of the batteries and the day-ahead prices (from the scenario's batteries)
     "batteries": [],
     "prices": {"times_s": [], "eur_mwh": []},
+    "schedules": {"times_s": [], "p_mw": []},   # rows: times; columns: batteries in order
 }
 
 
@@ -150,6 +151,8 @@ def _supervisor(s: dict, net, context: DMSContext,
         ev_v2g_share=float(s["ev_fleet"]["v2g_share"]),
         batteries=tuple(BatteryInfo(**b) for b in s["batteries"]),
         price_times_s=tuple(s["prices"]["times_s"]), prices_eur_mwh=tuple(s["prices"]["eur_mwh"]),
+        schedule_times_s=tuple(s["schedules"]["times_s"]),
+        schedule_p_mw=tuple(tuple(row) for row in s["schedules"]["p_mw"]),
         band_pu=tuple(context.band_pu), stale_after_s=float(s["stale_after"]))
     if not settings.active:
         return None

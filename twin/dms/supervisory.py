@@ -18,7 +18,8 @@ metered heads and powers it knows), solved once a cycle. On it, in this order:
   recorded every cycle;
 - **monitoring**: per cell the inertia (rotating and synthetic, deliverable to and
   receivable from neighbours), the storage (SOC counted from metered power, schedule,
-  price, power it can add or withhold for 15 minutes) and each battery's row; and the V2G
+  timetable, price, power it can add or withhold for 15 minutes) and each battery's row;
+  and the V2G
   participation: the share of connected V2G power the charging points report they can
   hold for FCR, and the DSO's assignment of its FCR request over them (advisory).
 
@@ -107,6 +108,8 @@ class SupervisorySettings:
     batteries: tuple[BatteryInfo, ...] = ()
     price_times_s: tuple[float, ...] = ()
     prices_eur_mwh: tuple[float, ...] = ()
+    schedule_times_s: tuple[float, ...] = ()
+    schedule_p_mw: tuple[tuple[float, ...], ...] = ()  # per time, per battery (in order)
     band_pu: tuple[float, float] = (0.95, 1.05)
     stale_after_s: float = 120.0
 
@@ -200,6 +203,15 @@ class Supervisor:
             e = self.e_mwh[name] + dt_s / 3600.0 * (
                 b.eta_charge * p if p > 0 else p / b.eta_discharge)
             self.e_mwh[name] = min(max(e, 0.0), b.capacity_mwh)
+
+    def _schedule(self, t_s: float, names: list[str]) -> list[float]:
+        """Each battery's scheduled power from ``t_s`` [MW, + charging]; NaN: none known."""
+        order = [b.name for b in self.s.batteries]
+        if not self.s.schedule_times_s:
+            return [math.nan] * len(names)
+        k = max(0, int(np.searchsorted(np.asarray(self.s.schedule_times_s), t_s, "right")) - 1)
+        row = self.s.schedule_p_mw[k]
+        return [float(row[order.index(n)]) for n in names]
 
     def _price(self, t_s: float) -> float:
         if not self.s.prices_eur_mwh:
@@ -479,7 +491,7 @@ class Supervisor:
                 soc=[self.e_mwh[n] / b.capacity_mwh for n, b in zip(names, info)],
                 capacity_mwh=[b.capacity_mwh for b in info],
                 p_mw=[float(net.res_storage.at[i, "p_mw"]) for i in idx],
-                p_schedule_mw=math.nan,  # the batteries' owners keep their schedules
+                p_schedule_mw=self._schedule(t_s, names),
                 price_eur_mwh=self._price(t_s),
                 cell_of_bus={b: self.cell_of_bus.get(b, "") for b in buses},
                 p_charge_max_mw=[b.p_max_mw for b in info],
@@ -488,7 +500,8 @@ class Supervisor:
                 eta_charge=[b.eta_charge for b in info],
                 eta_discharge=[b.eta_discharge for b in info])
             records += [dms_storage_record(t_s, r.name, r.cell, r.soc, r.e_mwh, r.p_mw,
-                                           r.price_eur_mwh, r.up_mw, r.down_mw) for r in rows]
+                                           r.price_eur_mwh, r.up_mw, r.down_mw,
+                                           r.p_schedule_mw) for r in rows]
             for c in cells:
                 view = storage_view(rows, c, cells)
                 per_cell.setdefault(c, {}).update(

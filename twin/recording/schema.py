@@ -303,13 +303,14 @@ def dms_cell_record(t_s: float, cell: str, export_mw: float, schedule_mw: float,
 
 def dms_storage_record(t_s: float, name: str, cell: str, soc: float, e_mwh: float,
                        p_mw: float, price_eur_mwh: float, up_mw: float,
-                       down_mw: float) -> Record:
+                       down_mw: float, p_schedule_mw: float = math.nan) -> Record:
     """One battery as the DMS's storage monitoring sees it (SOC counted from metered power;
-    ``up_mw``/``down_mw``: more / less injection it can hold for 15 minutes)."""
+    ``up_mw``/``down_mw``: more / less injection it can hold for 15 minutes; the owner's
+    timetable from now, + charging)."""
     return {"measurement": DMS_STORAGE, "t_s": t_s, "tags": {"element": name, "cell": cell},
             "fields": {"soc": float(soc), "e_mwh": float(e_mwh), "p_mw": float(p_mw),
                        "price_eur_mwh": float(price_eur_mwh), "up_mw": float(up_mw),
-                       "down_mw": float(down_mw)}}
+                       "down_mw": float(down_mw), "p_schedule_mw": float(p_schedule_mw)}}
 
 
 def dms_interface_record(t_s: float, trafo: str, p_mw: float, q_mvar: float,
