@@ -2,8 +2,9 @@
 dashboards/, docker/).
 
 Without a Grafana server here, the dashboards are checked as data and every query they hold
-(panels, template variables, annotations) is run against the real InfluxDB 1.x after two
-short runs, with the template variables substituted the way Grafana does.
+(panels, template variables, annotations) is run against the real InfluxDB 1.x after three
+short runs (two on CIGRE MV, km on a plane; one on SimBench 1-MV-rural, longitude/latitude:
+the Overview's Geomap), with the template variables substituted the way Grafana does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from twin.dashboards import blocks
 from twin.dashboards import boards as dash
 from twin.dashboards.__main__ import DEFAULT_SCENARIO, main
 from twin.evaluation.kpis import kpi_point
-from twin.grid.geo import DOTS, GEO_MEASUREMENT, geo_points
+from twin.grid.geo import DOTS, GEO_MEASUREMENT, geo_points, map_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 DASH_DIR = ROOT / "dashboards"
@@ -39,6 +40,7 @@ EXPECTED_UIDS = {  # stable: links and bookmarks use them
     "loading.json": "dms-twin-loading", "der.json": "dms-twin-der",
     "communications.json": "dms-twin-comms", "decisions.json": "dms-twin-decisions",
     "reliability.json": "dms-twin-reliability",
+    "frequency_cells.json": "dms-twin-frequency-cells",
 }
 
 
@@ -94,7 +96,7 @@ def test_the_command_writes_and_checks_the_files(tmp_path, capsys):
 def test_uids_stable_unique_and_every_datasource_is_the_provisioned_one():
     models = _committed()
     assert {n: m["uid"] for n, m in models.items()} == EXPECTED_UIDS == dash.FILES
-    assert len({m["uid"] for m in models.values()}) == len(models) == 7
+    assert len({m["uid"] for m in models.values()}) == len(models) == 8
     provisioned = yaml.safe_load(DATASOURCES.read_text())["datasources"]
     assert [d["uid"] for d in provisioned] == [blocks.DATASOURCE_UID]
     for name, model in models.items():
@@ -139,11 +141,12 @@ def test_overview_network_joins_the_recorded_geometry_with_last_values():
     assert f'FROM "{GEO_MEASUREMENT}"' in queries["A"] and "'bus'" in queries["A"]
     assert f'FROM "{GEO_MEASUREMENT}"' in queries["C"] and '"dot"' in queries["C"]
     assert 'FROM "bus"' in queries["B"] and 'FROM "line", "trafo"' in queries["D"]
-    # the geometry queries read what twin.grid.geo records
+    # the geometry queries read what twin.grid.geo records (CIGRE MV: km, no degrees; the
+    # named buses' role and label are not drawn by an XY chart)
     recorded = {f for p in geo_points(pn.create_cigre_network_mv(), "r", 0) for f in p.fields}
-    assert recorded == {"x_km", "y_km"}
+    assert recorded == {"x_km", "y_km", "role", "label"}
     for ref in "AC":
-        assert all(f'last("{f}")' in queries[ref] for f in recorded)
+        assert all(f'last("{f}")' in queries[ref] for f in ("x_km", "y_km"))
     series = {s["name"]["fixed"]: (s["frame"]["matcher"]["options"], s["x"]["matcher"]["options"],
                                    s["y"]["matcher"]["options"], s["color"]["matcher"]["options"])
               for s in net["options"]["series"]}
@@ -154,6 +157,115 @@ def test_overview_network_joins_the_recorded_geometry_with_last_values():
                for o in net["fieldConfig"]["overrides"]
                if o["matcher"]["options"] in ("y_bus_km", "y_branch_km")]
     assert len(y_props) == 2 and y_props[0] == y_props[1]
+
+
+GEO_SCENARIO_BASE = ROOT / "scenarios" / "simbench_urban_year.yaml"
+
+
+def _lonlat_scenario(base: Path) -> Path:
+    """SimBench 1-MV-rural (97 buses at longitude/latitude) replaying its own profiles for an
+    hour of a June morning: the shipped SimBench scenario on the smaller grid."""
+    data = yaml.safe_load(GEO_SCENARIO_BASE.read_text())
+    data.update(name="simbench_mv_rural_hour", start="2016-06-21T10:00:00Z", duration="1h")
+    data["grid"] = {"simbench": "1-MV-rural--0-sw"}
+    return _write_yaml(base / "mv_rural.yaml", data)
+
+
+def test_overview_maps_a_lonlat_grid_on_a_geomap_and_a_planar_one_on_an_xy_chart(tmp_path):
+    """The Overview's network panel follows the scenario's grid, decided when the dashboards
+    are generated: an XY chart for km (the committed files: CIGRE MV), a Geomap at the
+    recorded lat_deg/lon_deg for longitude/latitude, everything else the same."""
+    planar = dash.Context.from_scenario(ROOT / DEFAULT_SCENARIO)
+    lonlat = dash.Context.from_scenario(_lonlat_scenario(tmp_path))
+    assert (planar.lonlat, lonlat.lonlat) == (False, True)
+    assert (lonlat.band, lonlat.step_s) == ((0.95, 1.05), 900.0)
+    xy, geo = dash.overview(planar), dash.overview(lonlat)
+    assert _panel(xy, dash.NETWORK_TITLE)["type"] == "xychart"
+    assert _panel(_committed()["overview.json"], dash.NETWORK_TITLE)["type"] == "xychart"
+    net = _panel(geo, dash.NETWORK_TITLE)
+    assert net["type"] == "geomap"
+    # the same place on the page, the same other panels
+    assert net["gridPos"] == _panel(xy, dash.NETWORK_TITLE)["gridPos"]
+    others = [(p["title"], p["type"], p["gridPos"]) for p in geo["panels"]
+              if p["title"] != dash.NETWORK_TITLE]
+    assert others == [(p["title"], p["type"], p["gridPos"]) for p in xy["panels"]
+                      if p["title"] != dash.NETWORK_TITLE]
+    queries = {t["refId"]: t["query"] for t in net["targets"]}
+    assert list(queries) == ["A", "B", "C", "D"]
+    assert [t["resultFormat"] for t in net["targets"]] == ["table"] * 4
+    assert "'bus'" in queries["A"] and 'FROM "bus"' in queries["B"]
+    assert '"kind" != \'bus\'' in queries["C"] and '"dot"' in queries["C"]
+    assert 'last("label")' in queries["D"]
+    # one join (buses with their voltages); each layer names the frame it draws
+    assert net["transformations"] == [{
+        "id": "joinByField", "options": {"byField": "element", "mode": "outerTabular"},
+        "filter": {"id": "byRefId", "options": "/^[AB]$/"}}]
+    layers = {layer["name"]: layer for layer in net["options"]["layers"]}
+    assert list(layers) == ["lines and transformers", "buses", "labels"]
+    assert layers["lines and transformers"]["filterData"] == {"id": "byRefId", "options": "C"}
+    assert layers["labels"]["filterData"] == {"id": "byRefId", "options": "D"}
+    assert layers["buses"]["filterData"] == {"id": "invertMatch", "options": {
+        "id": "byRefId", "options": "/^[CD]$/"}}
+    for layer in layers.values():
+        assert layer["type"] == "markers"
+        assert layer["location"] == {"mode": "coords", "latitude": "lat_deg",
+                                     "longitude": "lon_deg"}
+    assert layers["buses"]["config"]["style"]["color"]["field"] == "vm_pu"
+    assert layers["labels"]["config"]["style"]["text"] == {"field": "label", "fixed": "",
+                                                           "mode": "field"}
+    assert layers["labels"]["config"]["style"]["symbol"]["fixed"] == ""  # text only
+    assert net["options"]["view"]["id"] == "fit" and net["options"]["controls"]["showScale"]
+    vm = [o for o in net["fieldConfig"]["overrides"] if o["matcher"]["options"] == "vm_pu"]
+    assert {p["id"]: p["value"] for p in vm[0]["properties"]}["thresholds"] == (
+        blocks.band_thresholds((0.95, 1.05)))
+    # every field the panel reads is one twin.grid.geo records for a lon/lat grid
+    import simbench
+
+    points = geo_points(simbench.get_simbench_net("1-MV-rural--0-sw"), "r", 0)
+    recorded = {f for p in points for f in p.fields}
+    assert {"lat_deg", "lon_deg", "label"} <= recorded
+    for ref in "ACD":
+        fields = re.findall(r'last\("(\w+)"\)', queries[ref])
+        assert set(fields) <= recorded and {"lat_deg", "lon_deg"} <= set(fields), ref
+
+
+CELLS_SCENARIO = ROOT / "scenarios" / "web_of_cells.yaml"
+
+
+def test_frequency_and_cells_dashboard_draws_the_bands_it_reads():
+    """The FCR band at f0 ± 200 mHz; the capability band filled between two of the
+    interface query's own columns; the deviation repeated per cell, each with its
+    tolerance when generated for a scenario with cells (none for the committed default)."""
+    model = _committed()["frequency_cells.json"]
+    band = _panel(model, "Frequency")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in band] == [None, 49.8, 50.2]
+    assert _panel(model, "Frequency")["fieldConfig"]["defaults"]["custom"][
+        "thresholdsStyle"] == {"mode": "dashed"}
+    q = _panel(model, "TSO–DSO interface: Q, the TSO's request and the capability")
+    columns = set(re.findall(r'AS "([^"]+)"', q["targets"][0]["query"]))
+    assert columns == {"Q", "TSO request", "Q min", "Q max"}
+    props = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+             for o in q["fieldConfig"]["overrides"]}
+    assert set(props) <= columns and props["Q max"]["custom.fillBelowTo"] == "Q min"
+    # the response per source: the fields twin.recording.schema records
+    from twin.recording.schema import TWIN_RESPONSE_FIELDS
+
+    assert {f for f, _ in dash.RESPONSE_SOURCES} == set(TWIN_RESPONSE_FIELDS)
+    deviation = _panel(model, dash.CELL_DEVIATION_TITLE)
+    variables = {v["name"]: v for v in model["templating"]["list"]}
+    assert deviation["repeat"] == "cell" and variables["cell"]["includeAll"]
+    assert deviation["fieldConfig"]["overrides"] == []
+
+    cells = dash.frequency_cells(dash.Context.from_scenario(CELLS_SCENARIO))
+    overrides = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+                 for o in _panel(cells, dash.CELL_DEVIATION_TITLE)["fieldConfig"]["overrides"]}
+    # web_of_cells.yaml: South ±0.15 MW, Feeder 2 ±1 MW; the series are "$tag_element $col"
+    assert {name: [s["value"] for s in o["thresholds"]["steps"]]
+            for name, o in overrides.items()} == {"South deviation": [None, -0.15, 0.15],
+                                                  "Feeder 2 deviation": [None, -1.0, 1.0]}
+    assert all(o["custom.thresholdsStyle"] == {"mode": "dashed"} for o in overrides.values())
+    target = _panel(cells, dash.CELL_DEVIATION_TITLE)["targets"][0]
+    assert target["alias"] == "$tag_element $col" and 'AS "deviation"' in target["query"]
 
 
 def test_kpi_point_keeps_numbers_as_floats():
@@ -591,9 +703,12 @@ def _write_yaml(path: Path, data: dict) -> Path:
 
 
 def _record(url: str, base: Path) -> dict:
-    """Two short runs into one new database: FLISR on CIGRE MV (faults, protection, DMS
-    decisions, commands, a crew) and a midday with too much PV (violations, PV, wind,
-    batteries, EVs, capacitors)."""
+    """Five short runs into one new database: FLISR on CIGRE MV (faults, protection, DMS
+    decisions, commands, a crew), a midday with too much PV (violations, PV, wind,
+    batteries, EVs, capacitors), an hour on SimBench 1-MV-rural (longitude/latitude), the
+    frequency event's first 20 minutes (the trip at 10 min, the twin's units answering) and
+    the web of cells' first 70 minutes (tie-line control, monitoring, the TSO's request at
+    1 h)."""
     from twin.recording.influx_v1 import InfluxV1Store
     from twin.runner import run_scenario
     from twin.scenario import load_scenario
@@ -612,22 +727,26 @@ def _record(url: str, base: Path) -> dict:
                            {"name": "Solar B", "bus": "Bus 14", "p_peak_kw": 4000}]
     for cap in day["devices"]["capacitors"]:
         cap.update(q_step_mvar=0.5, step_init=3)
+    geo = yaml.safe_load(_lonlat_scenario(base).read_text())
+    freq = yaml.safe_load((ROOT / "scenarios" / "frequency_event.yaml").read_text())
+    cells = yaml.safe_load((ROOT / "scenarios" / "web_of_cells.yaml").read_text())
     runs = {}
     store = InfluxV1Store(url, db)
-    for key, data in (("flisr", flisr), ("day", day)):
+    for key, data, until in (("flisr", flisr, None), ("day", day, None), ("geo", geo, None),
+                             ("freq", freq, "20min"), ("cells", cells, "70min")):
         data["recording"] = {"store": "influx",
                              "influx": {"url": url, "api": "v1", "database": db}}
         path = _write_yaml(base / f"{key}.yaml", data)
-        summary = run_scenario(path, out=base / f"{key}-{uuid.uuid4().hex[:6]}")
+        summary = run_scenario(path, out=base / f"{key}-{uuid.uuid4().hex[:6]}", until=until)
         assert summary.recording["points_spilled"] == 0
         sc = load_scenario(path)
         start_ns = int(sc.start.timestamp() * 1e9)
-        end_ns = start_ns + int(sc.duration * 1e9)
+        end_ns = start_ns + int(summary.run_info["simulated_s"] * 1e9)
         # the runner records the run's KPIs at its end (the Reliability dashboard reads them)
         kpi = store.query(f'SELECT "saidi_min" FROM "kpi" WHERE "run" = \'{summary.run_id}\'')
         assert len(kpi) == 1
         assert kpi[0]["saidi_min"] == pytest.approx(summary.outcome.kpis["saidi_min"])
-        runs[key] = {"id": summary.run_id, "kpis": summary.outcome.kpis,
+        runs[key] = {"id": summary.run_id, "kpis": summary.outcome.kpis, "scenario": path,
                      "from_ms": start_ns // 10**6, "to_ms": end_ns // 10**6}
     store.close()
     return {"url": url, "db": db, "runs": runs}
@@ -781,6 +900,92 @@ def test_dashboard_figures_agree_with_the_run_kpis(recorded):
         assert row[k] == pytest.approx(flisr[k], rel=1e-12), k
 
 
+
+def _columns_with_values(series: list[dict]) -> set[str]:
+    """The columns (besides time) with at least one value in some series."""
+    return {c for s in series for i, c in enumerate(s["columns"])
+            if c != "time" and any(row[i] is not None for row in s["values"])}
+
+
+@pytest.mark.influx
+def test_every_frequency_and_cells_panel_returns_every_column_for_its_run(recorded):
+    """Each panel query of the Frequency and cells dashboard, on the run that records its
+    measurement (the frequency event; the web of cells), returns a value in every column
+    it selects: no series it draws is empty."""
+    model = _committed()["frequency_cells.json"]
+    queries = _panel_queries(model)
+    assert len(queries) >= 16
+    for title, query in queries:
+        key = "freq" if 'FROM "frequency"' in query else "cells"
+        series = _query(recorded, substitute(query, model, recorded["runs"][key]))
+        assert series, (title, query)
+        selected = set(re.findall(r'AS "([^"]+)"', query.split(" FROM ")[0]))
+        if not selected:  # plain fields (the decision log) or one unnamed aggregate
+            selected = {c for s in series for c in s["columns"] if c != "time"}
+        assert selected <= _columns_with_values(series), (title, selected)
+
+
+@pytest.mark.influx
+def test_frequency_and_cells_figures_agree_with_the_run_kpis(recorded):
+    model = _committed()["frequency_cells.json"]
+    freq, cells = recorded["runs"]["freq"], recorded["runs"]["cells"]
+    k = freq["kpis"]
+    # extremes of the steps, as the KPIs take them (frequency_event: 49.862 Hz, 0.0494 Hz/s)
+    assert _scalar(recorded, model, "Frequency nadir", "freq") == pytest.approx(
+        k["frequency_nadir_hz"], abs=1e-9)
+    assert 49.8 < k["frequency_nadir_hz"] < 49.9
+    assert _scalar(recorded, model, "Highest frequency", "freq") == pytest.approx(
+        k["frequency_max_hz"], abs=1e-9)
+    assert _scalar(recorded, model, "Largest |RoCoF|", "freq") == pytest.approx(
+        k["rocof_max_hz_s"], abs=1e-9)
+    # the response energy per source [kWh] is the KPI's [MWh] (rounded to 1e-9 MWh)
+    (energy,) = _value(recorded, model, "The twin's response energy per source", "freq")
+    row = dict(zip(energy["columns"], energy["values"][0]))
+    sources = dict(zip(("fcr_battery", "fcr_ev", "synthetic_inertia", "pf"),
+                       (name for _f, name in dash.RESPONSE_SOURCES)))
+    for key, name in sources.items():
+        assert row[name] == pytest.approx(k["frequency_response_mwh"][key] * 1000.0,
+                                          abs=1e-5), key
+    assert row["battery FCR"] > 10.0 and row["V2G FCR"] > 10.0  # kWh
+    # the frequency panels find nothing in the cells' run, the cells' nothing in the event's
+    assert _value(recorded, model, "Frequency nadir", "cells") == []
+    assert _value(recorded, model, "Inertia per cell", "freq") == []
+
+    # mean |deviation| per cell over the cycles: the KPI tie_line_deviation_mw
+    tie = {s["tags"]["element"]: dict(zip(s["columns"], s["values"][0]))
+           for s in _value(recorded, model, "Tie-line deviation per cell", "cells")}
+    kpi = cells["kpis"]["tie_line_deviation_mw"]
+    assert set(tie) == set(kpi) == {"South", "Feeder 2"}
+    for cell, row in tie.items():
+        assert row["mean |deviation| [MW]"] == pytest.approx(kpi[cell], abs=1e-6)
+        assert row["cycles"] == 70  # a cycle a minute for 70 minutes
+    assert kpi["South"] < kpi["Feeder 2"]  # South has batteries to move, Feeder 2 none
+
+    # the storage table: each battery's cell and its last state (Battery S: 3 MWh)
+    storage = {s["tags"]["element"]: (s["tags"]["cell"], dict(zip(s["columns"], s["values"][0])))
+               for s in _value(recorded, model, "Storage monitoring (last in the range)",
+                               "cells")}
+    assert {b: c for b, (c, _row) in storage.items()} == {
+        "Battery 1": "", "Battery 2": "South", "Battery S": "South"}
+    s_row = storage["Battery S"][1]
+    assert s_row["e_mwh"] == pytest.approx(3.0 * s_row["soc"], rel=1e-9)
+    assert 0.5 < s_row["soc"] < 1.0  # it charged to bring South's export to schedule
+    for _cell, row in storage.values():
+        assert row["up_mw"] >= 0.0 and row["down_mw"] >= 0.0 and row["price_eur_mwh"] > 0.0
+
+    # the interface: the TSO's 3 Mvar from 09:00 on, Q inside its capability throughout
+    (q,) = _value(recorded, model,
+                  "TSO–DSO interface: Q, the TSO's request and the capability", "cells")
+    rows = [dict(zip(q["columns"], v)) for v in q["values"]]
+    assert len(rows) == 70
+    at_9 = pd.Timestamp("2026-06-21T09:00:00Z")
+    for row in rows:
+        after = pd.Timestamp(row["time"]) >= at_9
+        assert row["TSO request"] == (3.0 if after else None), row
+        assert row["Q min"] < row["Q"] < row["Q max"], row
+    assert sum(pd.Timestamp(r["time"]) >= at_9 for r in rows) == 10
+
+
 def grafana_table_frame(ref: str, series: list[dict]) -> dict:
     """A table-format InfluxQL result as Grafana's InfluxDB datasource hands it to a panel:
     one frame per query, ``Time``, then the GROUP BY tags and the selected columns, a row
@@ -805,8 +1010,9 @@ def grafana_table_frame(ref: str, series: list[dict]) -> dict:
 
 
 @pytest.fixture(scope="session")
-def grafana_transform():
-    """Grafana's own transformations (@grafana/data, run by node): frames in, frames out."""
+def grafana_data():
+    """Grafana's own transformations (@grafana/data, run by node): frames in, frames out, and
+    which of them frame matchers accept (as a Geomap layer's filterData)."""
     import os
     import shutil
     import subprocess
@@ -820,12 +1026,35 @@ def grafana_transform():
             pytest.fail("REQUIRE_GRAFANA_DATA=1 but node or GRAFANA_NODE_MODULES is missing")
         pytest.skip("Grafana's data library not installed (make test installs it)")
 
-    def run(transformations: list[dict], frames: list[dict]) -> list[dict]:
+    def run(transformations: list[dict], frames: list[dict],
+            frame_matchers: list[dict] | None = None) -> dict:
         out = subprocess.run(["node", str(script)], input=json.dumps(
-            {"transformations": transformations, "frames": frames}), text=True,
+            {"transformations": transformations, "frames": frames,
+             "frameMatchers": frame_matchers or []}), text=True,
             capture_output=True, env={**os.environ, "NODE_PATH": modules}, timeout=60)
         assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)["frames"]
+        return json.loads(out.stdout)
+    return run
+
+
+@pytest.fixture(scope="session")
+def grafana_transform(grafana_data):
+    """The panel's transformations on its query frames: the frames a panel draws."""
+    return lambda transformations, frames: grafana_data(transformations, frames)["frames"]
+
+
+@pytest.fixture(scope="session")
+def grafana_geomap_layers(grafana_data):
+    """A Geomap panel's data as each of its layers draws it: the transformations, then each
+    layer's ``filterData`` (Grafana's frame matchers), and of the frames it accepts the first
+    (a markers layer draws one frame). Returns layer name → frame (None: nothing to draw)."""
+    def run(panel: dict, frames: list[dict]) -> dict[str, dict | None]:
+        layers = panel["options"]["layers"]
+        out = grafana_data(panel.get("transformations", []), frames,
+                           [layer.get("filterData") or {"id": "alwaysMatch"}
+                            for layer in layers])
+        return {layer["name"]: out["frames"][matched[0]] if matched else None
+                for layer, matched in zip(layers, out["matched"])}
     return run
 
 
@@ -897,3 +1126,72 @@ def test_network_map_draws_every_element_of_the_run_with_its_value(recorded, gra
     ends = {(x, y) for d, x, y in zip(branches["dot"], branches["x_km"], branches["y_branch_km"])
             if d in ("0", str(DOTS - 1))}
     assert ends <= bus_xy
+
+
+@pytest.mark.influx
+def test_geomap_draws_every_bus_of_a_lonlat_run_with_its_voltage_and_the_labels(
+        recorded, grafana_geomap_layers):
+    """The Overview generated for the SimBench run's scenario is the Geomap variant; its four
+    queries return data for that run, and through the panel's transformation and each
+    layer's frame filter (Grafana's data library) every layer gets one frame holding what it
+    draws: every bus at its longitude/latitude with its last voltage, every line and
+    transformer dot, and the labels twin.grid.geo recorded."""
+    import simbench
+
+    run = recorded["runs"]["geo"]
+    model = dash.overview(dash.Context.from_scenario(run["scenario"]))
+    panel = _panel(model, dash.NETWORK_TITLE)
+    assert panel["type"] == "geomap"
+    net = simbench.get_simbench_net("1-MV-rural--0-sw")
+    points = geo_points(net, "r", 0)
+    want = {(p.tags["element"], p.tags.get("dot")): (p.fields["lat_deg"], p.fields["lon_deg"])
+            for p in points}
+    frames, series_of = [], {}
+    for t in panel["targets"]:
+        series = _query(recorded, substitute(t["query"], model, run))
+        assert series, (t["refId"], t["query"])  # every query returns data
+        # no empty cell: older Grafana table parsers drop a row that has one
+        frame = grafana_table_frame(t["refId"], series)
+        for f in frame["fields"]:
+            assert None not in f["values"], (t["refId"], f["name"])
+        frames.append(frame)
+        series_of[t["refId"]] = series
+    # the same queries find nothing for a CIGRE run: its points have no degrees
+    cigre = _query(recorded, substitute(panel["targets"][0]["query"], model,
+                                        recorded["runs"]["day"]))
+    assert cigre == []
+
+    layers = grafana_geomap_layers(panel, frames)
+    for name, frame in layers.items():
+        assert frame is not None, name
+        cols = _columns(frame)
+        assert {"lat_deg", "lon_deg"} <= set(cols), name
+        assert None not in cols["lat_deg"] and None not in cols["lon_deg"], name
+    # buses: all 97, each where recorded, with its last voltage in the range
+    buses = _columns(layers["buses"])
+    assert len(buses["element"]) == len(net.bus) == 97
+    bus_vm = {s["tags"]["element"]: s["values"][0][1] for s in series_of["B"]}
+    for name, lat, lon, vm in zip(buses["element"], buses["lat_deg"], buses["lon_deg"],
+                                  buses["vm_pu"]):
+        assert (lat, lon) == pytest.approx(want[(name, None)])
+        assert vm == bus_vm[name] and 0.95 < vm < 1.06
+    assert 53.6 < min(buses["lat_deg"]) and max(buses["lon_deg"]) < 11.5  # Lower Saxony
+    assert min(bus_vm.values()) < max(bus_vm.values())  # voltages differ along the feeders
+    # lines and transformers: DOTS dots each, from bus to bus
+    dots = _columns(layers["lines and transformers"])
+    n_branches = len(net.line) + len(net.trafo)
+    assert "vm_pu" not in dots and "label" not in dots
+    assert len(dots["element"]) == sum(1 for k in want if k[1] is not None)
+    assert len(set(dots["element"])) == n_branches == 99 + 2
+    for name, dot, lat, lon in zip(dots["element"], dots["dot"], dots["lat_deg"],
+                                   dots["lon_deg"]):
+        assert (lat, lon) == pytest.approx(want[(name, dot)])
+    # labels: the substation (its two transformers at one place) and the eight feeder heads
+    labels = _columns(layers["labels"])
+    names = dict(zip(net.bus.index, net.bus["name"]))
+    expected = {names[b]: label for b, (_, label) in map_labels(net).items()}
+    assert dict(zip(labels["element"], labels["label"])) == expected
+    assert expected["MV1.101 busbar1.1"] == "HV1-MV1.101-Trafo1 / HV1-MV1.101-Trafo2"
+    assert len(expected) == 1 + 8
+    for name, lat, lon in zip(labels["element"], labels["lat_deg"], labels["lon_deg"]):
+        assert (lat, lon) == pytest.approx(want[(name, None)])

@@ -1,7 +1,9 @@
 // Runs Grafana's own panel transformations (@grafana/data) on data frames.
 // stdin: {"transformations": [...panel transformations...], "frames": [{"refId", "name",
 //         "fields": [{"name", "type", "values"}]}]}
-// stdout: {"frames": [{"refId", "name", "fields": [{"name", "type", "values"}]}]}
+//         optional "frameMatchers": [...frame matcher configs, e.g. a Geomap layer's filterData...]
+// stdout: {"frames": [{"refId", "name", "fields": [{"name", "type", "values"}]}],
+//          "matched": [[indices of the output frames each frame matcher accepts], ...]}
 // Usage: NODE_PATH=<dir with node_modules/@grafana/data> node transform.cjs
 "use strict";
 // @grafana/data reads browser globals when it loads; a bare object is enough here
@@ -32,7 +34,13 @@ async function main() {
       next: (value) => { last = value; }, error: reject, complete: () => resolve(last),
     });
   });
+  // as a Geomap panel filters the data of each layer (getFrameMatchers on the panel's frames)
+  const matched = (input.frameMatchers || []).map((config) => {
+    const accepts = gd.getFrameMatchers(config);
+    return out.flatMap((frame, index) => (accepts(frame) ? [index] : []));
+  });
   process.stdout.write(JSON.stringify({
+    matched,
     frames: out.map((f) => ({
       refId: f.refId ?? null, name: f.name ?? null,
       fields: f.fields.map((field) => ({

@@ -111,15 +111,15 @@ def timeseries(title: str, targets: list[dict], unit: str, w: int = 12, h: int =
                description: str = "", thresholds: dict | None = None,
                threshold_style: str = "off", draw: str = "line",
                interpolation: str = "linear", stack: bool = False,
-               overrides: list | None = None) -> dict[str, Any]:
+               overrides: list | None = None, decimals: int | None = None) -> dict[str, Any]:
     custom = {"drawStyle": draw, "lineInterpolation": interpolation, "lineWidth": 1,
               "fillOpacity": 80 if draw == "bars" else 0, "pointSize": 4,
               "showPoints": "always" if draw == "points" else "never", "spanNulls": False,
               "thresholdsStyle": {"mode": threshold_style},
               "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
     return panel("timeseries", title, targets, w, h, description,
-                 make_field_config(unit=unit, thresholds=thresholds, color="palette-classic",
-                               custom=custom, overrides=overrides),
+                 make_field_config(unit=unit, decimals=decimals, thresholds=thresholds,
+                                   color="palette-classic", custom=custom, overrides=overrides),
                  {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                   "tooltip": {"mode": "multi", "sort": "desc"}})
 

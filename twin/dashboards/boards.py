@@ -5,11 +5,20 @@ building blocks of :mod:`twin.dashboards.blocks` and written by ``python -m twin
 (run from the repository root; ``--check`` exits 1 when the committed files differ from
 what is built).
 
-The network picture on *Overview* is an XY chart over the twin's geodata (km on a plane, so
-no lat/lon for a Geomap; the Node Graph panel ignores positions). The runner records every
-run's geometry once as ``grid_geo`` (:mod:`twin.grid.geo`: buses, and dots along each line and
-transformer); the panel joins it on ``element`` with each element's last voltage or
-loading in the range, so any grid is drawn without the dashboards knowing it.
+The network picture on *Overview* is drawn from the run's geometry, which the runner records
+once as ``grid_geo`` (:mod:`twin.grid.geo`: buses, and dots along each line and transformer);
+the panel joins it on ``element`` with each element's last voltage or loading in the range,
+so any grid is drawn without the dashboards knowing it. Its kind follows the scenario's grid
+(:attr:`Context.lonlat`, decided when the dashboards are generated, as their time range is):
+
+* geodata in km on a plane (CIGRE MV, the paper's grids): an XY chart (:func:`network_panel`;
+  the Node Graph panel ignores positions);
+* longitude/latitude (mv_oberrhein, SimBench): Grafana's Geomap (:func:`geomap_panel`) over a
+  base map, from the points' ``lat_deg``/``lon_deg``.
+
+The committed files are the default scenario's (CIGRE MV: the XY chart); the compose stack's
+dashboards service generates the run's own before Grafana starts, so a SimBench run there
+opens on the Geomap.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ DER_UID = "dms-twin-der"
 COMMS_UID = "dms-twin-comms"
 DECISIONS_UID = "dms-twin-decisions"
 RELIABILITY_UID = "dms-twin-reliability"
+FREQUENCY_CELLS_UID = "dms-twin-frequency-cells"
 
 #: File name (in ``dashboards/``) → dashboard uid.
 FILES = {
@@ -65,29 +75,44 @@ FILES = {
     "communications.json": COMMS_UID,
     "decisions.json": DECISIONS_UID,
     "reliability.json": RELIABILITY_UID,
+    "frequency_cells.json": FREQUENCY_CELLS_UID,
 }
 
 
 class Context:
-    """What the dashboards take from the default scenario: its voltage band, its step and
-    its time range (the dashboards' default range)."""
+    """What the dashboards take from the scenario: its voltage band, its step, its time range
+    (the dashboards' default range), whether its grid's geodata are longitude/latitude
+    (``lonlat``: the Overview then maps the network with a Geomap, else with an XY chart),
+    the area's nominal frequency ``f0_hz`` [Hz] and each cell's tie-line tolerance
+    ``cell_tolerance_mw`` [MW] (``dms.cells``; none: the deviation is drawn without it)."""
 
-    def __init__(self, band: tuple[float, float], step_s: float, time_range: tuple[str, str]):
+    def __init__(self, band: tuple[float, float], step_s: float, time_range: tuple[str, str],
+                 lonlat: bool = False, f0_hz: float = 50.0,
+                 cell_tolerance_mw: Mapping[str, float] | None = None):
         self.band, self.step_s, self.time_range = band, step_s, time_range
+        self.lonlat = lonlat
+        self.f0_hz = f0_hz
+        self.cell_tolerance_mw = dict(cell_tolerance_mw or {})
 
     @classmethod
     def from_scenario(cls, path: Path, overrides: list[str] | None = None,
                       until_s: float | None = None) -> "Context":
         """The scenario file with ``--set`` ``overrides``; the range ends at its end, or
         ``until_s`` [s] after its start (a run stopped early with ``twin run --until``)."""
+        from twin.grid.build import build_net
+        from twin.grid.geo import is_lonlat
         from twin.scenario import load_scenario
 
         sc = load_scenario(path, overrides)
         end = sc.start + timedelta(seconds=sc.duration if until_s is None else until_s)
         fmt = "%Y-%m-%dT%H:%M:%S.000Z"
         band = tuple(sc.kpis.voltage_band_pu)
+        # the grid the run will record (grid_geo holds the same positions)
+        lonlat = is_lonlat(build_net(sc.grid, Path(path)))
+        tolerances = {c.name: float(c.tolerance_mw) for c in sc.dms.cells.cells}
         return cls((float(band[0]), float(band[1])), float(sc.step),
-                   (sc.start.strftime(fmt), end.strftime(fmt)))
+                   (sc.start.strftime(fmt), end.strftime(fmt)), lonlat,
+                   float(sc.frequency.area.f0_hz), tolerances)
 
 
 LOADING_THRESHOLDS = threshold_steps((None, "green"), (80, "orange"), (100, "red"))
@@ -155,6 +180,95 @@ def network_panel(ctx: Context) -> dict[str, Any]:
                  fc, options, [join("AB"), join("CD")])
 
 
+#: The Geomap's layers read their frame by refId (a layer draws the first frame it is
+#: given): C the routes' dots, D the labels; the buses are the frame joined from A and B,
+#: which has no refId of its own, so their layer takes every frame but C's and D's.
+GEOMAP_ROUTES_REF, GEOMAP_LABELS_REF = "C", "D"
+GEOMAP_BUSES_FILTER = {"id": "invertMatch", "options": {
+    "id": "byRefId", "options": f"/^[{GEOMAP_ROUTES_REF}{GEOMAP_LABELS_REF}]$/"}}
+
+
+def _markers_layer(name: str, frames: dict[str, Any], style: dict[str, Any],
+                   legend: bool = False, tooltip: bool = True) -> dict[str, Any]:
+    """A Geomap markers layer at the frame's ``lat_deg``/``lon_deg`` fields."""
+    base = {"opacity": 0.9, "rotation": {"fixed": 0, "max": 360, "min": -360, "mode": "mod"},
+            "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+            "symbolAlign": {"horizontal": "center", "vertical": "center"},
+            "textConfig": {"fontSize": 12, "offsetX": 0, "offsetY": 0, "textAlign": "center",
+                           "textBaseline": "middle"}}
+    return {"type": "markers", "name": name, "config": {"showLegend": legend,
+                                                        "style": {**base, **style}},
+            "location": {"mode": "coords", "latitude": "lat_deg", "longitude": "lon_deg"},
+            "filterData": frames, "tooltip": tooltip}
+
+
+def geomap_panel(ctx: Context) -> dict[str, Any]:
+    """The network of a grid with longitude/latitude geodata on Grafana's Geomap: ``grid_geo``
+    points (``lat_deg``, ``lon_deg``) over a base map, three markers layers:
+
+    * ``lines and transformers`` — grey dots along each route (C, as recorded);
+    * ``buses`` — coloured by each bus's last voltage in the range against the band (A, the
+      positions, joined on ``element`` with B, the voltages);
+    * ``labels`` — the names :func:`twin.grid.geo.map_labels` recorded (D: substations, feeds,
+      feeder heads), as text above their bus.
+
+    A Geomap layer draws one frame, and only the untouched query frames keep their refId, so
+    the one join is the buses' (a second join could not be told apart from it): the dots
+    are not coloured by loading here (the Loading dashboard has it). As in
+    :func:`network_panel`, no query returns a row with an empty cell."""
+    geo = (f'SELECT last("lat_deg") AS "lat_deg", last("lon_deg") AS "lon_deg"{{}} FROM '
+           f'"{GEO_MEASUREMENT}" WHERE {RUN} AND "kind" {{}} \'bus\'{{}} GROUP BY {{}}')
+    targets = [
+        target(geo.format("", "=", "", '"element"'), ref="A", fmt="table"),
+        target(f'SELECT last("vm_pu") AS "vm_pu" FROM "bus" WHERE {WHERE} GROUP BY "element"',
+               ref="B", fmt="table"),
+        target(geo.format("", "!=", "", '"element", "dot"'), ref=GEOMAP_ROUTES_REF,
+               fmt="table"),
+        target(geo.format(', last("label") AS "label"', "=", ' AND "label" =~ /./',
+                          '"element"'), ref=GEOMAP_LABELS_REF, fmt="table")]
+    overrides = [field_override("vm_pu", displayName="voltage [p.u.]", decimals=4,
+                                thresholds=band_thresholds(ctx.band)),
+                 *(field_override(f, unit="degree", decimals=5) for f in ("lat_deg", "lon_deg"))]
+    fc = make_field_config(unit="none", color="thresholds",
+                           custom={"hideFrom": {"legend": False, "tooltip": False,
+                                                "viz": False}},
+                           overrides=overrides)
+    size = {"min": 2, "max": 15}
+    layers = [
+        _markers_layer("lines and transformers", {"id": "byRefId",
+                                                   "options": GEOMAP_ROUTES_REF},
+                       {"color": {"fixed": "#9a9a9a"}, "size": {**size, "fixed": 2},
+                        "opacity": 0.8}),
+        _markers_layer("buses", GEOMAP_BUSES_FILTER,
+                       {"color": {"field": "vm_pu", "fixed": "dark-green"},
+                        "size": {**size, "fixed": 6}}, legend=True),
+        # no symbol: text only, in the theme's text colour, above the bus marker
+        _markers_layer("labels", {"id": "byRefId", "options": GEOMAP_LABELS_REF},
+                       {"color": {"fixed": "text"}, "size": {**size, "fixed": 6},
+                        "symbol": {"fixed": "", "mode": "fixed"},
+                        "text": {"field": "label", "fixed": "", "mode": "field"},
+                        "textConfig": {"fontSize": 12, "offsetX": 0, "offsetY": -10,
+                                       "textAlign": "center", "textBaseline": "bottom"}},
+                       tooltip=False)]
+    options = {"view": {"id": "fit", "allLayers": True, "lastOnly": False, "padding": 5,
+                        "lat": 0, "lon": 0, "zoom": 15},
+               "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True,
+                            "showScale": True, "showMeasure": True, "showDebug": False},
+               "basemap": {"type": "default", "name": "Base map", "config": {}},
+               "layers": layers, "tooltip": {"mode": "details"}}
+    join = {"id": "joinByField", "options": {"byField": "element", "mode": "outerTabular"},
+            "filter": {"id": "byRefId", "options": "/^[AB]$/"}}
+    return panel("geomap", NETWORK_TITLE, targets, 12, 16,
+                 "The run's grid on a map (its geodata are longitude/latitude): buses coloured "
+                 f"blue below {ctx.band[0]}, green inside the band, red above {ctx.band[1]} "
+                 "p.u., each with its last voltage in the time range (move the end of the "
+                 "range to replay the day); lines and transformers as grey dots along their "
+                 "routes (their loading: Loading dashboard); substations, feeds and feeder "
+                 "heads named. Hover for the element and its value; the scale bar is in km. "
+                 "The base map's tiles are fetched by the browser.",
+                 fc, options, [join])
+
+
 def _violation_minutes_query(band: tuple[float, float]) -> str:
     return ('SELECT count("lo") * $step_s / 60 FROM (SELECT first("vm_min_pu") AS "lo", '
             f'first("vm_max_pu") AS "hi" FROM "grid" WHERE {WHERE} GROUP BY time({STEP})) '
@@ -208,7 +322,7 @@ def overview(ctx: Context) -> dict[str, Any]:
         "scenario's day; for another run set the range to its start and duration. Purple "
         "marks are DMS decisions. The other dashboards are in the *dms-twin* menu above."),
         w=12, h=4)
-    net = network_panel(ctx)
+    net = geomap_panel(ctx) if ctx.lonlat else network_panel(ctx)
     stats = [help_text] + kpis + energy + events
     # the network on the left half, the stats beside it in rows of four, the balance below
     flow([[net]])
@@ -446,7 +560,8 @@ def decisions(ctx: Context) -> dict[str, Any]:
                                                    "function")], ctx.time_range)
 
 
-#: The run's KPIs the Reliability dashboard reads from the ``kpi`` point (:func:`twin.evaluation.kpis.kpi_point`).
+#: The run's KPIs the Reliability dashboard reads from the ``kpi`` point
+#: (:func:`twin.evaluation.kpis.kpi_point`).
 RELIABILITY_KPIS = {"saifi": ("SAIFI", "none", 4), "saidi_min": ("SAIDI", "m", 2),
                     "caidi_min": ("CAIDI", "m", 1), "maifi": ("MAIFI", "none", 4),
                     "energy_not_supplied_mwh": ("ENS", "MWh", 3),
@@ -513,6 +628,204 @@ def reliability(ctx: Context) -> dict[str, Any]:
         [influx_annotation("Protection", PROTECTION_QUERY, "fault", "kind,element", "red")])
 
 
+#: FCR's full-activation deviation [Hz] (Continental Europe: ±200 mHz), drawn as a band.
+FCR_FULL_HZ = 0.2
+
+#: The twin's responses in the ``frequency`` records: field, label (the report's order).
+RESPONSE_SOURCES = (("twin_fcr_battery_mw", "battery FCR"), ("twin_fcr_ev_mw", "V2G FCR"),
+                    ("twin_inertia_mw", "synthetic inertia"), ("twin_pf_mw", "P(f) withheld"))
+
+#: The DMS functions of the supervisory layer (the paper's section III).
+SUPERVISORY_FUNCTIONS = ("cells", "curtailment", "tso_dso", "v2g")
+
+CELL_DEVIATION_TITLE = "Tie-line deviation from schedule and residual: $cell"
+
+
+def _mean_per_interval(measurement: str, columns: tuple[tuple[str, str], ...],
+                       extra: str = "", by_element: bool = False) -> str:
+    """``mean`` of each (field, name) per ``$__interval``, per element if ``by_element``."""
+    select = ", ".join(f'mean("{f}") AS "{name}"' for f, name in columns)
+    group = 'time($__interval), "element"' if by_element else "time($__interval)"
+    return (f'SELECT {select} FROM "{measurement}" WHERE {WHERE}{extra} GROUP BY {group} '
+            "fill(none)")
+
+
+def response_energy_query() -> str:
+    """The twin's response energy per source [kWh]: each record's power [MW] held over the
+    step it ends (``dt_s``), summed (as the KPI ``frequency_response_mwh`` does)."""
+    inner = ", ".join(f'"{f}" * "dt_s" AS "{f}"' for f, _ in RESPONSE_SOURCES)
+    outer = ", ".join(f'sum("{f}") / 3.6 AS "{name}"' for f, name in RESPONSE_SOURCES)
+    return (f'SELECT {outer} FROM (SELECT {inner} FROM "frequency" WHERE {WHERE}) '
+            "WHERE $timeFilter")
+
+
+def _cell_deviation_panel(ctx: Context, cell: str) -> dict[str, Any]:
+    """Deviation and residual, repeated per cell; each cell's tolerance band (from the
+    scenario's ``dms.cells``) on its own panel."""
+    overrides = [field_override(f"{name} deviation",
+                                thresholds=threshold_steps((None, "red"), (-tol, "green"),
+                                                           (tol, "red")),
+                                **{"custom.thresholdsStyle": {"mode": "dashed"}})
+                 for name, tol in sorted(ctx.cell_tolerance_mw.items())]
+    p = timeseries(
+        CELL_DEVIATION_TITLE,
+        [target(_mean_per_interval("dms_cell", (("deviation_mw", "deviation"),
+                                                ("residual_mw", "residual")), cell, True),
+                alias="$tag_element $col")], "MW", w=24, overrides=overrides,
+        description="Export minus schedule as the DMS saw it each cycle, and the residual: "
+                    "what the cell's own batteries, EVs and DER could not cover (for the "
+                    "neighbours or the operator). Dashed: the cell's tolerance "
+                    "(dms.cells, when the dashboards are generated for the run's scenario). "
+                    "One panel per cell.")
+    p.update(repeat="cell", repeatDirection="h", maxPerRow=4)
+    return p
+
+
+def frequency_cells(ctx: Context) -> dict[str, Any]:
+    """The area's frequency and the twin's answer to it (scenario ``frequency``), and the
+    DMS's supervisory layer (``dms.cells``, ``dms.monitoring``, ``dms.tso_dso``): tie-line
+    control per cell, inertia and storage monitoring, the TSO–DSO interface."""
+    f0 = ctx.f0_hz
+    fcr_band = threshold_steps((None, "red"), (f0 - FCR_FULL_HZ, "green"),
+                               (f0 + FCR_FULL_HZ, "red"))
+    extremes = [
+        stat("Frequency nadir", f'SELECT min("f_min_hz") FROM "frequency" WHERE {WHERE}',
+             "hertz", 4, thresholds=fcr_band, no_value="–",
+             description="Lowest frequency within any step (it may fall between records)."),
+        stat("Highest frequency", f'SELECT max("f_max_hz") FROM "frequency" WHERE {WHERE}',
+             "hertz", 4, thresholds=fcr_band, no_value="–"),
+        stat("Largest |RoCoF|", f'SELECT max("rocof_max_hz_s") FROM "frequency" WHERE {WHERE}',
+             "Hz/s", 4, no_value="–"),
+    ]
+    energy = panel(
+        "stat", "The twin's response energy per source", [target(response_energy_query())],
+        12, 4, "What the twin's own units gave the area [kWh, + = injected; P(f): withheld, "
+        "≤ 0]: each source's power held over its frequency step.",
+        make_field_config(unit="kWh", decimals=2, color="fixed", no_value="–"),
+        {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+         "colorMode": "none", "graphMode": "none", "textMode": "value_and_name",
+         "justifyMode": "auto", "orientation": "vertical"})
+    frequency = timeseries(
+        "Frequency",
+        [target(_mean_per_interval("frequency", (("f_hz", "frequency"),)), "A", alias="$col"),
+         target(f'SELECT min("f_min_hz") AS "lowest", max("f_max_hz") AS "highest" FROM '
+                f'"frequency" WHERE {WHERE} GROUP BY time($__interval) fill(none)', "B",
+                alias="$col")],
+        "hertz", decimals=3, thresholds=fcr_band, threshold_style="dashed",
+        description=f"The area's frequency while it moves (no records while it rests), with "
+                    f"the lowest and highest within each interval. Dashed: {f0:g} ± "
+                    f"{FCR_FULL_HZ * 1000:g} mHz, where FCR is fully activated.")
+    rocof = timeseries(
+        "RoCoF",
+        [target(f'SELECT mean("rocof_hz_s") AS "RoCoF", max("rocof_max_hz_s") AS '
+                f'"largest |RoCoF|" FROM "frequency" WHERE {WHERE} GROUP BY '
+                "time($__interval) fill(none)", alias="$col")],
+        "Hz/s", decimals=4, description="Rate of change of frequency, and its largest "
+        "magnitude within each interval.")
+    reserves = timeseries(
+        "Reserves and the disturbance",
+        [target(_mean_per_interval("frequency", (
+            ("p_disturbance_mw", "disturbance"), ("p_fcr_mw", "FCR"), ("p_afrr_mw", "aFRR"),
+            ("p_twin_area_mw", "the twin's units, scaled to the area"))), alias="$col")],
+        "MW", description="Power into the area [MW]: the disturbance (a trip is negative), "
+        "the TSOs' FCR and aFRR, and the twin's units' response times the copies of this "
+        "grid in the area (frequency.response.scale).")
+    response = timeseries(
+        "The twin's response per source",
+        [target(_mean_per_interval("frequency", RESPONSE_SOURCES), alias="$col")], "MW",
+        description="What the twin's own batteries, EVs and converters gave [MW, unscaled, "
+                    "+ = injection]: FCR of the batteries and of the V2G EVs, synthetic "
+                    "inertia of wind turbines and batteries, and P(f) of PV and wind "
+                    "(withheld above 50.2 Hz, ≤ 0).")
+
+    cell = ' AND "element" =~ /^$cell$/'
+    export = timeseries(
+        "Cell export and schedule",
+        [target(_mean_per_interval("dms_cell", (("export_mw", "export"),
+                                                ("schedule_mw", "schedule")), cell, True),
+                alias="$tag_element $col")], "MW", w=24,
+        description="Each cell's export over its tie branches (+ = out of the cell) as the "
+                    "DMS saw it each cycle, and its schedule.")
+    deviation = _cell_deviation_panel(ctx, cell)
+    inertia = timeseries(
+        "Inertia per cell",
+        [target(_mean_per_interval("dms_cell", (
+            ("rotating_mws", "rotating"), ("synthetic_mws", "synthetic"),
+            ("deliverable_mws", "deliverable"), ("receivable_mws", "receivable")), cell, True),
+            alias="$tag_element $col")], "MWs",
+        description="Kinetic energy at nominal speed [MWs] per cell: of its synchronous "
+                    "machines (rotating) and of the converters emulating inertia as far as "
+                    "their headroom pays for it (synthetic); what it could deliver to and "
+                    "receive from its neighbours over its ties' spare capacity.")
+    storage = timeseries(
+        "Storage per cell",
+        [target(_mean_per_interval("dms_cell", (
+            ("storage_up_mw", "up"), ("storage_down_mw", "down"),
+            ("neighbour_storage_up_mw", "neighbours' up")), cell, True),
+            alias="$tag_element $col")], "MW",
+        description="What the cell's batteries could give for 15 minutes: more injection "
+                    "(up), less injection (down), and what its neighbours' could give (up).")
+    storage_table = table(
+        "Storage monitoring (last in the range)",
+        [target('SELECT last("soc") AS "soc", last("e_mwh") AS "e_mwh", last("p_mw") AS "p_mw", '
+                'last("up_mw") AS "up_mw", last("down_mw") AS "down_mw", last("price_eur_mwh") '
+                f'AS "price_eur_mwh" FROM "dms_storage" WHERE {WHERE} GROUP BY "element", '
+                '"cell"', fmt="table")], w=12,
+        description="Each battery as the DMS's storage monitoring last saw it: its cell "
+                    "(empty: in none), state of charge and energy counted from metered power, "
+                    "power (+ = charging), what it can hold for 15 minutes up (more "
+                    "injection) and down, and its energy price.",
+        overrides=[field_override("element", displayName="battery"),
+                   field_override("soc", displayName="SOC", unit="percentunit", decimals=1),
+                   field_override("e_mwh", displayName="energy", unit="MWh", decimals=3),
+                   field_override("p_mw", displayName="power", unit="MW", decimals=3),
+                   field_override("up_mw", displayName="up", unit="MW", decimals=3),
+                   field_override("down_mw", displayName="down", unit="MW", decimals=3),
+                   field_override("price_eur_mwh", displayName="price", unit="€/MWh",
+                                  decimals=1)])
+    band = {"color": {"mode": "fixed", "fixedColor": "#9a9a9a"}}
+    interface = timeseries(
+        "TSO–DSO interface: Q, the TSO's request and the capability",
+        [target(_mean_per_interval("dms_interface", (
+            ("q_mvar", "Q"), ("q_request_mvar", "TSO request"), ("q_min_mvar", "Q min"),
+            ("q_max_mvar", "Q max"))), alias="$col")], "Mvar",
+        description="Reactive power at the interface transformer (HV side, + = drawn from "
+                    "the TSO), the TSO's request while there is one, and the range the DSO "
+                    "can realise there (shaded).",
+        overrides=[field_override("Q max", **{"custom.fillBelowTo": "Q min",
+                                              "custom.fillOpacity": 15}, **band),
+                   field_override("Q min", **band),
+                   field_override("TSO request", **{"custom.lineInterpolation": "stepAfter",
+                                                    "custom.lineStyle": {"fill": "dash",
+                                                                         "dash": [10, 10]},
+                                                    "custom.lineWidth": 2})])
+    tie = table(
+        "Tie-line deviation per cell",
+        [target('SELECT mean("d") AS "mean |deviation| [MW]", max("d") AS "max |deviation| '
+                '[MW]", count("d") AS "cycles" FROM (SELECT abs("deviation_mw") AS "d" FROM '
+                f'"dms_cell" WHERE {WHERE}{cell} GROUP BY "element") WHERE $timeFilter GROUP '
+                'BY "element"', fmt="table")], w=8,
+        description="Mean and largest |export − schedule| over the DMS's cycles (the KPI "
+                    "tie_line_deviation_mw is the mean over the whole run).")
+    functions = "|".join(SUPERVISORY_FUNCTIONS)
+    log = table(
+        "Supervisory decisions",
+        [target('SELECT "function", "action", "element", "value", "reason" FROM '
+                f'"dms_decision" WHERE {WHERE} AND "function" =~ /^({functions})$/',
+                fmt="table")], w=16, sort_by="Time",
+        overrides=[field_override("reason", **{"custom.width": 700})],
+        description="The DMS's decisions of its cells' tie-line control, central "
+                    "curtailment, the TSO–DSO interface and V2G.")
+    return dashboard(
+        FREQUENCY_CELLS_UID, "dms-twin: Frequency and cells",
+        "The area's frequency and the twin's response; the DMS's cells, their inertia and "
+        "storage, and the TSO–DSO interface.",
+        stack_rows([[*extremes, energy], [frequency, rocof], [reserves, response], [export],
+                    [deviation], [inertia, storage], [storage_table, interface],
+                    [tie, log]]),
+        [run_variable(), element_variable("cell", "Cell", "dms_cell")], ctx.time_range)
+
+
 BUILDERS = {
     "overview.json": overview,
     "voltages.json": voltages,
@@ -521,6 +834,7 @@ BUILDERS = {
     "communications.json": communications,
     "decisions.json": decisions,
     "reliability.json": reliability,
+    "frequency_cells.json": frequency_cells,
 }
 
 

@@ -19,7 +19,11 @@ the data:
 5. PV and wind output and curtailment, battery SOC and power, EV charging power;
 6. communication health: telemetry latency per RTU, messages lost per RTU, command outcomes;
 7. DMS decisions (a timeline and a table with their reasons) and protection events;
-8. reliability: which loads were off when, and the IEEE 1366 indices.
+8. reliability: which loads were off when, and the IEEE 1366 indices;
+9. the area's frequency: frequency and RoCoF, the reserves, the twin's units' response per
+   source (:mod:`~twin.report.frequency_section`);
+10. cells: each cell's export against schedule, inertia per cell, the storage monitoring
+    table and the TSO–DSO interface (:mod:`~twin.report.cells_section`).
 
 When the run did not store its element tables whole (``recording.elements: summary`` or refs,
 or ``recording.every``; run.json says which), sections 2–4 and the map's colours come from

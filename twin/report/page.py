@@ -6,6 +6,7 @@ from pathlib import Path
 
 import plotly.offline
 
+from twin.report.cells_section import cells_section
 from twin.report.event_sections import comm_section, decisions_section, reliability_section
 from twin.report.expectations_section import expectations_section
 from twin.report.figures import Figures
@@ -64,7 +65,7 @@ def build_report(run: RunData) -> str:
                      voltage_heatmap_section(run, figs), loading_section(run, figs),
                      der_section(run, figs),
                      comm_section(run, figs), decisions_section(run, figs),
-                     frequency_section(run, figs)]
+                     frequency_section(run, figs), cells_section(run, figs)]
     sections.append(reliability_section(run, figs))
     sections = [s for s in sections if s is not None]
     info = run.run_info
