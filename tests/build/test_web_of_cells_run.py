@@ -116,6 +116,17 @@ def test_the_tso_request_is_met_at_the_interface(run):
     assert abs(before.median() - q_req) > 2 * tol  # without the request it drew otherwise
     assert abs(asked.median() - q_req) < tol / 2
     assert np.mean(np.abs(asked - q_req) <= 2 * tol) > 0.8
+    # when the request ends (11:00) the DSO returns its DER Q and capacitors: Q drifts back
+    decisions = _read(run, "dms_decision")
+    ended = decisions[(decisions["function"] == "tso_dso")
+                      & decisions["reason"].str.contains("ended")]
+    assert len(ended) >= 1 and (ended["time"] < START + pd.Timedelta("3h1min")).all()
+    moved = decisions[(decisions["function"] == "tso_dso") & (decisions["time"] < ended[
+        "time"].min()) & (decisions["action"] != "none")]
+    assert set(ended["element"]) == set(moved["element"])  # each, once, back as before
+    assert (ended[ended["action"] == "set_der_q"]["value"].abs() < 0.05).all()
+    after = q[q.index >= START + pd.Timedelta("3h5min")]
+    assert abs(after.median() - q_req) > 2 * tol
     # the interface's capability, recorded every cycle, contains the request
     iface = _read(run, "dms_interface")
     assert len(iface) >= 230

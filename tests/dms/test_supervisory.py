@@ -132,3 +132,23 @@ def test_an_export_limit_at_the_interface_charges_the_battery_first():
     assert -net.res_trafo.p_hv_mw[net.trafo.name == "Trafo 0-12"].item() <= limit + 0.01
     (iface,) = [r["fields"] for r in records if r["measurement"] == "dms_interface"]
     assert iface["p_max_export_mw"] == limit and iface["p_mw"] == pytest.approx(-export)
+
+
+def test_a_closed_tie_lets_a_neighbour_receive_what_an_open_one_does_not():
+    net = _net("all")
+    feeder2 = Cell("Feeder 2", ("Bus 12", "Bus 13", "Bus 14"), -11.0, 1.0)
+    for closed in (False, True):
+        net.switch.loc[net.switch.name == "S1", "closed"] = closed
+        pp.runpp(net)
+        sup = _supervisor(net, cells=(SOUTH, feeder2), cells_mode="off", monitoring=True,
+                          wind_inertia_h_s=4.0, storage_inertia_h_s=4.0)
+        _d, records = sup.on_estimate(0.0, net, _telemetry(0.0))
+        cells = {r["tags"]["element"]: r["fields"] for r in records
+                 if r["measurement"] == "dms_cell"}
+        south, f2 = cells["South"], cells["Feeder 2"]
+        if not closed:  # S1 open: Line 14-8 carries nothing
+            assert south["deliverable_mws"] == f2["receivable_mws"] == 0.0
+        else:  # South's whole response fits through the closed tie's spare capacity
+            whole = south["rotating_mws"] + south["synthetic_mws"]
+            assert south["deliverable_mws"] == pytest.approx(whole)
+            assert f2["receivable_mws"] == pytest.approx(whole)

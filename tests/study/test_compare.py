@@ -39,7 +39,8 @@ KPIS_JSON_KEYS = (
     "protection_recloses", "tap_operations", "capacitor_operations", "dms_cycles",
     "dms_cycles_failed", "bad_data_detected", "dms_decisions_total", "dms_decisions",
     "se_error_mean_pu", "se_error_max_pu", "frequency_nadir_hz", "frequency_max_hz",
-    "rocof_max_hz_s", "customers_served", "customers_interrupted",
+    "rocof_max_hz_s", "frequency_response_mwh", "tie_line_deviation_mw",
+    "curtailed_mwh_by_reason", "customers_served", "customers_interrupted",
     "customer_minutes_interrupted", "saifi", "saidi_min", "caidi_min", "momentary_interruptions",
     "maifi", "energy_not_supplied_mwh", "interruptions", "interruptions_momentary", "dms",
 )

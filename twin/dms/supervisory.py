@@ -146,6 +146,8 @@ class Supervisor:
         self.limits_since_s = -math.inf
         self.q_request: float | None = None
         self.p_limits: tuple[float | None, float | None] = (None, None)
+        # set-points a Q request moved, and their values before it: (action, target) -> value
+        self.q_restore: dict[tuple[str, str], float] = {}
         self.v2g_assigned_mw: float | None = None
         self.v2g_next_s = -math.inf
 
@@ -287,14 +289,29 @@ class Supervisor:
             decisions += p_plan.decisions(t_s, mode) or [Decision(
                 t_s, "tso_dso", "none", trafo, None, "advisory", p_plan.reason,
                 {"p_mw": round(p_now, 4)})]
-        if self.q_request is None or abs(q_now - self.q_request) <= s.tolerance_mvar:
+        if self.q_request is None:
+            return decisions + self._restore(t_s, mode), records
+        if abs(q_now - self.q_request) <= s.tolerance_mvar:
             return decisions, records
         plan = meet_q_request(net, trafo, self.q_request, ranges, caps, band_pu=s.band_pu,
                               tolerance_mvar=s.tolerance_mvar / 2)
-        decisions += plan.decisions(t_s, mode) or [Decision(
+        made = plan.decisions(t_s, mode)
+        for d in made:  # what to return to when the request ends
+            self.q_restore.setdefault((d.action, d.target), plan.before.get(d.target, 0.0))
+        decisions += made or [Decision(
             t_s, "tso_dso", "none", trafo, self.q_request, "advisory", plan.reason,
             {"q_mvar": round(q_now, 4)})]
         return decisions, records
+
+    def _restore(self, t_s: float, mode) -> list[Decision]:
+        """The TSO's request ended: DER Q, capacitors and taps back to where they were."""
+        out = [Decision(t_s, "tso_dso", action, target,
+                        float(round(value, 4 if action == "set_der_q" else 0)), mode,
+                        f"The TSO's reactive-power request at {self.s.interface.split(':')[1]} "
+                        f"ended: {target.split(':', 1)[1]} back to where it was before it.", {})
+               for (action, target), value in sorted(self.q_restore.items())]
+        self.q_restore = {}
+        return out
 
     # ------------------------------------------------------------------ cells
     def _cells(self, t_s: float, net, fresh: Mapping, dt_s: float | None
@@ -447,9 +464,9 @@ class Supervisor:
             out_mw = tie.sign * flows.get(tie.element, 0.0)  # export of tie.cell over it
             r = rating.get(tie.element, 0.0)
             spare_out[tie.cell][tie.neighbour] = spare_out[tie.cell].get(
-                tie.neighbour, 0.0) + max(r - out_mw, 0.0)
+                tie.neighbour, 0.0) + (max(r - out_mw, 0.0) if r > 0 else 0.0)
             spare_in[tie.cell][tie.neighbour] = spare_in[tie.cell].get(
-                tie.neighbour, 0.0) + max(r + out_mw, 0.0)
+                tie.neighbour, 0.0) + (max(r + out_mw, 0.0) if r > 0 else 0.0)
         cells = {c: sorted(set(n)) for c, n in cells.items()}
         units = []
         for pos, name in enumerate(element_names(net, "sgen")):
@@ -533,13 +550,17 @@ def _row(net, ref: str) -> int:
 
 
 def _ratings_mw(net) -> dict[str, float]:
-    """Thermal rating of every line and trafo as active power at nominal voltage [MW]."""
+    """Thermal rating of every line and trafo as active power at nominal voltage [MW]; 0 for
+    one out of service or behind an open switch (a normally open tie carries nothing)."""
     out = {}
     vn = net.bus.vn_kv
+    sw = net.switch
+    open_lines = set(sw.element[(sw.et == "l") & ~sw.closed.astype(bool)].astype(int))
     for name, i in zip(element_names(net, "line"), net.line.index):
         row = net.line.loc[i]
+        carries = bool(row.in_service) and int(i) not in open_lines
         out[f"line:{name}"] = float(math.sqrt(3) * vn[row.from_bus] * row.max_i_ka
-                                    * row.get("parallel", 1) * row.get("df", 1.0))
+                                    * row.get("parallel", 1) * row.get("df", 1.0)) * carries
     for name, i in zip(element_names(net, "trafo"), net.trafo.index):
         out[f"trafo:{name}"] = float(net.trafo.at[i, "sn_mva"])
     return out
