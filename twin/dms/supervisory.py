@@ -243,15 +243,15 @@ class Supervisor:
             return out
         names = element_names(net, "sgen")
         commandable = [n for n in names if f"sgen:{n}" in self.controllable]
-        units = [u for u in units_from_net(net, commandable, remote=s.remote)]
+        units = units_from_net(net, commandable, remote=s.remote)
         plan = plan_curtailment(net, units, max_loading_percent=target)
         for sp in plan.set_points:
             if sp.curtailed_mw <= 1e-6:
                 continue
             self.limits[sp.target] = sp.p_limit_mw
         if self.limits:
-            self.limits_since_s = t_s
-        return out + [d for d in plan.decisions(t_s, mode)]
+            self.limits_since_s = t_s  # the hold counts from the last tightening
+        return out + plan.decisions(t_s, mode)
 
     # ------------------------------------------------------------------ TSO–DSO
     def _tso(self, t_s: float, net, fresh: Mapping) -> tuple[list[Decision], list[dict]]:
