@@ -1,4 +1,4 @@
-"""The ``twin`` command: run, validate, schema."""
+"""The ``twin`` command: run, validate, points, schema."""
 
 from __future__ import annotations
 
@@ -246,6 +246,48 @@ def validate(
             err_console.print(f"[bold yellow]warning:[/] {f}: {line}", highlight=False)
     if bad:
         raise typer.Exit(2)
+
+
+class PointsFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+
+
+@app.command()
+def points(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a scenario key as in `twin run`, e.g. --set "
+        "rtus[1].devices=[]."),
+    format_: PointsFormat = typer.Option(PointsFormat.table, "--format",
+                                         help="A readable table, or CSV (as points.csv)."),
+) -> None:
+    """Print the point map of SCENARIO's RTUs: each telemetry point and command with its
+    Modbus register or coil, IEC 104 common address and IOA, type, range and unit, as a
+    run writes it to points.csv in its run directory. The scenario is prepared as
+    `twin validate` does; an invalid one exits 2."""
+    from twin.build.prepare import prepare  # heavy imports only when preparing
+    from twin.protocols.pointmap import PointMap, format_table, point_map, write_csv
+
+    try:
+        sc = load_scenario(scenario, set_ or None)
+        prep = prepare(sc, scenario, check_only=True)
+        pm = point_map(prep.field, prep.net) if prep.field is not None else PointMap(())
+    except ScenarioError as exc:
+        text = str(exc) if str(exc).startswith(str(scenario)) else f"{scenario}: {exc}"
+        _fail(escape(text))
+        return
+    except ValueError as exc:  # a weather file that cannot be read or does not cover the run
+        if not str(exc).startswith("weather file"):
+            raise
+        _fail(escape(f"{scenario}: weather.csv: {exc}"))
+        return
+    if format_ is PointsFormat.csv:
+        write_csv(pm, sys.stdout, lineterminator="\n")
+    elif pm.points:
+        sys.stdout.write(format_table(pm))
+    else:
+        console.print(f"{scenario}: no RTUs, no points", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -7,13 +7,13 @@ Run directory layout::
     <run_dir>/kpis.json       the KPIs (deterministic: same scenario + seed ⇒ same file)
     <run_dir>/expectations.json  the scenario's expectations, checked (only if it has some)
     <run_dir>/report.html     the report: plots, decisions, KPIs (self-contained, offline)
+    <run_dir>/points.csv      the RTUs' point map (Modbus TCP, IEC 104), if it has RTUs
     <run_dir>/store/          the file store (or the spill of an unreachable InfluxDB)
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 import os
@@ -30,12 +30,22 @@ from typing import Callable
 
 from twin.build.checks import check_expectations, check_recording
 from twin.build.prepare import prepare
-from twin.build.stopping import RunInterrupted, StopRequest, exit_status, stop_on_signals
+from twin.build.stopping import (
+    RunInterrupted,
+    StopRequest,
+    exit_status,
+    stop_on_signals,
+)
 from twin.build.wiring import RunOutcome, WorldHandles, run_world
-from twin.evaluation.expectations import EXPECTATIONS_FILE, evaluate, expectations_report
+from twin.evaluation.expectations import (
+    EXPECTATIONS_FILE,
+    evaluate,
+    expectations_report,
+)
 from twin.evaluation.kpis import kpi_point
 from twin.grid.geo import geo_points
 from twin.live import LagMeter, live_progress
+from twin.protocols.pointmap import POINTS_FILE, write_point_map
 from twin.recording.annotations import AnnotatingStore, annotator_from_env
 from twin.recording.errors import InfluxError, redact
 from twin.recording.factory import STORE_DIR, Recording, open_recording
@@ -244,7 +254,7 @@ def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 #: The files a run writes next to its store/.
 _RUN_FILES = ("run.json", "kpis.json", EXPECTATIONS_FILE, "report.html", "scenario.yaml",
-              "overrides.txt")
+              POINTS_FILE, "overrides.txt")
 
 
 def _running_pid(run_json: Path) -> int | None:
@@ -302,6 +312,7 @@ def _run_scenario(scenario_file, out, until, record, influx_url, progress_factor
     prep = prepare(scenario, scenario_file, scenario_end_s=scenario_end_s)
     check_expectations(scenario, prep.net)
     recording_policy = check_recording(scenario, prep.names)  # effective, for run.json
+    write_point_map(prep.field, run_dir, prep.net)  # points.csv for the SCADA engineer
     prepare_s = wallclock.perf_counter() - wall0
     recording = open_recording(kind, influx, run_dir)
     state.recording, state.phase = recording, "building the world"
