@@ -27,6 +27,7 @@ from twin.dms.tso_dso import (
     meet_p_limit,
     meet_q_request,
 )
+from twin.grid.build import _add_oltc
 
 TRAFO = "trafo:Trafo 0-1"
 CAPS = ["shunt:Cap 5", "shunt:Cap 10"]
@@ -40,14 +41,7 @@ _COLUMN = {"set_tap": "tap_pos", "set_capacitor_step": "step", "set_der_q": "q_m
 
 def _cigre() -> pp.pandapowerNet:
     net = pn.create_cigre_network_mv(with_der="pv_wind")
-    net.trafo["tap_side"] = "hv"
-    net.trafo["tap_neutral"] = 0
-    net.trafo["tap_min"] = -9
-    net.trafo["tap_max"] = 9
-    net.trafo["tap_step_percent"] = 1.5
-    net.trafo["tap_step_degree"] = 0.0
-    net.trafo["tap_pos"] = 0
-    net.trafo["tap_changer_type"] = "Ratio"
+    _add_oltc(net)  # the OLTC the twin gives CIGRE's HV/MV trafos
     net.sgen["sn_mva"] = 1.2 * net.sgen.p_mw
     pp.create_shunt(net, 5, q_mvar=-0.5, p_mw=0.0, step=0, max_step=3, name="Cap 5")
     pp.create_shunt(net, 10, q_mvar=-0.5, p_mw=0.0, step=0, max_step=2, name="Cap 10")

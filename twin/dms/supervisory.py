@@ -36,7 +36,13 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from twin.dms.cells import Cell, branch_flows_mw, cell_export_mw, cell_of_bus, tie_branches
+from twin.dms.cells import (
+    Cell,
+    branch_flows_mw,
+    cell_export_mw,
+    cell_of_bus,
+    tie_branches,
+)
 from twin.dms.curtailment import plan_curtailment, units_from_net
 from twin.dms.decisions import Decision, Mode
 from twin.dms.inertia import InertiaUnit, inertia_per_cell
@@ -139,6 +145,10 @@ class Supervisor:
         self.controllers = {c.name: TieLineController(c, settings.kp, settings.ki_per_s)
                             for c in settings.cells}
         self.bus_names = dict(zip(net.bus.index, element_names(net, "bus")))
+        # the model's injections and shunts: (name, index, cell or None), fixed for the run
+        self.elements = {table: [(name, idx, self._cell(net, table, idx)) for name, idx in
+                                 zip(element_names(net, table), net[table].index)]
+                         for table in ("load", "sgen", "storage", "shunt")}
         self.battery = {b.name: b for b in settings.batteries}
         self.e_mwh = {b.name: b.soc_init * b.capacity_mwh for b in settings.batteries}
         self.last_t_s: float | None = None
@@ -162,6 +172,14 @@ class Supervisor:
 
     def _cell(self, net, table: str, idx) -> str | None:
         return self.cell_of_bus.get(self.bus_names.get(int(net[table].at[idx, "bus"])))
+
+    def _commandable(self, table: str) -> list[str]:
+        """Names of the ``table`` elements the field can command."""
+        return [n for n, _i, _c in self.elements[table] if f"{table}:{n}" in self.controllable]
+
+    def _index(self, ref: str) -> int:
+        table, name = ref.split(":", 1)
+        return int(next(i for n, i, _c in self.elements[table] if n == name))
 
     # ------------------------------------------------------------------ the step
     def on_estimate(self, t_s: float, model: pp.pandapowerNet, telemetry: pd.DataFrame
@@ -229,7 +247,7 @@ class Supervisor:
         if self.limits and t_s - self.limits_since_s >= s.curtailment_hold_s:
             # lift, and look again next cycle (the congestion may be gone)
             for target in sorted(self.limits):
-                peak = float(net.sgen.at[_row(net, target), "sn_mva"])
+                peak = float(net.sgen.at[self._index(target), "sn_mva"])
                 out.append(Decision(t_s, "curtailment", "set_der_p_limit", target, peak, mode,
                                     f"{target.split(':', 1)[1]}: the limit is lifted after "
                                     f"{s.curtailment_hold_s / 60:.0f} min; the DMS looks "
@@ -241,9 +259,7 @@ class Supervisor:
         loading = pd.concat([net.res_line.loading_percent, net.res_trafo.loading_percent])
         if not (loading > target).any():
             return out
-        names = element_names(net, "sgen")
-        commandable = [n for n in names if f"sgen:{n}" in self.controllable]
-        units = units_from_net(net, commandable, remote=s.remote)
+        units = units_from_net(net, self._commandable("sgen"), remote=s.remote)
         plan = plan_curtailment(net, units, max_loading_percent=target)
         for sp in plan.set_points:
             if sp.curtailed_mw <= 1e-6:
@@ -262,10 +278,8 @@ class Supervisor:
                 self.p_limits = (req.p_max_import_mw, req.p_max_export_mw)
         trafo = s.interface
         name = trafo.split(":", 1)[1]
-        der = [f"sgen:{n}" for n in element_names(net, "sgen") if f"sgen:{n}" in
-               self.controllable]
-        caps = [f"shunt:{n}" for n in element_names(net, "shunt") if f"shunt:{n}" in
-                self.controllable]
+        der = [f"sgen:{n}" for n in self._commandable("sgen")]
+        caps = [f"shunt:{n}" for n in self._commandable("shunt")]
         ranges = inverter_q_ranges(net, der)
         cap = interface_q_capability(net, trafo, ranges, caps)
         q_now = fresh.get((trafo, "q_mvar"), cap.q_now_mvar)
@@ -279,11 +293,9 @@ class Supervisor:
             max_export is not None and -p_now > max_export)
         if over:
             # batteries first, then the least curtailed energy of DER above 30 kWp
-            bats = {ref: (-self.battery[ref.split(":", 1)[1]].p_max_mw,
-                          self.battery[ref.split(":", 1)[1]].p_max_mw)
-                    for ref in (f"storage:{n}" for n in element_names(net, "storage"))
-                    if ref in self.controllable and ref.split(":", 1)[1] in self.battery}
-            units = units_from_net(net, [d.split(":", 1)[1] for d in der], remote=s.remote)
+            bats = {f"storage:{n}": (-self.battery[n].p_max_mw, self.battery[n].p_max_mw)
+                    for n in self._commandable("storage") if n in self.battery}
+            units = units_from_net(net, self._commandable("sgen"), remote=s.remote)
             p_plan = meet_p_limit(net, trafo, max_import_mw=max_import,
                                   max_export_mw=max_export, units=units, batteries=bats)
             decisions += p_plan.decisions(t_s, mode) or [Decision(
@@ -347,11 +359,9 @@ class Supervisor:
 
     def _resources(self, net, fresh: Mapping) -> dict[str, list[FlexResource]]:
         out: dict[str, list[FlexResource]] = {}
-        for pos, name in enumerate(element_names(net, "storage")):
+        for name, idx, cell in self.elements["storage"]:
             ref = f"storage:{name}"
             b = self.battery.get(name)
-            idx = net.storage.index[pos]
-            cell = self._cell(net, "storage", idx)
             if ref not in self.controllable or b is None or cell is None:
                 continue
             p_load = fresh.get((ref, "p_mw"), float(net.storage.at[idx, "p_mw"]))
@@ -360,19 +370,15 @@ class Supervisor:
             up = max(b.p_max_mw - gen, 0.0) if soc > b.soc_min + 1e-3 else max(-gen, 0.0)
             down = max(gen + b.p_max_mw, 0.0) if soc < b.soc_max - 1e-3 else max(gen, 0.0)
             out.setdefault(cell, []).append(FlexResource(ref, "battery", gen, up, down))
-        for pos, name in enumerate(element_names(net, "load")):
+        for name, idx, cell in self.elements["load"]:
             ref = f"load:{name}"
-            idx = net.load.index[pos]
-            cell = self._cell(net, "load", idx)
             if ref not in self.controllable or cell is None:
                 continue
             p_load = max(fresh.get((ref, "p_mw"), float(net.load.at[idx, "p_mw"])), 0.0)
             # charging can be cut to zero, not forced up
             out.setdefault(cell, []).append(FlexResource(ref, "ev", -p_load, p_load, 0.0))
-        for pos, name in enumerate(element_names(net, "sgen")):
+        for name, idx, cell in self.elements["sgen"]:
             ref = f"sgen:{name}"
-            idx = net.sgen.index[pos]
-            cell = self._cell(net, "sgen", idx)
             if ref not in self.controllable or cell is None:
                 continue
             p = max(fresh.get((ref, "p_mw"), float(net.sgen.at[idx, "p_mw"])), 0.0)
@@ -410,18 +416,17 @@ class Supervisor:
         offers its charging power)."""
         s = self.s
         points, cells, rows = [], [], []
-        for pos, name in enumerate(element_names(net, "load")):
+        for name, _idx, cell in self.elements["load"]:
             ref = f"load:{name}"
             inject = fresh.get((ref, "fcr_inject_mw"))
             if inject is None:
                 continue
-            idx = net.load.index[pos]
             n = max(fresh.get((ref, "n_connected"), 0.0), 0.0)
             rows.append((n * s.ev_v2g_share * s.ev_p_discharge_max_mw, max(inject, 0.0),
                          max(fresh.get((ref, "fcr_absorb_mw"), 0.0), 0.0),
                          fresh.get((ref, "p_mw"), math.nan), n))
             points.append(ref)
-            cells.append(self._cell(net, "load", idx))
+            cells.append(cell)
         if not points:
             return []
         connected, inject, absorb, p, n = (np.array(c, dtype=float) for c in zip(*rows))
@@ -469,9 +474,7 @@ class Supervisor:
                 tie.neighbour, 0.0) + (max(r + out_mw, 0.0) if r > 0 else 0.0)
         cells = {c: sorted(set(n)) for c, n in cells.items()}
         units = []
-        for pos, name in enumerate(element_names(net, "sgen")):
-            idx = net.sgen.index[pos]
-            cell = self._cell(net, "sgen", idx)
+        for name, idx, cell in self.elements["sgen"]:
             if cell is None or not net.sgen.at[idx, "in_service"]:
                 continue
             kind = str(net.sgen.at[idx, "type"]).lower() if "type" in net.sgen else ""
@@ -482,10 +485,8 @@ class Supervisor:
             elif kind in ("wp", "wind") and s.wind_inertia_h_s > 0 and p > 1e-6:
                 units.append(InertiaUnit(name, cell, "synthetic", s.wind_inertia_h_s, s_mva,
                                          up_mw=0.1 * s_mva, down_mw=min(0.1 * s_mva, p)))
-        for pos, name in enumerate(element_names(net, "storage")):
+        for name, idx, cell in self.elements["storage"]:
             b = self.battery.get(name)
-            idx = net.storage.index[pos]
-            cell = self._cell(net, "storage", idx)
             if b is None or cell is None or s.storage_inertia_h_s <= 0:
                 continue
             gen = -float(net.res_storage.at[idx, "p_mw"])
@@ -497,10 +498,10 @@ class Supervisor:
                         "deliverable_mws": v.deliverable_mws, "receivable_mws": v.receivable_mws}
                     for c, v in inertia.items()}
         records = []
-        names = [b.name for b in s.batteries if b.name in element_names(net, "storage")]
+        storage = {name: idx for name, idx, _cell in self.elements["storage"]}
+        names = [b.name for b in s.batteries if b.name in storage]
         if names:
-            pos = {n: k for k, n in enumerate(element_names(net, "storage"))}
-            idx = [net.storage.index[pos[n]] for n in names]
+            idx = [storage[n] for n in names]
             info = [self.battery[n] for n in names]
             buses = [self.bus_names[int(net.storage.at[i, "bus"])] for i in idx]
             rows = storage_rows(
@@ -542,11 +543,6 @@ def _v2g_capability(points, connected_mw, inject_mw, absorb_mw, p_mw, n_connecte
         p_max_total_mw=total, up_total_mw=float(inject_mw.sum()),
         down_total_mw=float(absorb_mw.sum()), symmetric_total_mw=float(sym.sum()),
         share_total=float(sym.sum()) / total if total > 0 else 0.0)
-
-
-def _row(net, ref: str) -> int:
-    table, name = ref.split(":", 1)
-    return int(net[table].index[element_names(net, table).index(name)])
 
 
 def _ratings_mw(net) -> dict[str, float]:
