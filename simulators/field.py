@@ -10,6 +10,12 @@ Entities: ``field`` (inputs ``snapshot`` — the grid's state, one tick late —
 per controllable device (``dev:switch:S1``…): an ``Actuator`` (switch, tap, capacitor)
 outputs ``closed``/``tap_pos``/``step`` when a command arrives; a ``Setpoint`` (PV, wind,
 battery, EV) holds ``p_limit_mw``/``q_setpoint_mvar``/``p_setpoint_mw``.
+
+With a ``gateway`` (:class:`twin.protocols.gateway.Gateway`, the RTUs' Modbus and IEC 104
+endpoints), every delivered scan is published at the step that collects it, the links'
+outage windows take the endpoints off the air, and the commands clients wrote are taken at
+each step onto the same command path as the DMS's, their outcomes reported back. In live
+mode (``poll_ticks``) the field also steps every ``poll_ticks`` to take them.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ META: mosaik_api_v3.Meta = {
         "Field": {
             "public": True,
             "params": ["plan", "seed", "time_resolution_s", "record_every_ticks", "grid_step_ticks",
-                       "handover_ticks",
+                       "handover_ticks", "gateway", "poll_ticks",
                        "until_ticks", "deliver_exact", "scheduled_commands"],
             "attrs": ["snapshot", "solved_at", "commands", "ev_snapshot", *FIELD_OUTPUTS],
             "trigger": ["commands", "solved_at"],
@@ -114,6 +120,10 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.out_outcomes: list[dict] = []
         self.records: list[dict] = []
         self._crew_jobs: dict[str, tuple] = {}  # job id -> (target, action, value, sent_t_s)
+        self.gateway = None  # twin.protocols.gateway.Gateway, or None
+        self.poll_ticks: int | None = None
+        self._scans: dict[str, dict[str, tuple]] = {}  # rtu -> point -> (value, source_t_s)
+        self._sources: dict[str, str] = {}  # command id -> who sent it
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         self.res_s = float(time_resolution)
@@ -122,7 +132,7 @@ class FieldSim(mosaik_api_v3.Simulator):
     # ------------------------------------------------------------------ setup
     def create(self, num, model, plan=None, seed=0, time_resolution_s=None,
                record_every_ticks=60, grid_step_ticks=60, until_ticks=None, deliver_exact=False,
-               scheduled_commands=(), handover_ticks=None):
+               scheduled_commands=(), handover_ticks=None, gateway=None, poll_ticks=None):
         if model != "Field" or num != 1 or self.plan is not None:
             raise ValueError("FieldSim holds exactly one Field")
         if plan is None:
@@ -145,6 +155,8 @@ class FieldSim(mosaik_api_v3.Simulator):
         self.handover = handover_ticks
         # (tick, command) sent by the field itself at their ticks: an operator's timetable
         self.scheduled = sorted(scheduled_commands, key=lambda tc: tc[0], reverse=True)
+        self.gateway = gateway
+        self.poll_ticks = int(poll_ticks) if gateway is not None and poll_ticks else None
         children = [{"eid": d.eid, "rel": [],
                      "type": "Actuator" if d.kind in ACTUATOR_KINDS else "Setpoint"}
                     for d in plan.devices.values()]
@@ -176,11 +188,16 @@ class FieldSim(mosaik_api_v3.Simulator):
             if before is not None:
                 self._report_changes(before, solved_at * self.res_s)
         self._scan_until(time)
+        if self.gateway is not None:
+            self.gateway.at(t_s)  # outages and stale values before what arrives now
         self._collect(t_s)  # everything due up to now, before new traffic starts
         while self.scheduled and self.scheduled[-1][0] <= time:
             self._submit(self.scheduled.pop()[1], t_s)
         for commands in f_in.get("commands", {}).values():
             for command in commands or ():
+                self._submit(command, t_s)
+        if self.gateway is not None:
+            for command in self.gateway.drain():  # written by protocol clients
                 self._submit(command, t_s)
         self._collect(t_s)  # what the new traffic caused at once (zero latency)
         return self._next_step(time)
@@ -194,6 +211,11 @@ class FieldSim(mosaik_api_v3.Simulator):
             self._on_outcome(o)
         for c in crew_outcomes:
             self._on_crew(c)
+        if self._scans:
+            for rtu, held in self._scans.items():
+                self.gateway.deliver(rtu, {p: v for p, (v, _) in held.items()},
+                                     max(t for _, t in held.values()))
+            self._scans = {}
 
     def _scan_until(self, last_tick: int) -> None:
         """Take every scan due at or before ``last_tick``, in time order."""
@@ -237,6 +259,8 @@ class FieldSim(mosaik_api_v3.Simulator):
             candidates.append(int(self.until) - 1)
         if self.scheduled:
             candidates.append(self.scheduled[-1][0])
+        if self.poll_ticks:  # live: take protocol clients' commands as they come
+            candidates.append(time + self.poll_ticks)
         if self.handover is not None:
             offset, period = self.handover
             k = max(0, (time - offset) // period + 1)
@@ -266,6 +290,8 @@ class FieldSim(mosaik_api_v3.Simulator):
         assert plan is not None and self.net is not None
         self.n_commands += 1
         cid = str(command.get("id") or f"cmd-{self.n_commands}")
+        # the DMS's commands carry no source; the scenario's say "operator"
+        self._sources[cid] = str(command.get("source") or "dms")
         target, action, value = command["target"], command["action"], command.get("value")
         device = plan.devices.get(target)
         problem = None
@@ -328,11 +354,18 @@ class FieldSim(mosaik_api_v3.Simulator):
         if not isinstance(value, (int, float)) and value is not None:  # e.g. a string
             value = _number_or_none(value)
         self.records.append(command_record(target, action, status, rtu or "", cid, value,
-                                           reason, sent_s, applied_s, result_s))
+                                           reason, sent_s, applied_s, result_s,
+                                           self._sources.pop(cid, "")))
+        if self.gateway is not None:
+            self.gateway.done(cid, status)
 
     # ------------------------------------------------------------------ telemetry
     def _on_measurement(self, m) -> None:
         self.out_measurements.append(m)
+        if self.gateway is not None and m.rtu in self.gateway:
+            held = self._scans.setdefault(m.rtu, {})
+            if m.point not in held or held[m.point][1] <= m.source_t_s:  # newest scan wins
+                held[m.point] = (m.value, m.source_t_s)
         self.records.append(telemetry_record(m.rtu, m.point, float(m.value), m.source_t_s,
                                              m.delivery_t_s))
 

@@ -87,6 +87,8 @@ def run(
     from twin.runner import RunFailed, run_scenario  # heavy imports only when running
 
     logging.basicConfig(level=logging.WARNING)
+    # the RTUs' endpoints: where they listen, connections, refused requests (docs/scada.md)
+    logging.getLogger("twin.protocols").setLevel(logging.INFO)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("sim {task.fields[sim]}"),
         TextColumn("speed-up {task.fields[speed]}"), TimeElapsedColumn(),

@@ -74,18 +74,23 @@ def test_rows_match_the_scenarios_points_and_devices_one_to_one(pm, rtus):
         rows = pm.for_rtu(rtu["name"])
         assert {p.iec104_ca for p in rows} == {ca}
         telemetry = [p for p in rows if p.direction == "telemetry"]
+        # the scenario's points, then the scan time (every RTU of this scenario has points)
         assert [p.name for p in telemetry] == [f"{q['element']}/{q['quantity']}"
-                                                for q in rtu["points"]]
-        assert [p.quantity for p in telemetry] == [q["quantity"] for q in rtu["points"]]
+                                                for q in rtu["points"]] + [
+            f"rtu:{rtu['name']}/scan_t_s"]
+        assert [p.quantity for p in telemetry] == [q["quantity"] for q in rtu["points"]] + [
+            "scan_t_s"]
+        assert (telemetry[-1].unit, telemetry[-1].value_type, telemetry[-1].high) == \
+            ("s", "float", 2.0**24)
         commands = [p for p in rows if p.direction == "command"]
         assert sorted(p.name for p in commands) == sorted(_commands(rtu))
         status = [p for p in rows if p.direction == "status"]
         assert [p.name for p in status] == [f"{p.name}/status" for p in commands]
-    # counted from the YAML: 26 points; 4 + 1 + 1 + 1 + 1 + 2 (wind P limit and Q) + 1 + 1
-    # commands, each with its status register
-    assert Counter(p.direction for p in pm.points) == {"telemetry": 26, "command": 12,
+    # counted from the YAML: 26 points and 8 scan times; 4 + 1 + 1 + 1 + 1 + 2 (wind P limit
+    # and Q) + 1 + 1 commands, each with its status register
+    assert Counter(p.direction for p in pm.points) == {"telemetry": 26 + 8, "command": 12,
                                                        "status": 12}
-    assert Counter(p.rtu for p in pm.points)["RTU Substation"] == 12 + 4 + 4
+    assert Counter(p.rtu for p in pm.points)["RTU Substation"] == 12 + 1 + 4 + 4
 
 
 def _registers(points) -> list[int]:
@@ -170,7 +175,7 @@ def test_types_float32_two_registers_switches_coils_with_sbo(pm, rtus):
 def test_units(pm):
     units = {(p.quantity, p.unit) for p in pm.points if p.direction == "telemetry"}
     assert units == {("vm_pu", "p.u."), ("i_ka", "kA"), ("p_mw", "MW"), ("q_mvar", "Mvar"),
-                     ("tap_pos", "-"), ("step", "-"), ("closed", "-")}
+                     ("tap_pos", "-"), ("step", "-"), ("closed", "-"), ("scan_t_s", "s")}
     assert quantity_unit("loading_percent") == "%"
     assert quantity_unit("fcr_inject_mw") == "MW"
     assert quantity_unit("n_connected") == "-"
@@ -287,7 +292,7 @@ def test_twin_points_set_overrides_the_scenario():
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["name"] for r in rows if r["rtu"] == "RTU Bus 6"] == [
-        "bus:Bus 6/vm_pu", "line:Line 5-6/i_ka", "shunt:Cap 6/step"]
+        "bus:Bus 6/vm_pu", "line:Line 5-6/i_ka", "shunt:Cap 6/step", "rtu:RTU Bus 6/scan_t_s"]
 
 
 def test_twin_points_bad_scenario_is_one_line_exit_2(tmp_path):

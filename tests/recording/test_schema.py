@@ -34,7 +34,12 @@ def test_record_builders_name_tags_and_fields():
     assert r["measurement"] == "command" and r["t_s"] == 12.5
     assert r["tags"] == {"element": "switch:S1", "action": "open", "status": "success",
                          "via": "RTU 1"}
-    assert list(r["fields"]) == ["id", "value", "result_delay_s", "applied_delay_s", "reason"]
+    assert list(r["fields"]) == ["id", "value", "result_delay_s", "applied_delay_s", "reason",
+                                 "source"]
+    assert r["fields"]["source"] == ""  # not given
+    assert schema.command_record("switch:S1", "open", "success", "RTU 1", "c-1", None, "done",
+                                 10.0, None, 12.5, source="modbus 127.0.0.1:5020"
+                                 )["fields"]["source"] == "modbus 127.0.0.1:5020"
     assert math.isnan(r["fields"]["value"]) and math.isnan(r["fields"]["applied_delay_s"])
     assert r["fields"]["result_delay_s"] == 2.5
     r = schema.crew_record("switch:S1", 2, requested_t_s=0.0, started_t_s=10.0,

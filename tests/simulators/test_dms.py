@@ -60,6 +60,7 @@ def test_volt_var_modes(make_scenario, tmp_path):
     assert len(taps) >= 1 and taps.reason.str.contains("above the 1.045 p.u. target").all()
     cmd = read_measurement(direct.run_dir / "store", "command")
     assert (cmd[cmd.action == "set_tap"].status == "success").all()
+    assert (cmd[cmd.action == "set_tap"].source == "dms").all()
 
 
 def test_lossy_links_and_an_outage_make_data_stale_and_decisions_say_so(make_scenario, tmp_path):

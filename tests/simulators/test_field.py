@@ -60,6 +60,7 @@ def test_field(run):
     # remote commands: applied after the downlink latency, acknowledged after the uplink
     cap = cmd.loc["op-1"]
     assert cap.status == "success" and cap.via == "RTU Feeder"
+    assert (cmd.source == "operator").all()  # the scenario's commands, none of the DMS's
     assert 0.04 <= cap.applied_delay_s < cap.result_delay_s < 1.0  # cellular: 40 ms fixed
     grid = read_measurement(store, "grid")
     t = _seconds(grid.time)

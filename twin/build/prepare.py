@@ -21,6 +21,7 @@ from twin.build.checks import (
 )
 from twin.build.devices import add_capacitors, add_line_switches, manual_switches
 from twin.build.dms import DMSSetup, builtin_settings_ignored, plan_dms
+from twin.build.endpoints import endpoint_specs
 from twin.build.field import build_field_plan, grid_refs
 from twin.build.plants import PlantSet, pv_plants, wind_plants
 from twin.build.profiles import Profiles, simbench_profiles, synthetic_profiles
@@ -37,6 +38,7 @@ from twin.models.ev import EVPlan
 from twin.models.field import FieldPlan
 from twin.models.protection import Fault, Protection
 from twin.models.weather import read_weather_csv, synthetic_weather
+from twin.protocols.gateway import EndpointSpec
 from twin.rng import component_rng
 from twin.scenario import Scenario, ScenarioError, resolve_path
 
@@ -61,6 +63,7 @@ class Prepared:
     protection: Protection | None = None
     faults: tuple[tuple[int, Fault], ...] = ()  # (tick, fault)
     solver: SolverChoice | None = None  # the power-flow backend, and why
+    endpoints: dict[str, EndpointSpec] = dataclass_field(default_factory=dict)  # RTU -> where
     warnings: list[str] = dataclass_field(default_factory=list)  # e.g. events after the end
 
 
@@ -129,6 +132,7 @@ def prepare(scenario: Scenario, scenario_file: Path | None = None,
         prepared.field = build_field_plan(
             scenario, net, pv=devices["pv"], wind=devices["wind"],
             batteries=devices["battery"], ev_loads=devices["ev"], manual=manual)
+    prepared.endpoints = endpoint_specs(scenario, prepared.field)
     plant_refs = grid_refs(net, devices)
     unreachable = check_commands(scenario, net, prepared.field, set(plant_refs))
     prepared.dms = plan_dms(scenario, net, weather, pv.names, wind.names,

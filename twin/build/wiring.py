@@ -17,6 +17,7 @@ from typing import Callable
 import mosaik
 import numpy as np
 
+from twin.build.endpoints import start_gateway
 from twin.build.gc_tuning import quiet_gc
 from twin.build.prepare import Prepared, customers
 from twin.build.stopping import RunInterrupted, StopRequest
@@ -27,6 +28,8 @@ from twin.models import pv as pv_model
 from twin.models.frequency import AreaSpec
 from twin.models.frequency_units import ResponseSettings, TwinUnits
 from twin.models.weather import WEATHER_ATTRS
+from twin.protocols.gateway import Gateway
+from twin.protocols.pointmap import point_map
 from twin.recording.policy import recording_policy
 from twin.recording.schema import (
     BATTERY,
@@ -103,6 +106,8 @@ class _Wiring:
     parents: dict[str, mosaik.Entity] = field(default_factory=dict)  # "pv" -> the park
     series: mosaik.ModelFactory | None = None
     field: mosaik.Entity | None = None
+    speed: float | None = None  # live mode's pace
+    gateway: Gateway | None = None  # the RTUs' protocol endpoints, stopped by run_world
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
                periodic: bool = True) -> None:
@@ -142,6 +147,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     event_log = EventLog(clock.time_ns(0), watch=[c.element for c in checks.events]) \
         if checks.events or checks.decisions else None
     last_tick = -1  # the last step the recorder has written (store, KPIs) in full
+    w: _Wiring | None = None
 
     def recorded(tick: int) -> None:
         nonlocal last_tick
@@ -164,7 +170,8 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
             policy=recording_policy(sc.recording, prep.names, sc.step, sc.time_resolution,
                                     sc.kpis.voltage_band_pu))
         w = _Wiring(world, prep, sc.step_ticks, until_ticks, grid,
-                    {e.eid: e for e in grid.children}, recorder, registry, periods, tables)
+                    {e.eid: e for e in grid.children}, recorder, registry, periods, tables,
+                    speed=speed)
         # One simulator replays every time series (profiles and weather): each simulator
         # costs mosaik bookkeeping at every step, whatever it does.
         w.series = world.start("Series", sim_id="series",
@@ -182,7 +189,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         if stop is not None:
             stop.check()  # asked for while the world was built
     except BaseException:
-        _shutdown(world)
+        _shutdown(world, w)
         raise
     t0 = wallclock.perf_counter()
     interrupted: RunInterrupted | None = None
@@ -204,6 +211,8 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _shutdown(world)  # a failing simulator leaves the world running otherwise
         raise
     finally:
+        if w.gateway is not None:
+            w.gateway.stop()
         if stop is not None:
             stop.defer()  # the results are written whole
     wall = wallclock.perf_counter() - t0
@@ -360,11 +369,15 @@ def _wire_field(w: _Wiring) -> None:
     operator = [(sc.clock.ticks(c.after) if c.after > 0 else 0,
                  {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
                   "source": "operator"}) for k, c in enumerate(sc.commands)]
+    if prep.endpoints:  # the RTUs' real protocol endpoints, open for the whole run
+        w.gateway = start_gateway(sc, plan, prep.endpoints, point_map(plan, prep.net))
     field_ent = world.start("Field", sim_id="field").Field(
         plan=plan, seed=sc.seed, until_ticks=w.until, grid_step_ticks=w.step,
         record_every_ticks=w.step,
         scheduled_commands=operator,
-        handover_ticks=_dms_handover(sc.clock, prep.dms))
+        handover_ticks=_dms_handover(sc.clock, prep.dms), gateway=w.gateway,
+        # live: take clients' commands every simulated second
+        poll_ticks=max(1, sc.clock.ticks(1.0)) if w.speed else None)
     w.field = field_ent
     w.registry[field_ent.full_id] = (FIELD_SOURCE, "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
@@ -418,11 +431,14 @@ def _cancel_soon(loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(_cancel_tasks, loop)
 
 
-def _shutdown(world: mosaik.World) -> None:
-    """Stop what still runs in the world's event loop, then shut the simulators down.
+def _shutdown(world: mosaik.World, w: _Wiring | None = None) -> None:
+    """Stop what still runs in the world's event loop, then shut the simulators down (and
+    the protocol endpoints, if the wiring ``w`` started them).
 
     A simulator that raised (or a stop) leaves the other simulators' tasks pending: they are
     cancelled and awaited first, so none is destroyed pending (asyncio's noise at exit)."""
+    if w is not None and w.gateway is not None:
+        w.gateway.stop()
     try:
         loop = world.loop
         if not loop.is_closed():

@@ -39,6 +39,10 @@ always gives the same map:
 * an RTU's commands share one Modbus number sequence: coils 0 … n−1 for its n switches, its
   set-points in holding registers from n on (int16 one register, float32 two), so that no
   two status registers (``address + 100``) meet; an RTU has at most 100 command registers;
+* an RTU with telemetry ends it with ``rtu:<RTU>/scan_t_s`` (:func:`scan_time_point`): the
+  simulated time of its last delivered scan [s since the run's start], float32, exact to
+  the second for 194 days (:data:`SCAN_TIME_RANGE`): how old its values are, on the
+  simulation's clock, whatever the pace of the run;
 * measurands include ``tap_pos`` and ``step`` (float32, ``M_ME_NC_1``); single points are
   the boolean quantities (:data:`STATUS_QUANTITIES`);
 * a status register has no IEC 104 object (``iec104_ioa`` 0, ``iec104_type`` empty): IEC 104
@@ -166,7 +170,7 @@ class PointMap:
 STATUS_QUANTITIES = comms.BOOLEAN_QUANTITIES | {"tripped", "supplied"}
 
 #: A quantity's unit, by the suffix of its name (pandapower's: ``vm_pu``, ``i_ka``, …).
-_UNIT_SUFFIXES = (("_pu", "p.u."), ("_ka", "kA"), ("_kv", "kV"), ("_mw", "MW"),
+_UNIT_SUFFIXES = (("_t_s", "s"), ("_pu", "p.u."), ("_ka", "kA"), ("_kv", "kV"), ("_mw", "MW"),
                   ("_mvar", "Mvar"), ("_mwh", "MWh"), ("_percent", "%"), ("_degree", "deg"))
 
 #: Remote command → (Modbus table, value type, registers, IEC 104 type, unit). ``switch``
@@ -190,6 +194,17 @@ UNRATED_MW = 1000.0
 IEC104_BLOCK = 1000
 #: The CSV file of a run's point map in its run directory.
 POINTS_FILE = "points.csv"
+
+
+#: The quantity of an RTU's scan-time point, and its range [s]: float32 holds every whole
+#: second up to 2**24 s (194 days) exactly.
+SCAN_TIME = "scan_t_s"
+SCAN_TIME_RANGE = (0.0, float(2**24))
+
+
+def scan_time_point(rtu: str) -> str:
+    """The name of ``rtu``'s scan-time point, ``"rtu:<rtu>/scan_t_s"``."""
+    return f"rtu:{rtu}/{SCAN_TIME}"
 
 
 def quantity_unit(quantity: str) -> str:
@@ -295,6 +310,14 @@ def _rtu_points(plan: FieldPlan, r: int, rtu: comms.RTUSpec,
             di, n_status = di + 1, n_status + 1
         else:
             ir, n_measurand = ir + 2, n_measurand + 1
+    if rtu.points:
+        out.append(MappedPoint(
+            rtu=rtu.name, name=scan_time_point(rtu.name), element=f"rtu:{rtu.name}",
+            quantity=SCAN_TIME, direction="telemetry", value_type="float", unit="s",
+            modbus_table="input_register", modbus_address=ir, modbus_count=2, iec104_ca=ca,
+            iec104_ioa=IEC104_MEASURAND_IOA + n_measurand, iec104_type="M_ME_NC_1",
+            low=SCAN_TIME_RANGE[0], high=SCAN_TIME_RANGE[1]))
+        n_measurand += 1
     devices: list[Device] = [d for d in plan.devices.values() if d.rtu == rtu.name]
     commands = [(d, c) for d in devices for c in device_commands(d.kind)]
     ordered = [x for x in commands if x[1] == "switch"] + [x for x in commands if x[1] != "switch"]

@@ -228,9 +228,10 @@ def telemetry_record(rtu: str, point: str, value: float, source_t_s: float,
 
 def command_record(element: str, action: str, status: str, via: str, command_id: str,
                    value: float | None, reason: str, sent_t_s: float,
-                   applied_t_s: float | None, result_t_s: float) -> Record:
+                   applied_t_s: float | None, result_t_s: float, source: str = "") -> Record:
     """A command's outcome, at the time its result was known (``via``: the RTU, ``crew``
-    or empty)."""
+    or empty; ``source``: who sent it — ``dms``, ``operator``, or a protocol client such as
+    ``modbus 127.0.0.1:50312``)."""
     return {"measurement": COMMAND, "t_s": result_t_s,
             "tags": {"element": element, "action": action, "status": status, "via": via},
             "fields": {"id": command_id,
@@ -238,7 +239,7 @@ def command_record(element: str, action: str, status: str, via: str, command_id:
                        "result_delay_s": result_t_s - sent_t_s,
                        "applied_delay_s": (applied_t_s - sent_t_s) if applied_t_s is not None
                        else math.nan,
-                       "reason": reason}}
+                       "reason": reason, "source": source}}
 
 
 def comm_record(t_s: float, rtu: str, counts: Mapping[str, int]) -> Record:

@@ -9,6 +9,7 @@ the grid when the run is prepared.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -197,6 +198,25 @@ class PointModel(Strict):
         return span
 
 
+class EndpointModel(Strict):
+    protocol: Literal["modbus", "iec104"] = Field(
+        ..., description="modbus: Modbus TCP; iec104: IEC 60870-5-104 (the optional extra "
+        "dms-twin[iec104]).")
+    port: int = Field(..., ge=0, le=65535, description="TCP port; 0 lets the system pick one "
+                      "(printed when the run starts).")
+    host: str = Field("127.0.0.1", description="IP address to listen on: loopback unless "
+                      "given (0.0.0.0 for every interface).")
+
+    @field_validator("host")
+    @classmethod
+    def _ip(cls, host: str) -> str:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"an IP address such as 127.0.0.1; found {host!r}") from None
+        return host
+
+
 class RTUSpecModel(Strict):
     name: Name
     scan_period: Seconds = Field(10.0, description="Time between scans.")
@@ -208,6 +228,8 @@ class RTUSpecModel(Strict):
     report_by_exception: bool = Field(
         True, description="A status point that changes (switch, trip, fault indicator) is "
         "reported at once, not only at the next scan.")
+    endpoint: EndpointModel | None = Field(
+        None, description="Serve this RTU's points over a real protocol (see docs/scada.md).")
 
     @field_validator("devices")
     @classmethod
