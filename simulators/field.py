@@ -47,8 +47,10 @@ META: mosaik_api_v3.Meta = {
             "params": ["plan", "seed", "time_resolution_s", "record_every_ticks", "grid_step_ticks",
                        "handover_ticks", "gateway", "poll_ticks",
                        "until_ticks", "deliver_exact", "scheduled_commands"],
-            "attrs": ["snapshot", "solved_at", "commands", "ev_snapshot", *FIELD_OUTPUTS],
-            "trigger": ["commands", "solved_at"],
+            "attrs": ["snapshot", "solved_at", "commands", "wake", "ev_snapshot",
+                      *FIELD_OUTPUTS],
+            # wake: a SCADA front end wrote commands to the endpoints: take them now
+            "trigger": ["commands", "solved_at", "wake"],
             "non-persistent": FIELD_OUTPUTS,
         },
         # Switches, taps, capacitor steps: an output only when a command arrives, which
@@ -195,7 +197,7 @@ class FieldSim(mosaik_api_v3.Simulator):
             self._submit(self.scheduled.pop()[1], t_s)
         for commands in f_in.get("commands", {}).values():
             for command in commands or ():
-                self._submit(command, t_s)
+                self._submit(command, t_s, source="dms")
         if self.gateway is not None:
             for command in self.gateway.drain():  # written by protocol clients
                 self._submit(command, t_s)
@@ -285,13 +287,14 @@ class FieldSim(mosaik_api_v3.Simulator):
         return nxt_tick
 
     # ------------------------------------------------------------------ commands
-    def _submit(self, command: dict, t_s: float) -> None:
+    def _submit(self, command: dict, t_s: float, source: str | None = None) -> None:
+        """Send ``command`` on its way; ``source`` (recorded) overrides its own: the DMS's
+        commands name the DMS function that decided them, which its decisions record."""
         plan = self.plan
         assert plan is not None and self.net is not None
         self.n_commands += 1
         cid = str(command.get("id") or f"cmd-{self.n_commands}")
-        # the DMS's commands carry no source; the scenario's say "operator"
-        self._sources[cid] = str(command.get("source") or "dms")
+        self._sources[cid] = source or str(command.get("source") or "")
         target, action, value = command["target"], command["action"], command.get("value")
         device = plan.devices.get(target)
         problem = None

@@ -31,7 +31,7 @@ class RecordKind(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -111,7 +111,7 @@ def run(
         raise typer.Exit(exit_status(exc.signum)) from None
     except RunFailed as exc:  # (escaped: "[Errno 28]" is no markup)
         where = f" (what was recorded is in {exc.run_dir})" if exc.run_dir else ""
-        _fail(escape(f"run failed: {exc.reason}{where}"), 1)
+        _fail(f"run failed: {exc.reason}{where}", 1)
         return
     _print_summary(summary)
     if summary.status != "completed":
@@ -237,7 +237,7 @@ def validate(
             checked = check_scenario(sc, f)
         except ScenarioError as exc:
             text = str(exc) if str(exc).startswith(str(f)) else f"{f}: {exc}"
-            err_console.print(f"[bold red]invalid:[/] {text}", highlight=False)
+            err_console.print(f"[bold red]invalid:[/] {escape(text)}", highlight=False)
             bad += 1
             continue
         console.print(f"[green]valid:[/] {f} ({sc.name}: {format_duration(sc.duration)} "
@@ -277,12 +277,12 @@ def points(
         pm = point_map(prep.field, prep.net) if prep.field is not None else PointMap(())
     except ScenarioError as exc:
         text = str(exc) if str(exc).startswith(str(scenario)) else f"{scenario}: {exc}"
-        _fail(escape(text))
+        _fail(text)
         return
     except ValueError as exc:  # a weather file that cannot be read or does not cover the run
         if not str(exc).startswith("weather file"):
             raise
-        _fail(escape(f"{scenario}: weather.csv: {exc}"))
+        _fail(f"{scenario}: weather.csv: {exc}")
         return
     if format_ is PointsFormat.csv:
         write_csv(pm, sys.stdout, lineterminator="\n")

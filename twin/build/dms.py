@@ -48,6 +48,7 @@ class DMSSetup:
     context: DMSContext
     cls: type | None = None          # loaded (in process); None for a remote DMS
     remote: str | None = None        # host:port of an out-of-process DMS
+    scada: str | None = None         # "modbus" / "iec104": telemetry and commands on the wire
     info: DMSInfo | None = None
     instance: Any = field(default=None, repr=False)   # the DMS itself, once created
     guarded: GuardedDMS | None = field(default=None, repr=False)  # as the simulator calls it
@@ -73,6 +74,8 @@ class DMSSetup:
             self.info = DMSInfo(cls=self.cls_path, version=str(getattr(dms, "VERSION", "")),
                                 api_version=str(getattr(dms, "API_VERSION", API_VERSION)),
                                 params=self.params)
+        if self.scada is not None:
+            self.info.transport += f", field over {self.scada}"
         self.instance = dms
         self.guarded = GuardedDMS(dms, self.context.cycle_s, self.context.cycle_offset_s)
         return self.guarded
@@ -89,7 +92,8 @@ class DMSSetup:
             return self.info.as_dict()
         return {"class": self.cls_path, "version": str(getattr(self.cls, "VERSION", "")),
                 "api_version": API_VERSION, "params": self.params,
-                "transport": f"tcp://{self.remote}" if self.remote else "in-process"}
+                "transport": (f"tcp://{self.remote}" if self.remote else "in-process")
+                + (f", field over {self.scada}" if self.scada else "")}
 
 
 def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str],
@@ -138,7 +142,8 @@ def plan_dms(scenario: Scenario, net, weather: pd.DataFrame, pv_names: list[str]
     # out of process, the class is what the server serves, checked if the scenario names one
     named = spec.remote is None or "dms_class" in spec.model_fields_set
     return DMSSetup(spec.dms_class if named else None, params, context, cls=cls,
-                    remote=spec.remote)
+                    remote=spec.remote,
+                    scada=None if spec.transport == "in_process" else spec.transport)
 
 
 def _check_supervisory(spec, net) -> None:

@@ -10,6 +10,7 @@ from twin.models.field import FieldPlan
 from twin.protocols.gateway import EndpointSpec, EndpointUnavailable, Gateway
 from twin.protocols.pointmap import PointMap
 from twin.scenario import Scenario, ScenarioError
+from twin.scenario.field import EndpointModel
 
 #: What ``pip`` installs for IEC 104 (c104, GPL-3.0).
 IEC104_EXTRA = "dms-twin[iec104]"
@@ -20,17 +21,24 @@ def endpoint_specs(scenario: Scenario, plan: FieldPlan | None) -> dict[str, Endp
     endpoints share, IEC 104 without its extra, or an RTU with nothing to serve."""
     out: dict[str, EndpointSpec] = {}
     taken: dict[tuple[str, int], int] = {}
-    served = {r.name for r in plan.rtus} | {d.rtu for d in plan.devices.values() if d.rtu} \
-        if plan is not None else set()
+    served = {r.name for r in plan.rtus if r.points} | {
+        d.rtu for d in plan.devices.values() if d.rtu} if plan is not None else set()
+    dms = scenario.dms
+    transport = dms.transport if dms.enabled else "in_process"
     for i, rtu in enumerate(scenario.rtus):
         ep = rtu.endpoint
+        key = f"rtus[{i}].endpoint"
+        if ep is None and transport != "in_process" and rtu.name in served:
+            # the DMS's front end reaches every RTU over the wire: loopback, any free port
+            ep = EndpointModel(protocol=transport, port=0)
+            key = "dms.transport"
         if ep is None:
             continue
-        key = f"rtus[{i}].endpoint"
         if not rtu.points and not rtu.devices or rtu.name not in served:
             raise ScenarioError(f"{key}: RTU {rtu.name} has no points and no devices to serve")
         if ep.protocol == "iec104" and importlib.util.find_spec("c104") is None:
-            raise ScenarioError(f"{key}.protocol: iec104 needs the optional extra "
+            where = key if key == "dms.transport" else f"{key}.protocol"
+            raise ScenarioError(f"{where}: iec104 needs the optional extra "
                                 f"{IEC104_EXTRA} (c104, GPL-3.0): pip install "
                                 f"'{IEC104_EXTRA}'")
         if ep.port:

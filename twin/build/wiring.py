@@ -28,6 +28,7 @@ from twin.models import pv as pv_model
 from twin.models.frequency import AreaSpec
 from twin.models.frequency_units import ResponseSettings, TwinUnits
 from twin.models.weather import WEATHER_ATTRS
+from twin.protocols.frontend import FrontEnd, sigma_of
 from twin.protocols.gateway import Gateway
 from twin.protocols.pointmap import point_map
 from twin.recording.policy import recording_policy
@@ -108,6 +109,7 @@ class _Wiring:
     field: mosaik.Entity | None = None
     speed: float | None = None  # live mode's pace
     gateway: Gateway | None = None  # the RTUs' protocol endpoints, stopped by run_world
+    frontend: FrontEnd | None = None  # the DMS's SCADA front end (dms.transport)
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
                periodic: bool = True) -> None:
@@ -211,8 +213,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
         _shutdown(world)  # a failing simulator leaves the world running otherwise
         raise
     finally:
-        if w.gateway is not None:
-            w.gateway.stop()
+        _close_protocols(w)
         if stop is not None:
             stop.defer()  # the results are written whole
     wall = wallclock.perf_counter() - t0
@@ -411,12 +412,29 @@ def _wire_dms(w: _Wiring) -> None:
     if setup is None:
         return
     assert w.field is not None
-    dms = w.world.start("DMS", sim_id="dms").DMS(dms=setup.guarded or setup.create())
+    guarded = setup.guarded or setup.create()
+    if setup.scada is not None:  # a SCADA front end: the field over the RTUs' endpoints
+        assert w.gateway is not None and w.prep.field is not None
+        w.frontend = FrontEnd(guarded, point_map(w.prep.field, w.prep.net),
+                              w.gateway.addresses(), sigma_of(setup.context.rtus),
+                              w.prep.field.command_timeout_s)
+    dms = w.world.start("DMS", sim_id="dms").DMS(dms=w.frontend or guarded)
+    # the field's telemetry and outcomes call the DMS (behind a front end: only that)
     w.world.connect(w.field, dms, "measurements", "command_outcomes")
     # commands go out one tick after the cycle that decided them (no same-tick loop)
     w.world.connect(dms, w.field, "commands", time_shifted=1)
+    if w.frontend is not None:
+        w.world.connect(dms, w.field, "wake", time_shifted=1)
     w.registry[dms.full_id] = (DMS_SOURCE, "dms")  # it sends "records" only
     w.world.connect(dms, w.recorder, "records")
+
+
+def _close_protocols(w: _Wiring) -> None:
+    """The DMS's front end (its clients), then the endpoints."""
+    if w.frontend is not None:
+        w.frontend.close()
+    if w.gateway is not None:
+        w.gateway.stop()
 
 
 def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
@@ -437,8 +455,8 @@ def _shutdown(world: mosaik.World, w: _Wiring | None = None) -> None:
 
     A simulator that raised (or a stop) leaves the other simulators' tasks pending: they are
     cancelled and awaited first, so none is destroyed pending (asyncio's noise at exit)."""
-    if w is not None and w.gateway is not None:
-        w.gateway.stop()
+    if w is not None:
+        _close_protocols(w)
     try:
         loop = world.loop
         if not loop.is_closed():

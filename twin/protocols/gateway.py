@@ -80,6 +80,7 @@ class _RTU:
     scan_period_s: float
     outages: tuple[tuple[float, float], ...]
     telemetry: tuple[str, ...]  # point names (without scan_t_s)
+    spec: EndpointSpec
     last_scan_s: float = -math.inf
     stale: bool = False
     reachable: bool = True
@@ -124,7 +125,7 @@ class Gateway:
             telemetry = tuple(p.name for p in points if p.direction == "telemetry"
                               and p.quantity != "scan_t_s")
             self._rtus[name] = _RTU(ep, spec.protocol, float(rtu.scan_period_s),
-                                    tuple(rtu.link.outages), telemetry)
+                                    tuple(rtu.link.outages), telemetry, spec)
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -137,8 +138,8 @@ class Gateway:
             except (OSError, RuntimeError) as err:  # RuntimeError: c104 would not start
                 self.stop()
                 raise EndpointUnavailable(name, f"RTU {name} cannot listen for "
-                                          f"{_LABEL[rtu.protocol]} on {rtu.endpoint.host}:"
-                                          f"{rtu.endpoint.port}: "
+                                          f"{_LABEL[rtu.protocol]} on {rtu.spec.host}:"
+                                          f"{rtu.spec.port}: "
                                           f"{getattr(err, 'strerror', None) or err}") from None
         self._started = True
         for name, rtu in self._rtus.items():

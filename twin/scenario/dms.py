@@ -135,6 +135,10 @@ class DMSSpec(Strict):
         description="host:port of a DMS served out of process (twin.dms.remote; "
         "`python -m twin.dms.serve CLASS`): the twin connects to it and hands it dms.class "
         "and dms.params.")
+    transport: Literal["in_process", "modbus", "iec104"] = Field(
+        "in_process", description="How the DMS reaches the field: in_process, or as a SCADA "
+        "front end over the RTUs' protocol endpoints (every RTU without an endpoint gets one "
+        "of this protocol on a loopback port; docs/scada.md).")
     cycle: Seconds = Field(
         60.0, ge=1.0, description="Time between DMS cycles, at least 1 s: a cycle estimates "
         "the state of the whole grid and runs every enabled function, which takes far longer "
