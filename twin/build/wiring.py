@@ -377,8 +377,7 @@ def _wire_field(w: _Wiring) -> None:
         record_every_ticks=w.step,
         scheduled_commands=operator,
         handover_ticks=_dms_handover(sc.clock, prep.dms), gateway=w.gateway,
-        # live: take clients' commands every simulated second
-        poll_ticks=max(1, sc.clock.ticks(1.0)) if w.speed else None)
+        poll_ticks=_poll_ticks(sc, w.speed) if w.speed else None)
     w.field = field_ent
     w.registry[field_ent.full_id] = (FIELD_SOURCE, "field")  # it sends "records" only
     # The RTUs read the grid's state as it was one tick before: no same-tick loop with the
@@ -404,6 +403,16 @@ def _wire_field(w: _Wiring) -> None:
             if target is None:
                 raise ScenarioError(f"rtus: {dev.ref} has no simulator to command")
             world.connect(devices[dev.eid], target, dev.attr)
+
+
+#: Live mode: the field looks for protocol clients' commands about this often [s, wall].
+POLL_WALL_S = 0.1
+
+
+def _poll_ticks(sc, speed: float) -> int:
+    """Live mode's command poll [ticks]: about every :data:`POLL_WALL_S` of wall-clock time
+    (a command waits at most that long to be taken), never more often than every tick."""
+    return max(1, round(POLL_WALL_S * speed / sc.time_resolution))
 
 
 def _wire_dms(w: _Wiring) -> None:

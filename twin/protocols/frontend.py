@@ -46,8 +46,11 @@ from twin.protocols.pointmap import COMMAND_STATUS, SCAN_TIME, MappedPoint, Poin
 
 _LOG = logging.getLogger("twin.protocols")
 
-#: Wall-clock limits [s]: one protocol exchange, and a station interrogation.
+#: Wall-clock limit of one protocol exchange [s].
 REQUEST_TIMEOUT_S = 2.0
+#: An IEC 104 station interrogation's wait for its termination [s], and the tries.
+GI_TIMEOUT_S = 1.0
+GI_ATTEMPTS = 3
 #: Outcome of a Modbus status register.
 _STATUS_NAME = {v: k for k, v in COMMAND_STATUS.items()}
 #: IEC 104 type ids of the commands and of the interrogation (IEC 60870-5-101, 7.2.1).
@@ -187,6 +190,7 @@ class _IecRTU:
         self._cond = threading.Condition()
         self._gi_done = 0
         self._terms: list[int] = []  # IOAs of positive ACTTERMs of executions, in order
+        self._refused: list[int] = []  # IOAs of negative ACTCONs of commands
 
         def on_raw(connection: c104.Connection, data: bytes) -> None:  # c104 checks the text
             self._on_raw(data)
@@ -199,6 +203,10 @@ class _IecRTU:
             return
         type_id, cot = data[6], data[8] & 0x3F
         negative = bool(data[8] & 0x40)
+        if cot == _ACTCON and negative and type_id in _COMMAND_TYPE_IDS:
+            with self._cond:
+                self._refused.append(data[12] | data[13] << 8 | data[14] << 16)
+            return
         if cot != _ACTTERM or negative:
             return
         with self._cond:
@@ -222,14 +230,23 @@ class _IecRTU:
     def read(self) -> dict[str, float | None] | None:
         if not self._open():
             return None
-        with self._cond:
-            before = self._gi_done
-        if not self.con.interrogation(common_address=self.ca, cause=self.c104.Cot.ACTIVATION,
-                                      qualifier=self.c104.Qoi.STATION):
-            return None
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._gi_done > before, REQUEST_TIMEOUT_S):
+        for _attempt in range(GI_ATTEMPTS):
+            with self._cond:
+                before = self._gi_done
+            # not waiting for the ACTCON in c104 (it now and then misses one and waits out
+            # its command timeout); the termination is what counts
+            if not self.con.interrogation(common_address=self.ca,
+                                          cause=self.c104.Cot.ACTIVATION,
+                                          qualifier=self.c104.Qoi.STATION,
+                                          wait_for_response=False):
                 return None
+            with self._cond:
+                if self._cond.wait_for(lambda: self._gi_done > before, GI_TIMEOUT_S):
+                    break
+            _LOG.info("front end: RTU %s: no end of interrogation in %g s; again",
+                      self.rtu, GI_TIMEOUT_S)
+        else:
+            return None
         out: dict[str, float | None] = {}
         for name, point in self.telemetry.items():
             q = point.quality
@@ -248,8 +265,15 @@ class _IecRTU:
             point.value = self.c104.Int16(int(round(value)))
         else:
             point.value = float(value)
-        ok = point.transmit(cause=self.c104.Cot.ACTIVATION)
-        return None if ok else "negative or no activation confirmation"
+        with self._cond:
+            self._refused.clear()
+        if point.transmit(cause=self.c104.Cot.ACTIVATION):
+            return None
+        # c104 now and then misses a positive ACTCON: only a negative one is a refusal (an
+        # accepted command then ends with its ACTTERM, or times out)
+        with self._cond:
+            refused = p.iec104_ioa in self._refused
+        return "negative activation confirmation" if refused else None
 
     def terminated(self, ioa: int) -> bool:
         """Whether an ACTTERM for ``ioa`` came (and take it)."""

@@ -348,11 +348,17 @@ class _Guard:
         for writer in list(self._conns):
             writer.transport.abort()
         # Every other task: the handlers, including one accepted but not yet started.
+        await self._cancel_others()
+        await server.wait_closed()
+        # a connection accepted while closing starts its handler only now
+        await self._cancel_others()
+
+    @staticmethod
+    async def _cancel_others() -> None:
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await server.wait_closed()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       upstream_port: int) -> None:
