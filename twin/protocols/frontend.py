@@ -46,8 +46,9 @@ from twin.protocols.pointmap import COMMAND_STATUS, SCAN_TIME, MappedPoint, Poin
 
 _LOG = logging.getLogger("twin.protocols")
 
-#: Wall-clock limit of one protocol exchange [s].
-REQUEST_TIMEOUT_S = 2.0
+#: Wall-clock limit of one protocol exchange [s]: on loopback, with the simulation waiting
+#: for the DMS, an RTU that does not answer in this time is not answering (an outage).
+REQUEST_TIMEOUT_S = 0.5
 #: An IEC 104 station interrogation's wait for its termination [s], and the tries.
 GI_TIMEOUT_S = 1.0
 GI_ATTEMPTS = 3
@@ -100,7 +101,10 @@ class _ModbusRTU:
     def _ready(self) -> bool:
         return self.client.connected or self.client.connect()
 
-    def read(self) -> dict[str, float | None] | None:
+    def ask(self) -> bool:
+        return True  # Modbus reads are synchronous: all in :meth:`read`
+
+    def read(self, token: object = None) -> dict[str, float | None] | None:
         """Point name → value (None: invalid); None if the RTU does not answer."""
         if not self._ready():
             return None
@@ -191,6 +195,7 @@ class _IecRTU:
         self._gi_done = 0
         self._terms: list[int] = []  # IOAs of positive ACTTERMs of executions, in order
         self._refused: list[int] = []  # IOAs of negative ACTCONs of commands
+        self._was_open = False  # once open, a closed connection means the RTU is gone
 
         def on_raw(connection: c104.Connection, data: bytes) -> None:  # c104 checks the text
             self._on_raw(data)
@@ -220,31 +225,43 @@ class _IecRTU:
         c104 = self.c104
         end = time.monotonic() + REQUEST_TIMEOUT_S
         while self.con.state != c104.ConnectionState.OPEN:
-            if time.monotonic() > end:
-                return False
+            if time.monotonic() > end or self._was_open and self.con.state in (
+                    c104.ConnectionState.CLOSED, c104.ConnectionState.CLOSED_AWAIT_RECONNECT):
+                return False  # lost (an outage): no wait; c104 reconnects by itself
             if self.con.state == c104.ConnectionState.OPEN_MUTED:
                 self.con.unmute()  # c104 now and then skips its own STARTDT
             time.sleep(0.002)
+        self._was_open = True
         return True
 
-    def read(self) -> dict[str, float | None] | None:
+    def ask(self) -> int | None:
+        """Send a station interrogation (not waiting); a token for :meth:`read`, or None
+        if the RTU is not there."""
         if not self._open():
             return None
+        with self._cond:
+            before = self._gi_done
+        # not waiting for the ACTCON in c104 (it now and then misses one and waits out its
+        # command timeout): the termination is what counts
+        if not self.con.interrogation(common_address=self.ca, cause=self.c104.Cot.ACTIVATION,
+                                      qualifier=self.c104.Qoi.STATION,
+                                      wait_for_response=False):
+            return None
+        return before
+
+    def read(self, token: int | None = None) -> dict[str, float | None] | None:
+        """The image once the interrogation ``token`` (:meth:`ask`; None: one now) ended."""
         for _attempt in range(GI_ATTEMPTS):
+            if token is None:
+                token = self.ask()
+                if token is None:
+                    return None
             with self._cond:
-                before = self._gi_done
-            # not waiting for the ACTCON in c104 (it now and then misses one and waits out
-            # its command timeout); the termination is what counts
-            if not self.con.interrogation(common_address=self.ca,
-                                          cause=self.c104.Cot.ACTIVATION,
-                                          qualifier=self.c104.Qoi.STATION,
-                                          wait_for_response=False):
-                return None
-            with self._cond:
-                if self._cond.wait_for(lambda: self._gi_done > before, GI_TIMEOUT_S):
+                if self._cond.wait_for(lambda: self._gi_done > token, GI_TIMEOUT_S):
                     break
             _LOG.info("front end: RTU %s: no end of interrogation in %g s; again",
                       self.rtu, GI_TIMEOUT_S)
+            token = None
         else:
             return None
         out: dict[str, float | None] = {}
@@ -311,6 +328,7 @@ class FrontEnd:
         self._points: dict[str, dict[str, MappedPoint]] = {}
         self._commands: dict[tuple[str, str], MappedPoint] = {}  # (device, command) -> point
         self._last_scan: dict[str, float] = {}
+        self._scan_point: dict[str, str] = {}  # RTU with telemetry -> its scan_t_s point
         self._pending: dict[str, _Pending] = {}
         self._refused: dict[str, str] = {}  # command id -> why the RTU did not take it
         self._sent = 0
@@ -318,6 +336,7 @@ class FrontEnd:
         for rtu, (protocol, host, port) in addresses.items():
             points = point_map.for_rtu(rtu)
             self._points[rtu] = {p.name: p for p in points}
+            self._scan_point.update({rtu: p.name for p in points if p.quantity == SCAN_TIME})
             for p in points:
                 if p.direction == "command":
                     self._commands[(p.element, p.quantity)] = p
@@ -365,15 +384,15 @@ class FrontEnd:
     # ------------------------------------------------------------------ parts
     def _telemetry(self, t_s: float) -> list[dict]:
         rows: list[dict] = []
-        for rtu, client in self._rtus.items():
+        # every IEC 104 interrogation goes out first: the RTUs answer at once, not in turn
+        tokens = {rtu: client.ask() for rtu, client in self._rtus.items()
+                  if rtu in self._scan_point}
+        for rtu, token in tokens.items():
             points = self._points[rtu]
-            if not any(p.direction == "telemetry" for p in points.values()):
-                continue
-            image = client.read()
+            image = self._rtus[rtu].read(token) if token is not None else None
             if image is None:
                 continue
-            scan_name = next(n for n, p in points.items() if p.quantity == SCAN_TIME)
-            scan_t_s = image.get(scan_name)
+            scan_t_s = image.get(self._scan_point[rtu])
             if scan_t_s is None or scan_t_s <= self._last_scan.get(rtu, -math.inf):
                 continue  # nothing new since the last read
             self._last_scan[rtu] = scan_t_s

@@ -141,10 +141,7 @@ class Gateway:
                                           f"{_LABEL[rtu.protocol]} on {rtu.spec.host}:"
                                           f"{rtu.spec.port}: "
                                           f"{getattr(err, 'strerror', None) or err}") from None
-        self._started = True
-        for name, rtu in self._rtus.items():
-            self._log.info("RTU %s: %s on %s:%d", name, _LABEL[rtu.protocol],
-                           rtu.endpoint.host, rtu.endpoint.port)
+        self._started = True  # (each endpoint logs where it listens)
 
     def stop(self) -> None:
         """Stop every endpoint (idempotent)."""
