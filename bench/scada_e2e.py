@@ -147,7 +147,12 @@ def main() -> None:
     ap.add_argument("--until", default="2min")
     ap.add_argument("--commands", type=int, default=10)
     ap.add_argument("--reads", type=int, default=200)
+    ap.add_argument("--switch-interval-ms", type=float, default=None,
+                    help="sys.setswitchinterval for the whole bench (the run itself sets "
+                    "twin.build.wiring.ENDPOINT_SWITCH_INTERVAL_S unless given)")
     args = ap.parse_args()
+    if args.switch_interval_ms:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     mb_port, iec_port = free_port(), free_port()
     overrides = ["dms.enabled=false",
                  f"rtus[0].endpoint={{protocol: modbus, port: {mb_port}}}",
@@ -202,7 +207,11 @@ def main() -> None:
     if len(res["mb_tap"]) < args.commands:
         print(f"warning: the run ({wall:.0f} s) ended before all commands; use a longer "
               "--until", file=sys.stderr)
-    print(f"cigre_mv_day live at {args.speed:g}x for {args.until} ({wall:.1f} s wall), "
+    from twin.build.wiring import ENDPOINT_SWITCH_INTERVAL_S
+    during = (args.switch_interval_ms / 1000 if args.switch_interval_ms
+              else ENDPOINT_SWITCH_INTERVAL_S)
+    print(f"switch interval during the run {during * 1000:g} ms; "
+          f"cigre_mv_day live at {args.speed:g}x for {args.until} ({wall:.1f} s wall), "
           f"lag p99 {summary.run_info.get('live', {}).get('lag_p99_s', float('nan'))} s")
     print(ms("Modbus: read image (IR 0-21 + DI 0-1), no sim", res["mb_read_idle"]))
     print(ms("Modbus: read image (IR 0-21 + DI 0-1), sim running", res["mb_read"]))

@@ -8,7 +8,9 @@ data streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import time as wallclock
 import warnings
 from dataclasses import dataclass, field
@@ -198,7 +200,7 @@ def run_world(prep: Prepared, store: Store, run_id: str, until_s: float | None =
     try:
         if stop is not None:  # from now on a stop cancels the world's tasks
             stop.on_request = lambda: _cancel_soon(world.loop)
-        with warnings.catch_warnings(), quiet_gc():
+        with warnings.catch_warnings(), quiet_gc(), _endpoint_threads(w.gateway is not None):
             warnings.simplefilter("ignore", category=UserWarning)
             # (shuts down when it ends; in live mode late steps only warn, ignored above:
             # the lag is measured and reported by the caller)
@@ -436,6 +438,26 @@ def _wire_dms(w: _Wiring) -> None:
         w.world.connect(dms, w.field, "wake", time_shifted=1)
     w.registry[dms.full_id] = (DMS_SOURCE, "dms")  # it sends "records" only
     w.world.connect(dms, w.recorder, "records")
+
+
+#: Python's thread switch interval while protocol endpoints serve clients [s]: the run's
+#: thread holds the GIL between its steps (mosaik's live mode polls every tick), and at
+#: the default 5 ms a client's read waits ~30 ms for the endpoint's thread to get it
+#: (bench/scada_e2e.py: 28 ms mean at 5 ms, 2.8 ms at 0.5 ms).
+ENDPOINT_SWITCH_INTERVAL_S = 0.001
+
+
+@contextlib.contextmanager
+def _endpoint_threads(active: bool):
+    """A thread switch interval of at most :data:`ENDPOINT_SWITCH_INTERVAL_S` for the run,
+    if endpoints are open."""
+    before = sys.getswitchinterval()
+    if active:
+        sys.setswitchinterval(min(before, ENDPOINT_SWITCH_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _close_protocols(w: _Wiring) -> None:
