@@ -348,17 +348,26 @@ class _Guard:
         for writer in list(self._conns):
             writer.transport.abort()
         # Every other task: the handlers, including one accepted but not yet started.
-        await self._cancel_others()
+        await self._end_others()
         await server.wait_closed()
         # a connection accepted while closing starts its handler only now
-        await self._cancel_others()
+        await self._end_others()
 
-    @staticmethod
-    async def _cancel_others() -> None:
+    async def _end_others(self) -> None:
+        """Let every other task (the connections' handlers) end: their transports are
+        aborted, so they return; cancel only what is still running after a while (asyncio's
+        stream server logs an error for a handler task that was cancelled)."""
+        for writer in list(self._conns):
+            writer.transport.abort()
+        for link in list(self._links.values()):
+            link.up.transport.abort()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
+        if not others:
+            return
+        _done, pending = await asyncio.wait(others, timeout=1.0)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       upstream_port: int) -> None:
