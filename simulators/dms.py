@@ -1,14 +1,9 @@
-"""mosaik adapter of a DMS (the interface of :mod:`twin.dms.api`, checked and guarded by
-:class:`twin.dms.api.GuardedDMS`): it hands the field's ``measurements`` and
-``command_outcomes`` to the DMS, its ``commands`` to the field and its decisions and
-records to the recorder, converting ticks to seconds and back. Behind a SCADA front end
-(:class:`twin.protocols.frontend.FrontEnd`) its commands go over the wire; ``wake`` then
-tells the field at the next tick that some were written, so it takes them as it takes the
-in-process ones."""
+"""mosaik adapter of a DMS (:mod:`twin.dms.api`, guarded by :class:`~twin.dms.api.GuardedDMS`):
+the field's ``measurements`` and ``command_outcomes`` in; ``commands`` to the field, records
+and decisions to the recorder (ticks ↔ seconds). ``wake``: a SCADA front end
+(:mod:`twin.protocols.frontend`) wrote commands to the RTUs; the field takes them next tick."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import mosaik_api_v3
 
@@ -35,7 +30,7 @@ class DMSSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.dms: GuardedDMS | None = None
         self.res_s = 1.0
-        self.out: dict[str, Any] = {"commands": [], "records": [], "wake": 0}
+        self.out: dict[str, list] = {"commands": [], "records": [], "wake": []}
 
     def init(self, sid, time_resolution=1.0, **sim_params):
         self.res_s = float(time_resolution)
@@ -54,13 +49,12 @@ class DMSSim(mosaik_api_v3.Simulator):
         done = self.dms.step(time * self.res_s, rows, outcomes)
         self.out["commands"] += done.commands
         self.out["records"] += done.records + [d.record() for d in done.decisions]
-        take_sent = getattr(self.dms, "take_sent", None)  # a SCADA front end's wire commands
-        if take_sent is not None:
-            self.out["wake"] += take_sent()
+        sent = getattr(self.dms, "take_sent", lambda: 0)()
+        self.out["wake"] += [sent] if sent else []
         return max(time + 1, scheduled_tick(done.next_call_s, self.res_s))
 
     def get_data(self, outputs):
         out = {a: self.out[a] for a in outputs.get("dms", []) if self.out.get(a)}
         for attr in out:
-            self.out[attr] = 0 if attr == "wake" else []
+            self.out[attr] = []
         return {"dms": out} if "dms" in outputs else {}
