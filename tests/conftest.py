@@ -26,6 +26,15 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+@pytest.fixture(scope="session")
+def default_day(tmp_path_factory):
+    """The default scenario's whole day as shipped, run once for every test that reads it
+    (the runner's and the report's; ~30 s). Read it, do not change it."""
+    from twin.runner import run_scenario  # heavy: only when a test asks for the run
+
+    return run_scenario(DEFAULT_SCENARIO, out=tmp_path_factory.mktemp("default_day") / "run")
+
+
 @pytest.fixture()
 def make_scenario(tmp_path: Path) -> Callable[..., Path]:
     """Write the default scenario with ``overrides`` merged in; returns the file path."""

@@ -18,9 +18,9 @@ DEFAULT = Path(__file__).resolve().parents[1] / "scenarios" / "cigre_mv_day.yaml
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("day")
-    return run_scenario(DEFAULT, out=tmp / "a"), run_scenario(DEFAULT, out=tmp / "b")
+def two_runs(default_day, tmp_path_factory):
+    """The shared default day and a second run of it (same seed)."""
+    return default_day, run_scenario(DEFAULT, out=tmp_path_factory.mktemp("day") / "b")
 
 
 def _hour(times) -> np.ndarray:

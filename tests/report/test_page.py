@@ -35,18 +35,15 @@ from twin.report.grid_sections import dms_text
 from twin.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SCENARIO = ROOT / "scenarios" / "cigre_mv_day.yaml"
 FLISR_SCENARIO = ROOT / "scenarios" / "flisr_three_loads.yaml"
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> Path:
-    """The default day, as shipped (the report the acceptance names; ~25 s)."""
-    base = tmp_path_factory.mktemp("default")
-    run_scenario(DEFAULT_SCENARIO, out=base / "run")
-    return base / "run"
+def default_run(default_day) -> Path:
+    """The default day, as shipped (the report the acceptance names; shared)."""
+    return default_day.run_dir
 
 
 @pytest.fixture(scope="module")
