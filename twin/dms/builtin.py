@@ -19,6 +19,7 @@ import copy
 from collections.abc import Mapping
 
 from twin import __version__
+from twin.dms import caches
 from twin.dms.api import API_VERSION, CommandOutcome, DMSContext, DMSStep, TelemetryRow
 from twin.dms.cells import Cell
 from twin.dms.controller import DMSController, DMSPlan
@@ -83,6 +84,7 @@ class BuiltinDMS:
     VERSION = __version__
 
     def __init__(self, context: DMSContext, params: Mapping[str, object]) -> None:
+        caches.clear_all()  # this run's results must not depend on an earlier run's
         s = settings_from(params)
         net = context.net
         device_refs = {d.element: d.ref for d in context.devices if d.element != d.ref}
