@@ -206,6 +206,12 @@ class Substation(threading.Thread):
                     SUB["sw6_ioa"]: c104.Type.M_SP_NA_1},
                    {SUB["sw6_cmd_ioa"]: (c104.Type.C_DC_NA_1, True),
                     SUB["tap_cmd_ioa"]: (c104.Type.C_SE_NB_1, False)})
+        try:
+            self._iec_session(iec)
+        finally:
+            iec.stop()  # a c104 client left running reconnects for the rest of the session
+
+    def _iec_session(self, iec: _Iec) -> None:
         assert iec.wait_open(30), "the IEC 104 endpoint never came up"
 
         def image():
@@ -228,7 +234,6 @@ class Substation(threading.Thread):
         while not self.stop.is_set():
             self._observe(image())
             time.sleep(0.01)
-        iec.stop()
 
 
 class TieSwitch(threading.Thread):
@@ -268,6 +273,12 @@ class TieSwitch(threading.Thread):
     def _iec(self) -> None:
         iec = _Iec(self.port, S1["ca"], {S1["closed_ioa"]: c104.Type.M_SP_NA_1},
                    {S1["cmd_ioa"]: (c104.Type.C_DC_NA_1, True)})
+        try:
+            self._iec_session(iec)
+        finally:
+            iec.stop()
+
+    def _iec_session(self, iec: _Iec) -> None:
         assert iec.wait_open(30), "the IEC 104 endpoint never came up"
         end = time.monotonic() + 30
         while not iec.interrogate():
@@ -279,7 +290,6 @@ class TieSwitch(threading.Thread):
             if iec.cond.wait_for(lambda: iec._n(**spont) > 0, DEADLINE_S):
                 self.states.append((bool(iec.points[S1["closed_ioa"]].value), "SPONTANEOUS"))
         self.stop.wait()
-        iec.stop()
 
 
 @pytest.fixture(scope="module", params=[("modbus", "iec104"), ("iec104", "modbus")],
