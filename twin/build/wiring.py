@@ -32,7 +32,7 @@ from twin.models.frequency_units import ResponseSettings, TwinUnits
 from twin.models.weather import WEATHER_ATTRS
 from twin.protocols.frontend import FrontEnd, sigma_of
 from twin.protocols.gateway import Gateway
-from twin.protocols.pointmap import point_map
+from twin.protocols.pointmap import PointMap, point_map
 from twin.recording.policy import recording_policy
 from twin.recording.schema import (
     BATTERY,
@@ -112,6 +112,7 @@ class _Wiring:
     speed: float | None = None  # live mode's pace
     gateway: Gateway | None = None  # the RTUs' protocol endpoints, stopped by run_world
     frontend: FrontEnd | None = None  # the DMS's SCADA front end (dms.transport)
+    points: PointMap | None = None  # the RTUs' point map, when endpoints are open
 
     def record(self, entity: mosaik.Entity, measurement: str, element: str, *attrs: str,
                periodic: bool = True) -> None:
@@ -373,7 +374,8 @@ def _wire_field(w: _Wiring) -> None:
                  {"id": f"op-{k}", "target": c.target, "action": c.action, "value": c.value,
                   "source": "operator"}) for k, c in enumerate(sc.commands)]
     if prep.endpoints:  # the RTUs' real protocol endpoints, open for the whole run
-        w.gateway = start_gateway(sc, plan, prep.endpoints, point_map(plan, prep.net))
+        w.points = point_map(plan, prep.net)
+        w.gateway = start_gateway(sc, plan, prep.endpoints, w.points)
     field_ent = world.start("Field", sim_id="field").Field(
         plan=plan, seed=sc.seed, until_ticks=w.until, grid_step_ticks=w.step,
         record_every_ticks=w.step,
@@ -425,8 +427,8 @@ def _wire_dms(w: _Wiring) -> None:
     assert w.field is not None
     guarded = setup.guarded or setup.create()
     if setup.scada is not None:  # a SCADA front end: the field over the RTUs' endpoints
-        assert w.gateway is not None and w.prep.field is not None
-        w.frontend = FrontEnd(guarded, point_map(w.prep.field, w.prep.net),
+        assert w.gateway is not None and w.points is not None and w.prep.field is not None
+        w.frontend = FrontEnd(guarded, w.points,
                               w.gateway.addresses(), sigma_of(setup.context.rtus),
                               w.prep.field.command_timeout_s)
     dms = w.world.start("DMS", sim_id="dms").DMS(dms=w.frontend or guarded)

@@ -35,13 +35,13 @@ Outcomes
 
 import logging
 import math
-import struct
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from twin.protocols.modbus import _float_words, _words_float
 from twin.protocols.pointmap import COMMAND_STATUS, SCAN_TIME, MappedPoint, PointMap
 
 _LOG = logging.getLogger("twin.protocols")
@@ -66,10 +66,6 @@ class _Pending:
     rtu: str
     point: MappedPoint
     sent_t_s: float
-
-
-def _f32(hi: int, lo: int) -> float:
-    return struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
 
 
 def _spans(points: list[MappedPoint], limit: int) -> list[tuple[int, int]]:
@@ -127,7 +123,7 @@ class _ModbusRTU:
             return None
         out: dict[str, float | None] = {}
         for p in self.floats:
-            x = _f32(words[p.modbus_address], words[p.modbus_address + 1])
+            x = _words_float(words[p.modbus_address], words[p.modbus_address + 1])
             out[p.name] = x if math.isfinite(x) else None
         for p in self.bits:
             out[p.name] = 1.0 if bits[p.modbus_address] else 0.0
@@ -143,8 +139,8 @@ class _ModbusRTU:
             elif p.value_type == "int":
                 rr = self.client.write_register(p.modbus_address, int(round(value)) & 0xFFFF)
             else:
-                hi, lo = struct.unpack(">HH", struct.pack(">f", float(value)))
-                rr = self.client.write_registers(p.modbus_address, [hi, lo])
+                rr = self.client.write_registers(p.modbus_address,
+                                                 list(_float_words(float(value))))
         except Exception as err:
             self.client.close()
             return f"no answer ({err})"

@@ -623,17 +623,25 @@ class ModbusEndpoint:
         self._write_coils(address, [value == _COIL_ON], peer)
         return data
 
-    def _fc15(self, data: bytes, peer: str) -> bytes:
+    @staticmethod
+    def _write_multiple(data: bytes, limit: int, nbytes_of: Callable[[int], int],
+                        what: str) -> tuple[int, int]:
+        """(address, count) of a write-multiple request (functions 15, 16), checked."""
         if len(data) < 5:
             raise _RequestError(ILLEGAL_DATA_VALUE, f"PDU data of {len(data)} bytes, expected "
                                                     ">= 5")
         address, count, nbytes = struct.unpack(">HHB", data[:5])
-        if not 1 <= count <= _MAX_WRITE_BITS or nbytes != (count + 7) // 8 \
-                or len(data) != 5 + nbytes:
+        if not 1 <= count <= limit or nbytes != nbytes_of(count) or len(data) != 5 + nbytes:
             raise _RequestError(ILLEGAL_DATA_VALUE, f"count {count} with byte count {nbytes} "
                                                     f"and {len(data) - 5} data bytes")
         if address + count > 0x10000:
-            raise _RequestError(ILLEGAL_DATA_ADDRESS, f"coils {address} + {count} beyond 65535")
+            raise _RequestError(ILLEGAL_DATA_ADDRESS, f"{what} {address} + {count} beyond "
+                                                      "65535")
+        return address, count
+
+    def _fc15(self, data: bytes, peer: str) -> bytes:
+        address, count = self._write_multiple(data, _MAX_WRITE_BITS, lambda n: (n + 7) // 8,
+                                              "coils")
         bits = [bool(data[5 + i // 8] >> (i % 8) & 1) for i in range(count)]
         self._write_coils(address, bits, peer)
         return data[:4]
@@ -646,17 +654,8 @@ class ModbusEndpoint:
         return data
 
     def _fc16(self, data: bytes, peer: str) -> bytes:
-        if len(data) < 5:
-            raise _RequestError(ILLEGAL_DATA_VALUE, f"PDU data of {len(data)} bytes, expected "
-                                                    ">= 5")
-        address, count, nbytes = struct.unpack(">HHB", data[:5])
-        if not 1 <= count <= _MAX_WRITE_REGISTERS or nbytes != 2 * count \
-                or len(data) != 5 + nbytes:
-            raise _RequestError(ILLEGAL_DATA_VALUE, f"count {count} with byte count {nbytes} "
-                                                    f"and {len(data) - 5} data bytes")
-        if address + count > 0x10000:
-            raise _RequestError(ILLEGAL_DATA_ADDRESS, f"registers {address} + {count} beyond "
-                                                      "65535")
+        address, count = self._write_multiple(data, _MAX_WRITE_REGISTERS, lambda n: 2 * n,
+                                              "registers")
         self._write_registers(address, list(struct.unpack(f">{count}H", data[5:])), peer)
         return data[:4]
 
